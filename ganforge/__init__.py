@@ -1,0 +1,29 @@
+"""ganforge: a plugin-based framework for training GANs on PyTorch."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ganforge.contracts import DataSpec, GANLoss, GANModels, ImageTensorDataset, LoadedDataset, NoParams, Params
+from ganforge.errors import GanforgeError
+from ganforge.hookspecs import hookimpl
+from ganforge.registry import Component, Kind, Registry
+
+try:
+    __version__ = version("ganforge")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Component",
+    "DataSpec",
+    "GANLoss",
+    "GANModels",
+    "GanforgeError",
+    "ImageTensorDataset",
+    "Kind",
+    "LoadedDataset",
+    "NoParams",
+    "Params",
+    "Registry",
+    "__version__",
+    "hookimpl",
+]

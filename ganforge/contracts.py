@@ -1,0 +1,115 @@
+"""The interfaces every component obeys, whoever provides it.
+
+- Architecture factory: ``(params, data: DataSpec) -> GANModels``. The generator maps
+  ``z: [B, latent_dim]`` to images ``[B, C, H, W]`` in [-1, 1]; the discriminator maps images to
+  raw scores ``[B]`` (logits, never probabilities: the loss owns sigmoid/softplus).
+- Loss factory: ``(params) -> GANLoss``.
+- Dataset factory: ``(params, root: Path) -> LoadedDataset``; images are float in [-1, 1].
+  ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
+  with a ``root`` param of its own lets that override it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+from torch.utils.data import Dataset
+
+
+class Params(BaseModel):
+    """Base for component params models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    """The params model of a component that takes none."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What an architecture needs to know about the data: image shape and class count."""
+
+    shape: tuple[int, int, int]
+    num_classes: int | None = None
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.shape[2]
+
+
+@dataclass
+class GANModels:
+    """A generator, a discriminator and the size of the latent space the generator reads."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+
+
+class ImageTensorDataset(Dataset):
+    """Images kept as one uint8 tensor ``[N, C, H, W]`` with int64 labels ``[N]``.
+
+    Items are ``(image in [-1, 1] as float32, label)``. The trainer may take ``images`` and
+    ``labels`` whole, put them on the training device and index batches there.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape [{images.shape[0]}], got {tuple(labels.shape)}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_signed_unit(self.images[index]), int(self.labels[index])
+
+
+def to_signed_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in [0, 255] to float32 in [-1, 1]."""
+    return images.to(torch.float32).div(127.5).sub(1.0)
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset of ``(image, label)`` items and its spec."""
+
+    dataset: Dataset
+    spec: DataSpec
+
+
+class GANLoss:
+    """An adversarial objective on raw discriminator scores.
+
+    Subclasses implement ``discriminator_loss`` and ``generator_loss``; ``penalty`` returns a
+    regulariser for the discriminator step (gradient penalty, R1) or None when there is none.
+    ``probability`` turns scores into D's probability that an image is real, where the
+    objective has one (sigmoid of logits), else None.
+    """
+
+    def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def probability(self, scores: torch.Tensor) -> torch.Tensor | None:
+        return None

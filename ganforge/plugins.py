@@ -1,0 +1,244 @@
+"""Loading plugins from entry points, one at a time, so one broken plugin cannot stop the rest.
+
+pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to import;
+here each entry point is loaded, validated and asked to register on its own, and a failure is
+recorded as a :class:`PluginStatus` (and reported through ``on_failure``) instead of raised,
+unless strict mode is on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from ganforge import hookspecs
+from ganforge.errors import PluginError, RegistrationError
+from ganforge.registry import ComponentCollector, Kind, Provider, Registry
+
+ENTRY_POINT_GROUP = "ganforge"
+STRICT_ENV = "GANFORGE_STRICT_PLUGINS"
+DISABLE_ENV = "GANFORGE_DISABLE_PLUGINS"
+
+REGISTERING_HOOKS: dict[str, Kind] = {
+    "register_architectures": Kind.ARCHITECTURE,
+    "register_losses": Kind.LOSS,
+    "register_datasets": Kind.DATASET,
+    "register_metrics": Kind.METRIC,
+}
+
+
+class PluginState(StrEnum):
+    LOADED = "loaded"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class Phase(StrEnum):
+    IMPORT = "import"
+    VALIDATE = "validate"
+    REGISTER = "register"
+    COMMANDS = "commands"
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Something to load as a plugin: an entry point, or an object a test hands in."""
+
+    name: str
+    distribution: str
+    version: str
+    load: Callable[[], Any]
+
+    @property
+    def plugin_id(self) -> str:
+        return f"{self.distribution}:{self.name}"
+
+    @classmethod
+    def from_entry_point(cls, entry_point: EntryPoint) -> PluginSource:
+        dist = entry_point.dist
+        return cls(
+            name=entry_point.name,
+            distribution=dist.name if dist is not None else "unknown",
+            version=dist.version if dist is not None else "unknown",
+            load=entry_point.load,
+        )
+
+    @classmethod
+    def from_object(cls, plugin: Any, name: str, distribution: str = "local", version: str = "0") -> PluginSource:
+        return cls(name=name, distribution=distribution, version=version, load=lambda: plugin)
+
+
+@dataclass
+class PluginStatus:
+    name: str
+    distribution: str
+    version: str
+    state: PluginState
+    hooks: tuple[str, ...] = ()
+    phase: Phase | None = None
+    error: str | None = None
+
+    @property
+    def plugin_id(self) -> str:
+        return f"{self.distribution}:{self.name}"
+
+    def describe_failure(self) -> str:
+        return f"plugin {self.name!r} from {self.distribution}=={self.version} failed at {self.phase}: {self.error}"
+
+
+@dataclass
+class Plugins:
+    """The loaded plugins, what became of each, and the registry they filled."""
+
+    manager: pluggy.PluginManager
+    statuses: list[PluginStatus]
+    registry: Registry
+    strict: bool = False
+    on_failure: Callable[[PluginStatus], None] | None = None
+    _plugins_by_id: dict[str, Any] = field(default_factory=dict)
+
+    def failed(self) -> list[PluginStatus]:
+        return [status for status in self.statuses if status.state is PluginState.FAILED]
+
+    def register_commands(self, app: Any) -> None:
+        """Let every loaded plugin add its commands to ``app``; a plugin that raises is skipped."""
+        for status in self.statuses:
+            if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
+                continue
+            plugin = self._plugins_by_id[status.plugin_id]
+            try:
+                _call_for_plugin(self.manager, "register_commands", plugin, app=app)
+            except Exception as error:  # a plugin's bug must not take the CLI down
+                _record_failure(status, Phase.COMMANDS, error, self.strict, self.on_failure)
+
+
+def load_plugins(
+    sources: Iterable[PluginSource] | None = None,
+    *,
+    disabled: Iterable[str] | None = None,
+    strict: bool | None = None,
+    on_failure: Callable[[PluginStatus], None] | None = None,
+) -> Plugins:
+    """Load plugins and fill a fresh registry.
+
+    ``sources`` defaults to the entry points of the ``ganforge`` group; ``disabled`` (names,
+    distributions or ``distribution:name``) to $GANFORGE_DISABLE_PLUGINS; ``strict`` to
+    $GANFORGE_STRICT_PLUGINS. A failure calls ``on_failure`` (default: a warning on stderr) or, in
+    strict mode, raises PluginError.
+    """
+    if sources is None:
+        sources = [PluginSource.from_entry_point(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    if disabled is None:
+        disabled = [token.strip() for token in os.environ.get(DISABLE_ENV, "").split(",") if token.strip()]
+    if strict is None:
+        strict = os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if on_failure is None:
+        on_failure = _warn_on_stderr
+    blocked = set(disabled)
+
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    plugins = Plugins(manager, [], Registry(), strict=strict, on_failure=on_failure)
+    for source in sorted(sources, key=lambda s: (s.distribution != "ganforge", s.distribution, s.name)):
+        status = PluginStatus(source.name, source.distribution, source.version, PluginState.LOADED)
+        plugins.statuses.append(status)
+        if blocked & {source.name, source.distribution, source.plugin_id}:
+            status.state = PluginState.DISABLED
+            continue
+        _load_one(plugins, source, status)
+    return plugins
+
+
+def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus) -> None:
+    manager = plugins.manager
+    try:
+        plugin = source.load()
+    except Exception as error:  # any import-time failure of third-party code
+        _record_failure(status, Phase.IMPORT, error, plugins.strict, plugins.on_failure)
+        return
+
+    try:
+        manager.register(plugin, name=source.plugin_id)
+        unknown = [caller.name for caller in manager.get_hookcallers(plugin) or [] if not caller.has_spec()]
+        if unknown:
+            known = ", ".join(sorted(name for name in vars(hookspecs) if name.startswith("register_")))
+            raise RegistrationError(f"implements unknown hook(s) {', '.join(unknown)}; ganforge's hooks are: {known}")
+    except Exception as error:  # pluggy's PluginValidationError, a duplicate name, unknown hooks
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
+        _record_failure(status, Phase.VALIDATE, error, plugins.strict, plugins.on_failure)
+        return
+    status.hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or []))
+
+    provider = Provider(source.distribution, source.version, source.plugin_id)
+    collector = ComponentCollector(provider)
+    try:
+        for hook_name, kind in REGISTERING_HOOKS.items():
+            if hook_name in status.hooks:
+                _call_for_plugin(manager, hook_name, plugin, register=collector.register_function(kind))
+        _check_same_distribution_duplicates(plugins.registry, collector, provider)
+    except Exception as error:  # a plugin's bug inside its own hook
+        manager.unregister(plugin)
+        _record_failure(status, Phase.REGISTER, error, plugins.strict, plugins.on_failure)
+        return
+    for component in collector.components:
+        plugins.registry.add(component)
+    plugins._plugins_by_id[source.plugin_id] = plugin
+
+
+def _call_for_plugin(manager: pluggy.PluginManager, hook_name: str, plugin: Any, **kwargs: Any) -> None:
+    """Call one plugin's implementation of a hook, so failures and registrations are its own."""
+    others = [other for other in manager.get_plugins() if other is not plugin]
+    manager.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+
+
+def _check_same_distribution_duplicates(registry: Registry, collector: ComponentCollector, provider: Provider) -> None:
+    """Two plugins of one distribution must not share a name: `dist:name` could not tell them apart."""
+    for component in collector.components:
+        for other in registry.components(component.kind):
+            if other.provider.distribution == provider.distribution and (
+                {component.name, *component.aliases} & {other.name, *other.aliases}
+            ):
+                raise RegistrationError(
+                    f"{component.kind.value} {component.name!r} is already registered by plugin "
+                    f"{other.provider.plugin!r} of the same distribution"
+                )
+
+
+def _record_failure(
+    status: PluginStatus,
+    phase: Phase,
+    error: Exception,
+    strict: bool,
+    on_failure: Callable[[PluginStatus], None] | None,
+) -> None:
+    status.state = PluginState.FAILED
+    status.phase = phase
+    status.error = f"{type(error).__name__}: {error}".strip()
+    if strict:
+        raise PluginError(f"{status.describe_failure()} ({STRICT_ENV} is set)") from error
+    if on_failure is not None:
+        on_failure(status)
+
+
+def _warn_on_stderr(status: PluginStatus) -> None:
+    print(f"ganforge: warning: {status.describe_failure()}; skipped", file=sys.stderr)
+
+
+@functools.cache
+def default_plugins() -> Plugins:
+    """The plugins installed in this environment, loaded once per process."""
+    return load_plugins()
+
+
+def get_registry() -> Registry:
+    """The registry filled by the installed plugins."""
+    return default_plugins().registry

@@ -1,0 +1,241 @@
+"""Registries of components, one per kind, filled by plugins through their hooks.
+
+A name registered by two distributions is a conflict: both are kept, neither is renamed, and
+looking the bare name up fails with a message that names both providers and shows how to pick
+one with ``distribution:name``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from ganforge.errors import (
+    AmbiguousComponentError,
+    ComponentNotFoundError,
+    ParamsError,
+    RegistrationError,
+    describe_validation_error,
+)
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class Kind(StrEnum):
+    ARCHITECTURE = "architecture"
+    LOSS = "loss"
+    DATASET = "dataset"
+    METRIC = "metric"
+
+    @property
+    def plural(self) -> str:
+        return "losses" if self is Kind.LOSS else f"{self.value}s"
+
+    @classmethod
+    def parse(cls, text: str) -> Kind:
+        """Accept a kind in singular or plural: ``architecture``, ``losses``, ..."""
+        for kind in cls:
+            if text.lower() in (kind.value, kind.plural):
+                return kind
+        accepted = ", ".join(kind.value for kind in cls)
+        raise ComponentNotFoundError(f"unknown component kind {text!r}; accepted: {accepted}")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Who registered a component: the distribution, its version and the plugin inside it."""
+
+    distribution: str
+    version: str
+    plugin: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: Kind
+    name: str
+    factory: Callable[..., Any]
+    params_model: type[BaseModel]
+    summary: str
+    provider: Provider
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.provider.distribution}:{self.name}"
+
+    def parse_params(self, params: Mapping[str, Any] | BaseModel | None = None) -> BaseModel:
+        """Validate raw params with the component's own params model; defaults fill the rest."""
+        if isinstance(params, self.params_model):
+            return params
+        if isinstance(params, BaseModel):
+            params = params.model_dump()
+        try:
+            return self.params_model.model_validate(dict(params or {}))
+        except ValidationError as error:
+            raise ParamsError(
+                f"invalid params for {self.kind.value} {self.name!r} ({self.provider}):\n"
+                + describe_validation_error(error, ("params",))
+            ) from None
+
+    def build(self, params: Mapping[str, Any] | BaseModel | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Validate params, then call the factory with them and the kind's other arguments."""
+        return self.factory(self.parse_params(params), *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    kind: Kind
+    name: str
+    components: tuple[Component, ...]
+
+
+class Register(Protocol):
+    """The ``register`` callable a plugin's ``register_*`` hook receives."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        params: type[BaseModel] | None = None,
+        summary: str | None = None,
+        aliases: Sequence[str] = (),
+    ) -> None: ...
+
+
+@dataclass
+class Registry:
+    """All registered components, indexed by kind and by every name and alias."""
+
+    _components: list[Component] = field(default_factory=list)
+    _index: dict[tuple[Kind, str], list[Component]] = field(default_factory=dict)
+
+    def add(self, component: Component) -> None:
+        self._components.append(component)
+        for key in (component.name, *component.aliases):
+            self._index.setdefault((component.kind, key), []).append(component)
+
+    def components(self, kind: Kind | None = None) -> list[Component]:
+        chosen = [c for c in self._components if kind is None or c.kind is kind]
+        return sorted(chosen, key=lambda c: (list(Kind).index(c.kind), c.name, c.provider.distribution))
+
+    def conflicts(self, kind: Kind | None = None) -> list[Conflict]:
+        found = [
+            Conflict(key_kind, name, tuple(candidates))
+            for (key_kind, name), candidates in sorted(self._index.items())
+            if len(candidates) > 1 and (kind is None or key_kind is kind)
+        ]
+        return found
+
+    def get(self, kind: Kind, name: str) -> Component:
+        """Find a component by name, alias or ``distribution:name``."""
+        distribution, _, bare_name = name.rpartition(":")
+        candidates = self._index.get((kind, bare_name), [])
+        if distribution:
+            candidates = [c for c in candidates if _same_distribution(c.provider.distribution, distribution)]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise ComponentNotFoundError(self._not_found_message(kind, name))
+        providers = ", ".join(f"{c.qualified_name} ({c.provider})" for c in candidates)
+        raise AmbiguousComponentError(
+            f"{kind.value} {bare_name!r} is registered by more than one plugin: {providers}. "
+            f"Name one of them as distribution:name, e.g. {candidates[0].qualified_name!r}."
+        )
+
+    def build(self, kind: Kind, name: str, params: Mapping[str, Any] | BaseModel | None = None, *args: Any) -> Any:
+        return self.get(kind, name).build(params, *args)
+
+    def _not_found_message(self, kind: Kind, name: str) -> str:
+        known = sorted({key for (key_kind, key) in self._index if key_kind is kind})
+        message = f"unknown {kind.value} {name!r}"
+        suggestions = difflib.get_close_matches(name.rpartition(":")[2], known, n=3)
+        if suggestions:
+            message += f"; did you mean {' or '.join(repr(s) for s in suggestions)}?"
+        listing = ", ".join(known) if known else "none are installed"
+        return f"{message}\nknown {kind.plural}: {listing} (see `ganforge list {kind.plural}`)"
+
+
+def _normalize_distribution(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _same_distribution(a: str, b: str) -> bool:
+    return _normalize_distribution(a) == _normalize_distribution(b)
+
+
+class ComponentCollector:
+    """Collects one plugin's registrations; nothing reaches the registry unless all succeed."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.components: list[Component] = []
+        self._taken: dict[tuple[Kind, str], str] = {}
+
+    def register_function(self, kind: Kind) -> Register:
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            *,
+            params: type[BaseModel] | None = None,
+            summary: str | None = None,
+            aliases: Sequence[str] = (),
+        ) -> None:
+            self._add(kind, name, factory, params, summary, tuple(aliases))
+
+        return register
+
+    def _add(
+        self,
+        kind: Kind,
+        name: str,
+        factory: Callable[..., Any],
+        params: type[BaseModel] | None,
+        summary: str | None,
+        aliases: tuple[str, ...],
+    ) -> None:
+        from ganforge.contracts import NoParams
+
+        for key in (name, *aliases):
+            if not isinstance(key, str) or not NAME_PATTERN.match(key):
+                raise RegistrationError(
+                    f"{kind.value} name {key!r} is not valid: use lower-case letters, digits, '_', '-', '.'"
+                )
+            if (kind, key) in self._taken:
+                raise RegistrationError(
+                    f"{kind.value} {key!r} registered twice by plugin {self.provider.plugin!r} "
+                    f"(first as {self._taken[(kind, key)]!r})"
+                )
+        if not callable(factory):
+            raise RegistrationError(f"{kind.value} {name!r}: factory {factory!r} is not callable")
+        if params is None:
+            params = NoParams
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise RegistrationError(f"{kind.value} {name!r}: params must be a pydantic model class, got {params!r}")
+        for key in (name, *aliases):
+            self._taken[(kind, key)] = name
+        self.components.append(
+            Component(
+                kind=kind,
+                name=name,
+                factory=factory,
+                params_model=params,
+                summary=summary if summary is not None else _first_line(factory.__doc__),
+                provider=self.provider,
+                aliases=aliases,
+            )
+        )
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""

@@ -1,0 +1,46 @@
+"""Plugins for tests: as objects for an isolated plugin manager, or installed as real distributions."""
+
+from __future__ import annotations
+
+import textwrap
+import types
+from pathlib import Path
+
+from pydantic import Field
+
+from ganforge import Params, hookimpl
+
+
+class WidthParams(Params):
+    width: int = Field(8, gt=0, description="Hidden width.")
+
+
+def make_architecture(params, data):
+    """A stand-in architecture factory."""
+    return ("built", params.width, data)
+
+
+def plugin_module(name: str, **hooks) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, hookimpl(function))
+    return module
+
+
+def architecture_plugin(name: str, *architecture_names: str) -> types.ModuleType:
+    def register_architectures(register):
+        for architecture in architecture_names:
+            register(architecture, make_architecture, params=WidthParams)
+
+    return plugin_module(name, register_architectures=register_architectures)
+
+
+def install_distribution(site: Path, distribution: str, version: str, entry_points: dict[str, str], code: str) -> None:
+    """Write a module and a .dist-info into ``site`` so importlib.metadata sees an installed distribution."""
+    module = distribution.replace("-", "_")
+    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    info = site / f"{module}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[ganforge]\n{lines}\n")
