@@ -1,0 +1,162 @@
+"""Built-in adversarial losses, on raw discriminator scores (logits).
+
+Each works on scores, never probabilities, so the sigmoid lives inside softplus, where it is
+numerically stable. The discriminator loss is the sum of the mean real term and the mean fake
+term (2 log 2 at zero logits for the logistic losses).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from ganforge.contracts import GANLoss, Params
+from ganforge.hookspecs import hookimpl
+
+LABEL_SMOOTHING = Field(
+    0.0,
+    ge=0.0,
+    lt=1.0,
+    description="One-sided label smoothing (Salimans et al. 2016): the discriminator's real target becomes "
+    "1 - label_smoothing; fake targets stay 0.",
+)
+R1_GAMMA = Field(
+    0.0,
+    ge=0.0,
+    description="Weight gamma of the R1 penalty gamma/2 * E||grad D(x_real)||^2 (Mescheder et al. 2018); "
+    "0 disables it.",
+)
+
+
+class LogisticParams(Params):
+    label_smoothing: float = LABEL_SMOOTHING
+    r1_gamma: float = R1_GAMMA
+
+
+class HingeParams(Params):
+    r1_gamma: float = R1_GAMMA
+
+
+class LeastSquaresParams(Params):
+    label_smoothing: float = LABEL_SMOOTHING
+    r1_gamma: float = R1_GAMMA
+
+
+class WassersteinParams(Params):
+    gradient_penalty: float = Field(
+        10.0,
+        ge=0.0,
+        description="Weight lambda of the WGAN-GP penalty lambda * E(||grad D(x_hat)||_2 - 1)^2 on random "
+        "interpolates of real and fake (Gulrajani et al. 2017); 0 disables it.",
+    )
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float) -> torch.Tensor:
+    """gamma/2 * mean over samples of the squared gradient norm of D at real images."""
+    real = real.detach().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(discriminator(real).sum(), real, create_graph=True)
+    return 0.5 * gamma * gradient.pow(2).flatten(1).sum(dim=1).mean()
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float) -> torch.Tensor:
+    """WGAN-GP: one interpolation weight per sample, gradient norm over all non-batch dims."""
+    alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.detach() + (1.0 - alpha) * fake.detach()).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
+    norms = gradient.flatten(1).norm(2, dim=1)
+    return weight * (norms - 1.0).pow(2).mean()
+
+
+class _R1Mixin:
+    r1_gamma: float
+
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        return r1_penalty(discriminator, real, self.r1_gamma) if self.r1_gamma > 0 else None
+
+
+class _LogisticLoss(_R1Mixin, GANLoss):
+    """The discriminator side shared by minimax and non-saturating: BCE on logits."""
+
+    def __init__(self, params: LogisticParams) -> None:
+        self.real_target = 1.0 - params.label_smoothing
+        self.r1_gamma = params.r1_gamma
+
+    def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        # BCE(sigmoid(s), t) = t * softplus(-s) + (1 - t) * softplus(s)
+        real_term = self.real_target * F.softplus(-real_scores) + (1.0 - self.real_target) * F.softplus(real_scores)
+        return real_term.mean() + F.softplus(fake_scores).mean()
+
+    def probability(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(scores)
+
+
+class Minimax(_LogisticLoss):
+    """Goodfellow et al. 2014's saturating objective: G minimises log(1 - D(G(z)))."""
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        # log(1 - sigmoid(s)) = -softplus(s)
+        return -F.softplus(fake_scores).mean()
+
+
+class NonSaturating(_LogisticLoss):
+    """The non-saturating objective both seeds train: G minimises -log D(G(z)) (BCE against 'real')."""
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake_scores).mean()
+
+
+class Hinge(_R1Mixin, GANLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D margins at +-1, G maximises D(G(z))."""
+
+    def __init__(self, params: HingeParams) -> None:
+        self.r1_gamma = params.r1_gamma
+
+    def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        return -fake_scores.mean()
+
+
+class Wasserstein(GANLoss):
+    """Wasserstein critic loss with gradient penalty, WGAN-GP (Gulrajani et al. 2017)."""
+
+    def __init__(self, params: WassersteinParams) -> None:
+        self.gradient_penalty = params.gradient_penalty
+
+    def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        return fake_scores.mean() - real_scores.mean()
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        return -fake_scores.mean()
+
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        if self.gradient_penalty <= 0:
+            return None
+        return gradient_penalty(discriminator, real, fake, self.gradient_penalty)
+
+
+class LeastSquares(_R1Mixin, GANLoss):
+    """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls fake to 1."""
+
+    def __init__(self, params: LeastSquaresParams) -> None:
+        self.real_target = 1.0 - params.label_smoothing
+        self.r1_gamma = params.r1_gamma
+
+    def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (real_scores - self.real_target).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (fake_scores - 1.0).pow(2).mean()
+
+
+@hookimpl
+def register_losses(register) -> None:
+    register("minimax", Minimax, params=LogisticParams)
+    register("non_saturating", NonSaturating, params=LogisticParams, aliases=["bce"])
+    register("hinge", Hinge, params=HingeParams)
+    register("wasserstein", Wasserstein, params=WassersteinParams, aliases=["wgan_gp"])
+    register("least_squares", LeastSquares, params=LeastSquaresParams, aliases=["lsgan"])
