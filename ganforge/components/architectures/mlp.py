@@ -1,0 +1,79 @@
+"""Fully connected generator and discriminator, for any image shape."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from ganforge.contracts import DataSpec, GANModels, Params
+
+
+class MLPParams(Params):
+    latent_dim: int = Field(default=64, gt=0, description="Size of the noise vector z the generator reads.")
+    hidden: list[int] = Field(
+        default=[256, 256],
+        min_length=1,
+        description="Widths of the hidden layers: the generator uses them in this order, the discriminator reversed.",
+    )
+    leaky_slope: float = Field(
+        default=0.2, ge=0.0, lt=1.0, description="Negative slope of the discriminator's LeakyReLU activations."
+    )
+    dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout probability after each hidden activation of the discriminator; 0 = no dropout.",
+    )
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, widths: list[int]) -> list[int]:
+        if any(width <= 0 for width in widths):
+            raise ValueError("every width must be a positive integer")
+        return widths
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, params: MLPParams, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.image_shape = image_shape
+        layers: list[nn.Module] = []
+        width = params.latent_dim
+        for hidden_width in params.hidden:
+            layers += [nn.Linear(width, hidden_width), nn.ReLU()]
+            width = hidden_width
+        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, params: MLPParams, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(image_shape)
+        for hidden_width in reversed(params.hidden):
+            layers += [nn.Linear(width, hidden_width), nn.LeakyReLU(params.leaky_slope)]
+            if params.dropout > 0:
+                layers.append(nn.Dropout(params.dropout))
+            width = hidden_width
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images).squeeze(-1)
+
+
+def build_mlp(params: MLPParams, data: DataSpec) -> GANModels:
+    """Fully connected GAN: ReLU MLP generator with tanh output, LeakyReLU MLP discriminator."""
+    shape = tuple(data.shape)
+    return GANModels(
+        generator=MLPGenerator(params, shape),
+        discriminator=MLPDiscriminator(params, shape),
+        latent_dim=params.latent_dim,
+    )
