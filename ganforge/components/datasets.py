@@ -1,0 +1,390 @@
+"""Built-in datasets: MNIST, Fashion-MNIST, CIFAR-10, a folder of images, and synthetic data.
+
+Every factory has the signature ``factory(params, root: Path) -> LoadedDataset``. All of these
+datasets fit in memory, so each returns an :class:`ImageTensorDataset` (uint8 images, int64 labels).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from pydantic import Field, field_validator
+
+from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, Params
+from ganforge.data_root import DATA_ENV
+from ganforge.errors import DataError, DatasetNotFoundError
+from ganforge.hookspecs import hookimpl
+from ganforge.registry import Register
+
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+# --- params -------------------------------------------------------------------------------------
+
+
+class SplitDatasetParams(Params):
+    """Params of the classic datasets with a train and a test split."""
+
+    split: Literal["train", "test"] = Field("train", description="Which split to load: 'train' or 'test'.")
+    root: Path | None = Field(
+        None, description="Directory holding the dataset; overrides the data root ganforge resolves."
+    )
+    download: bool = Field(False, description="Download the files with torchvision when they are missing.")
+
+
+DEFAULT_IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "webp", "gif")
+
+
+class ImageFolderParams(Params):
+    path: Path = Field(description="Directory scanned recursively for images (relative to the current directory).")
+    size: int = Field(64, gt=0, description="Output side length: shorter side resized to it, then center-cropped.")
+    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
+    extensions: tuple[str, ...] = Field(
+        DEFAULT_IMAGE_EXTENSIONS, min_length=1, description="File extensions counted as images (case-insensitive)."
+    )
+    labels_from_subfolders: bool = Field(
+        True,
+        description="If every image is in an immediate subfolder of path, the sorted subfolder names are the classes.",
+    )
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalize_extensions(cls, extensions: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(extension.lower().lstrip(".") for extension in extensions)
+
+
+class SyntheticParams(Params):
+    num_samples: int = Field(1024, gt=0, description="Number of images to generate.")
+    num_classes: int = Field(10, ge=1, description="Number of classes, each with its own pattern.")
+    channels: int = Field(1, ge=1, description="Image channels (1 grayscale, 3 RGB; classes also differ in colour).")
+    size: int = Field(28, ge=8, description="Image side length in pixels.")
+    seed: int = Field(0, description="Random seed; the same seed gives the same images.")
+
+
+# --- IDX files (MNIST, Fashion-MNIST) -----------------------------------------------------------
+
+IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+GZIP_MAGIC = b"\x1f\x8b"
+IDX_FILE_STEMS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path, expected_magic: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzipped or not) into an array of the dimensions it declares."""
+    raw = _read_possibly_gzipped(path)
+    if len(raw) < 4:
+        raise DataError(f"{path}: file is truncated ({len(raw)} bytes, no IDX header)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic != expected_magic:
+        raise DataError(
+            f"{path}: not an IDX file of the expected kind: magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
+        )
+    ndim = expected_magic & 0xFF
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{path}: file is truncated inside its header ({len(raw)} of {header_size} bytes)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected_size = header_size + math.prod(dims)
+    if len(raw) != expected_size:
+        problem = "truncated" if len(raw) < expected_size else "longer than its header says"
+        raise DataError(
+            f"{path}: file is {problem}: header declares dimensions {dims}, "
+            f"which need {expected_size} bytes, but the file has {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims).copy()
+
+
+def _read_possibly_gzipped(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+        # Decide by content, not by name: a ".gz" may have been unpacked in place, and vice versa.
+        return gzip.decompress(raw) if raw.startswith(GZIP_MAGIC) else raw
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot read the file: {error}") from None
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """Where an IDX dataset may live and how to obtain it."""
+
+    title: str
+    subdirs: tuple[str, ...]  # relative to the data root, searched in order
+    system_dirs: tuple[Path, ...]
+    torchvision_class: str
+
+    def search_dirs(self, root: Path) -> list[Path]:
+        return [root / subdir if subdir else root for subdir in self.subdirs] + list(self.system_dirs)
+
+
+MNIST = IdxDataset("MNIST", ("mnist", "MNIST/raw", ""), (), "MNIST")
+FASHION_MNIST = IdxDataset(
+    "Fashion-MNIST",
+    ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw", ""),
+    (DEBIAN_FASHION_MNIST_DIR,),
+    "FashionMNIST",
+)
+
+
+def load_mnist(params: SplitDatasetParams, root: Path) -> LoadedDataset:
+    """MNIST handwritten digits, 28x28 grayscale, 10 classes."""
+    return _load_idx_dataset(MNIST, params, root)
+
+
+def load_fashion_mnist(params: SplitDatasetParams, root: Path) -> LoadedDataset:
+    """Fashion-MNIST clothing images, 28x28 grayscale, 10 classes."""
+    return _load_idx_dataset(FASHION_MNIST, params, root)
+
+
+def _load_idx_dataset(which: IdxDataset, params: SplitDatasetParams, root: Path) -> LoadedDataset:
+    root = (params.root or root).expanduser()
+    stems = IDX_FILE_STEMS[params.split]
+    search_dirs = which.search_dirs(root)
+    files = _find_idx_files(stems, search_dirs)
+    if files is None and params.download:
+        _download_with_torchvision(which, params.split, root)
+        files = _find_idx_files(stems, search_dirs)
+    if files is None:
+        raise DatasetNotFoundError(_idx_not_found_message(which, params.split, stems, search_dirs, root))
+    images_path, labels_path = files
+    images = read_idx(images_path, IDX_IMAGES_MAGIC)
+    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
+    num_classes = 10
+    if labels.size and labels.max() >= num_classes:
+        raise DataError(f"{labels_path}: label {labels.max()} is out of range for {num_classes} classes")
+    height, width = images.shape[1:]
+    dataset = ImageTensorDataset(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels))
+    return LoadedDataset(dataset, DataSpec((1, height, width), num_classes))
+
+
+def _find_idx_files(stems: Sequence[str], search_dirs: Sequence[Path]) -> tuple[Path, ...] | None:
+    """The files named by ``stems`` from the first directory that holds all of them (plain or .gz)."""
+    for directory in search_dirs:
+        found = [_existing_variant(directory, stem) for stem in stems]
+        if all(found):
+            return tuple(found)
+    return None
+
+
+def _existing_variant(directory: Path, stem: str) -> Path | None:
+    for name in (stem, f"{stem}.gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _download_with_torchvision(which: IdxDataset, split: str, root: Path) -> None:
+    import torchvision.datasets
+
+    dataset_class = getattr(torchvision.datasets, which.torchvision_class)
+    try:
+        dataset_class(str(root), train=split == "train", download=True)
+    except Exception as error:  # no network, a mirror down, a checksum mismatch, a read-only root
+        raise DatasetNotFoundError(
+            f"{which.title} is not in {root} and downloading it with torchvision failed: {error}"
+        ) from None
+
+
+def _idx_not_found_message(
+    which: IdxDataset, split: str, stems: Sequence[str], search_dirs: Sequence[Path], root: Path
+) -> str:
+    looked_in = "\n".join(f"  {directory}" for directory in search_dirs)
+    first_choice = search_dirs[0]
+    return (
+        f"{which.title} ({split} split) not found: need the files {stems[0]} and {stems[1]} "
+        f"(each may be gzipped, ending in .gz) in one directory.\n"
+        f"Looked in:\n{looked_in}\n"
+        f"To fix: put the files in {first_choice}/, or point ganforge at a data root that has them "
+        f"(set ${DATA_ENV} or data.params.root), or set data.params.download: true "
+        f"to download them with torchvision into {root}."
+    )
+
+
+# --- CIFAR-10 -----------------------------------------------------------------------------------
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+
+
+def load_cifar10(params: SplitDatasetParams, root: Path) -> LoadedDataset:
+    """CIFAR-10 natural images, 32x32 RGB, 10 classes (read with torchvision)."""
+    root = (params.root or root).expanduser()
+    candidates = [root / "cifar10", root]
+    holding = [directory for directory in candidates if (directory / CIFAR10_FOLDER).is_dir()]
+    if not holding and not params.download:
+        looked_in = "\n".join(f"  {directory / CIFAR10_FOLDER}" for directory in candidates)
+        raise DatasetNotFoundError(
+            f"CIFAR-10 not found: need the folder {CIFAR10_FOLDER} (unpacked from cifar-10-python.tar.gz, "
+            f"https://www.cs.toronto.edu/~kriz/cifar.html) in {root / 'cifar10'}/ or {root}/.\n"
+            f"Looked for:\n{looked_in}\n"
+            f"To fix: unpack the archive into {root / 'cifar10'}/, or point ganforge at a data root that has it "
+            f"(set ${DATA_ENV} or data.params.root), or set data.params.download: true."
+        )
+    dataset_dir = holding[0] if holding else candidates[0]
+
+    import torchvision.datasets
+
+    try:
+        cifar = torchvision.datasets.CIFAR10(str(dataset_dir), train=params.split == "train", download=params.download)
+    except RuntimeError as error:
+        if holding:  # the files are there, so torchvision's integrity check rejected them
+            raise DataError(f"CIFAR-10 in {dataset_dir / CIFAR10_FOLDER} cannot be used: {error}") from None
+        raise DatasetNotFoundError(f"CIFAR-10 is not in {root} and downloading it failed: {error}") from None
+    except Exception as error:  # a failed download surfaces as URLError, OSError, ...
+        raise DatasetNotFoundError(f"CIFAR-10 is not in {root} and downloading it failed: {error}") from None
+    # torchvision keeps CIFAR as [N, H, W, C]; ganforge wants [N, C, H, W].
+    images = torch.from_numpy(np.ascontiguousarray(np.asarray(cifar.data, dtype=np.uint8).transpose(0, 3, 1, 2)))
+    labels = torch.as_tensor(cifar.targets, dtype=torch.int64)
+    return LoadedDataset(ImageTensorDataset(images, labels), DataSpec((3, 32, 32), 10))
+
+
+# --- a folder of images -------------------------------------------------------------------------
+
+
+def load_image_folder(params: ImageFolderParams, root: Path) -> LoadedDataset:
+    """Every image under a directory, resized and center-cropped to a square; classes from subfolders."""
+    folder = params.path.expanduser()
+    if not folder.exists():
+        raise DatasetNotFoundError(f"image folder {folder.absolute()} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder.absolute()} is not a directory")
+    files = _find_images(folder, params.extensions)
+    if not files:
+        wanted = ", ".join(f".{extension}" for extension in params.extensions)
+        raise DataError(f"no images found under {folder.absolute()} (looked for files ending in {wanted})")
+    labels, num_classes = _labels_for(files, folder, params.labels_from_subfolders)
+    images = np.empty((len(files), params.channels, params.size, params.size), dtype=np.uint8)
+    for index, file in enumerate(files):
+        images[index] = _read_image(file, params.size, params.channels)
+    dataset = ImageTensorDataset(torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64))
+    return LoadedDataset(dataset, DataSpec((params.channels, params.size, params.size), num_classes))
+
+
+def _find_images(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    """Image files under ``folder`` in sorted order, skipping hidden files and folders."""
+    wanted = set(extensions)
+    # Hidden entries are metadata (.ipynb_checkpoints, macOS "._x.png" resource forks), not data.
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower().lstrip(".") in wanted
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+
+
+def _labels_for(files: Sequence[Path], folder: Path, from_subfolders: bool) -> tuple[list[int], int | None]:
+    """Class indices from immediate subfolders when every image sits in one, else all 0 and no classes."""
+    relative = [file.relative_to(folder) for file in files]
+    if not from_subfolders or any(len(path.parts) != 2 for path in relative):
+        return [0] * len(files), None
+    class_names = sorted({path.parts[0] for path in relative})
+    index_of = {name: index for index, name in enumerate(class_names)}
+    return [index_of[path.parts[0]] for path in relative], len(class_names)
+
+
+def _read_image(file: Path, size: int, channels: int) -> np.ndarray:
+    """One image file as uint8 ``[channels, size, size]``: shorter side to ``size``, then center-cropped."""
+    try:
+        with Image.open(file) as image:
+            converted = image.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"cannot read image {file}: {error}") from None
+    # ImageOps.fit crops the centre to a square and scales it: the same as resize-then-crop.
+    square = ImageOps.fit(converted, (size, size), method=Image.Resampling.BICUBIC)
+    pixels = np.asarray(square, dtype=np.uint8)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+# --- synthetic ----------------------------------------------------------------------------------
+
+SYNTHETIC_CHUNK = 4096  # samples rendered at a time, to bound the float memory for large datasets
+
+
+def load_synthetic(params: SyntheticParams, root: Path) -> LoadedDataset:
+    """Generated images: one bright blob per class at its own place (and colour), no files needed."""
+    generator = torch.Generator().manual_seed(params.seed)
+    count, size = params.num_samples, params.size
+    labels = torch.arange(count) % params.num_classes
+
+    # Class k's blob sits on a circle around the centre at angle 2*pi*k/K; each sample jitters it.
+    angles = 2 * math.pi * labels.to(torch.float32) / params.num_classes
+    radius = 0.3 * size
+    jitter = (torch.rand(count, 2, generator=generator) - 0.5) * 0.08 * size
+    centers_x = (size - 1) / 2 + radius * torch.cos(angles) + jitter[:, 0]
+    centers_y = (size - 1) / 2 + radius * torch.sin(angles) + jitter[:, 1]
+    widths = size * (0.07 + 0.02 * torch.rand(count, generator=generator))
+    brightness = 0.85 + 0.15 * torch.rand(count, generator=generator)
+    colours = _class_colours(params.num_classes, params.channels)[labels] * brightness[:, None]
+
+    images = torch.empty(count, params.channels, size, size, dtype=torch.uint8)
+    grid = torch.arange(size, dtype=torch.float32)
+    for start in range(0, count, SYNTHETIC_CHUNK):
+        chunk = slice(start, min(start + SYNTHETIC_CHUNK, count))
+        # A Gaussian is separable: the outer product of its x and y profiles.
+        profile_x = torch.exp(-((grid - centers_x[chunk, None]) ** 2) / (2 * widths[chunk, None] ** 2))
+        profile_y = torch.exp(-((grid - centers_y[chunk, None]) ** 2) / (2 * widths[chunk, None] ** 2))
+        blob = profile_y[:, :, None] * profile_x[:, None, :]
+        pixels = colours[chunk, :, None, None] * blob[:, None]
+        pixels += 0.03 * torch.randn(pixels.shape, generator=generator)
+        images[chunk] = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
+    dataset = ImageTensorDataset(images, labels)
+    return LoadedDataset(dataset, DataSpec((params.channels, size, size), params.num_classes))
+
+
+def _class_colours(num_classes: int, channels: int) -> torch.Tensor:
+    """``[num_classes, channels]`` weights in [0, 1]: white for grayscale, a hue per class for colour."""
+    if channels == 1:
+        return torch.ones(num_classes, 1)
+    hue = 2 * math.pi * torch.arange(num_classes, dtype=torch.float32)[:, None] / num_classes
+    phase = 2 * math.pi * torch.arange(channels, dtype=torch.float32)[None, :] / channels
+    return 0.5 + 0.5 * torch.cos(hue - phase)
+
+
+# --- registration -------------------------------------------------------------------------------
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    register(
+        "mnist",
+        load_mnist,
+        params=SplitDatasetParams,
+        summary="MNIST handwritten digits, 28x28 grayscale, 10 classes (IDX files, optional download).",
+    )
+    register(
+        "fashion_mnist",
+        load_fashion_mnist,
+        params=SplitDatasetParams,
+        summary="Fashion-MNIST clothing, 28x28 grayscale, 10 classes (IDX files, optional download).",
+    )
+    register(
+        "cifar10",
+        load_cifar10,
+        params=SplitDatasetParams,
+        summary="CIFAR-10 natural images, 32x32 RGB, 10 classes (via torchvision).",
+    )
+    register(
+        "image_folder",
+        load_image_folder,
+        params=ImageFolderParams,
+        summary="Images from a directory, resized and center-cropped to a square; classes from subfolders.",
+    )
+    register(
+        "synthetic",
+        load_synthetic,
+        params=SyntheticParams,
+        summary="Generated blobs with a class-specific position and colour; no files needed.",
+    )
