@@ -1,0 +1,293 @@
+"""The ``ganforge`` command line: typer commands, rich output, errors on stderr with an exit code."""
+
+import json
+import sys
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import typer
+import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ganforge import __version__
+from ganforge.data_root import default_data_root
+from ganforge.errors import GanforgeError, UsageError
+from ganforge.plugins import Plugins, PluginState, default_plugins
+from ganforge.registry import Component, Kind
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def report_error(error: GanforgeError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+
+
+class _ReportingGroup(TyperGroup):
+    """Turns a GanforgeError from any command, a plugin's too, into a message and its exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GanforgeError as error:
+            report_error(error)
+            raise typer.Exit(error.exit_code) from None
+
+
+def create_app(plugins: Plugins) -> typer.Typer:
+    """The CLI over a set of loaded plugins (tests pass an isolated set)."""
+    app = typer.Typer(
+        cls=_ReportingGroup,
+        name="ganforge",
+        help="Train GANs from a YAML config; every architecture, loss, dataset and metric is a plugin.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    registry = plugins.registry
+
+    def print_version(value: bool) -> None:
+        if value:
+            console.print(f"ganforge {__version__}", highlight=False)
+            raise typer.Exit()
+
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool, typer.Option("--version", help="Print the version and exit.", callback=print_version, is_eager=True)
+        ] = False,
+    ) -> None:
+        """Train GANs from a YAML config; every architecture, loss, dataset and metric is a plugin."""
+
+    @app.command("list")
+    def list_components(
+        kind: Annotated[
+            str | None, typer.Argument(help="architecture, loss, dataset or metric (plural works too).")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (see docs/cli.md).")] = False,
+    ) -> None:
+        """List registered components with their providers, then conflicts and failed plugins."""
+        chosen = Kind.parse(kind) if kind else None
+        components = registry.components(chosen)
+        conflicts = registry.conflicts(chosen)
+        failed = plugins.failed()
+        if as_json:
+            print_json(
+                {
+                    "ganforge_version": __version__,
+                    "components": [component_json(c) for c in components],
+                    "conflicts": [
+                        {"kind": c.kind.value, "name": c.name, "providers": [x.qualified_name for x in c.components]}
+                        for c in conflicts
+                    ],
+                    "failed_plugins": [status_json(s) for s in failed],
+                }
+            )
+            return
+        ambiguous = {(c.kind, name) for c in conflicts for name in (c.name,)}
+        for list_kind in [chosen] if chosen else list(Kind):
+            table = Table(title=list_kind.plural.capitalize(), title_justify="left")
+            table.add_column("name", no_wrap=True)
+            table.add_column("aliases")
+            table.add_column("provider", no_wrap=True)
+            table.add_column("summary", ratio=1)
+            rows = [c for c in components if c.kind is list_kind]
+            for component in rows:
+                name = component.name
+                if any((component.kind, key) in ambiguous for key in (component.name, *component.aliases)):
+                    name = f"[yellow]{component.qualified_name}[/] (conflict)"
+                table.add_row(name, ", ".join(component.aliases), str(component.provider), escape(component.summary))
+            if rows:
+                console.print(table)
+            else:
+                console.print(f"[bold]{list_kind.plural.capitalize()}[/]: none registered")
+        for conflict in conflicts:
+            providers = " and ".join(f"{c.qualified_name} ({c.provider})" for c in conflict.components)
+            console.print(
+                f"[yellow]conflict:[/] {conflict.kind.value} {conflict.name!r} comes from {providers}; "
+                f"a config must name one as distribution:name",
+                highlight=False,
+            )
+        for status in failed:
+            console.print(f"[red]failed plugin:[/] {escape(status.describe_failure())}", highlight=False)
+
+    @app.command("plugins")
+    def list_plugins(
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (see docs/cli.md).")] = False,
+    ) -> None:
+        """List plugins: distribution, version, hooks and whether each loaded."""
+        if as_json:
+            print_json({"plugins": [status_json(s) for s in plugins.statuses]})
+            return
+        table = Table(title="Plugins", title_justify="left")
+        for column in ("plugin", "distribution", "hooks", "status"):
+            table.add_column(column)
+        for status in plugins.statuses:
+            state = {PluginState.LOADED: "[green]loaded[/]", PluginState.DISABLED: "[dim]disabled[/]"}.get(
+                status.state, f"[red]failed at {status.phase}[/]: {escape(status.error or '')}"
+            )
+            table.add_row(status.name, f"{status.distribution}=={status.version}", ", ".join(status.hooks), state)
+        console.print(table)
+
+    @app.command("show")
+    def show_component(
+        kind: Annotated[str, typer.Argument(help="architecture, loss, dataset or metric.")],
+        name: Annotated[str, typer.Argument(help="Component name, alias or distribution:name.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the params' JSON schema.")] = False,
+    ) -> None:
+        """Show a component's params: type, default and description of each."""
+        component = registry.get(Kind.parse(kind), name)
+        if as_json:
+            print_json({**component_json(component), "params_schema": component.params_model.model_json_schema()})
+            return
+        console.print(
+            f"[bold]{component.kind.value} {component.name}[/] from {component.provider} "
+            f"(plugin {component.provider.plugin})",
+            highlight=False,
+        )
+        if component.summary:
+            console.print(escape(component.summary), highlight=False)
+        if component.aliases:
+            console.print(f"aliases: {', '.join(component.aliases)}", highlight=False)
+        fields = component.params_model.model_fields
+        if not fields:
+            console.print("params: none")
+            return
+        table = Table(title="params", title_justify="left")
+        table.add_column("param", no_wrap=True)
+        table.add_column("type")
+        table.add_column("default")
+        table.add_column("description", ratio=1)
+        for field_name, field in fields.items():
+            bounds = constraints_text(field)
+            kind_text = type_name(field.annotation) + (f" ({bounds})" if bounds else "")
+            table.add_row(field_name, escape(kind_text), default_text(field), escape(field.description or ""))
+        console.print(table)
+
+    @app.command("data")
+    def inspect_data(
+        name: Annotated[str, typer.Argument(help="Dataset name (see `ganforge list datasets`).")],
+        param: Annotated[
+            list[str] | None, typer.Option("--param", "-p", help="A dataset param as key=value; repeatable.")
+        ] = None,
+    ) -> None:
+        """Load a dataset and describe it: size, image shape, classes, value range."""
+        component = registry.get(Kind.DATASET, name)
+        params = parse_assignments(param or [])
+        root = default_data_root()
+        loaded = component.build(params, root)
+        dataset, spec = loaded.dataset, loaded.spec
+        count = len(dataset)
+        probe = [dataset[i] for i in range(0, count, max(1, count // 256))]
+        low = min(float(image.min()) for image, _ in probe)
+        high = max(float(image.max()) for image, _ in probe)
+        table = Table(show_header=False)
+        table.add_row("dataset", f"{component.name} ({component.provider})")
+        table.add_row("params", escape(json.dumps(component.parse_params(params).model_dump(mode="json"))))
+        table.add_row("default data root", str(root))
+        table.add_row("images", f"{count:,}")
+        table.add_row("shape", " x ".join(str(d) for d in spec.shape))
+        table.add_row("classes", str(spec.num_classes) if spec.num_classes else "unlabelled")
+        table.add_row(f"value range ({len(probe)} images)", f"[{low:.3f}, {high:.3f}]")
+        console.print(table)
+
+    plugins.register_commands(app)
+    return app
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as YAML scalars (``32`` is an int, ``true`` a bool)."""
+    parsed: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"expected key=value, got {assignment!r}")
+        try:
+            parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError as error:
+            raise UsageError(f"cannot read the value of {key.strip()!r}: {error}") from None
+    return parsed
+
+
+def component_json(component: Component) -> dict[str, Any]:
+    return {
+        "kind": component.kind.value,
+        "name": component.name,
+        "aliases": list(component.aliases),
+        "qualified_name": component.qualified_name,
+        "provider": {
+            "distribution": component.provider.distribution,
+            "version": component.provider.version,
+            "plugin": component.provider.plugin,
+        },
+        "summary": component.summary,
+        "params": component.params_model.__name__,
+    }
+
+
+def status_json(status: Any) -> dict[str, Any]:
+    return {
+        "name": status.name,
+        "distribution": status.distribution,
+        "version": status.version,
+        "state": status.state.value,
+        "hooks": list(status.hooks),
+        "phase": status.phase.value if status.phase else None,
+        "error": status.error,
+    }
+
+
+def type_name(annotation: Any) -> str:
+    """A readable type: ``list[int] | None``, ``'batch' | 'none'``, without pydantic's metadata."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin is Literal:
+        return " | ".join(repr(arg) for arg in args)
+    if origin in (Union, UnionType):
+        return " | ".join(type_name(arg) for arg in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(type_name(arg) for arg in args)}]"
+    if annotation is type(None):
+        return "None"
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
+def constraints_text(field: FieldInfo) -> str:
+    """Bounds such as ``> 0`` from the field's annotated-types metadata."""
+    symbols = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [
+        f"{symbol} {getattr(item, attribute)}"
+        for item in field.metadata
+        for attribute, symbol in symbols.items()
+        if getattr(item, attribute, None) is not None
+    ]
+    return ", ".join(parts)
+
+
+def default_text(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return escape(json.dumps(value, default=str))
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def main() -> None:
+    try:
+        plugins = default_plugins()
+    except GanforgeError as error:  # strict mode and a plugin failed
+        report_error(error)
+        sys.exit(error.exit_code)
+    create_app(plugins)(prog_name="ganforge")
