@@ -2,9 +2,11 @@
 
 import json
 import sys
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import torch
 import typer
 import yaml
 from pydantic import BaseModel
@@ -16,17 +18,22 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ganforge import __version__
+from ganforge.config import json_schema, load_config
 from ganforge.data_root import default_data_root
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind
+from ganforge.sampling import sample_from_checkpoint
+from ganforge.training.progress import LineReporter, RichReporter
+from ganforge.training.run_folder import save_grid
+from ganforge.training.trainer import resume_run, start_run
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def report_error(error: GanforgeError) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 class _ReportingGroup(TyperGroup):
@@ -196,6 +203,88 @@ def create_app(plugins: Plugins) -> typer.Typer:
         table.add_row("classes", str(spec.num_classes) if spec.num_classes else "unlabelled")
         table.add_row(f"value range ({len(probe)} images)", f"[{low:.3f}, {high:.3f}]")
         console.print(table)
+
+    @app.command("run")
+    def run(
+        config: Annotated[Path | None, typer.Argument(help="The run's YAML config.")] = None,
+        overrides: Annotated[
+            list[str] | None, typer.Option("--set", help="Override a config value: train.epochs=5; repeatable.")
+        ] = None,
+        resume: Annotated[
+            Path | None, typer.Option("--resume", help="Continue the run in this folder from its last.pt.")
+        ] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: one line per epoch.")] = False,
+    ) -> None:
+        """Train a GAN from a config; the run folder gets samples, metrics, checkpoints and a plot."""
+        if (config is None) == (resume is None):
+            raise UsageError("give a CONFIG to start a run, or --resume RUN_DIR to continue one (not both)")
+        reporter = LineReporter(console) if quiet else RichReporter(console)
+        if resume is not None:
+            run_config, resolved = load_config(resume / "config.yaml", registry, overrides or [])
+            folder = resume
+        else:
+            run_config, resolved = load_config(config, registry, overrides or [])
+            folder = run_config.run_dir()
+        console.print(
+            f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
+            f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
+            highlight=False,
+        )
+        try:
+            if resume is not None:
+                trainer = resume_run(resume, run_config, resolved, reporter=reporter)
+            else:
+                trainer = start_run(run_config, resolved, overwrite=overwrite, reporter=reporter)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
+                f"Continue with: ganforge run --resume {folder}",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+        console.print(
+            f"done: {trainer.epoch} epochs, {trainer.step} steps on {trainer.device}; see {folder}", highlight=False
+        )
+
+    @app.command("validate")
+    def validate(
+        config: Annotated[Path, typer.Argument(help="The YAML config to check.")],
+        overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config value.")] = None,
+    ) -> None:
+        """Check a config without training: structure, component names and their params."""
+        _, resolved = load_config(config, registry, overrides or [])
+        names = ", ".join(
+            f"{kind.value} {component.name} ({component.provider})" for kind, (component, _) in resolved.items()
+        )
+        console.print(f"{config}: valid; {names}", highlight=False)
+
+    @app.command("schema")
+    def schema() -> None:
+        """Print the JSON schema of a run config."""
+        print_json(json_schema())
+
+    @app.command("sample")
+    def sample(
+        checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. runs/NAME/checkpoints/last.pt.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="grid.png for a grid; samples.pt for a tensor.")],
+        n: Annotated[int, typer.Option("--n", min=1, help="How many images.")] = 100,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the noise.")] = 0,
+        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+        ema: Annotated[
+            bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")
+        ] = True,
+    ) -> None:
+        """Generate images from a checkpoint alone: no dataset needed."""
+        if out.suffix.lower() not in (".png", ".pt"):
+            raise UsageError(f"--out {out}: use a .png (a grid) or a .pt (a tensor [N, C, H, W] in [-1, 1])")
+        images = sample_from_checkpoint(checkpoint, registry, n=n, seed=seed, device=device, use_ema=ema)
+        if out.suffix.lower() == ".png":
+            save_grid(images, out)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(images, out)
+        console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
 
     plugins.register_commands(app)
     return app

@@ -99,8 +99,11 @@ class GANLoss:
     Subclasses implement ``discriminator_loss`` and ``generator_loss``; ``penalty`` returns a
     regulariser for the discriminator step (gradient penalty, R1) or None when there is none.
     ``probability`` turns scores into D's probability that an image is real, where the
-    objective has one (sigmoid of logits), else None.
+    objective has one (sigmoid of logits), else None. ``decision_threshold`` is the score above
+    which D calls an image real (for its accuracy), or None where scores have no absolute meaning.
     """
+
+    decision_threshold: float | None = 0.0
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

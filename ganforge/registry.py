@@ -73,8 +73,14 @@ class Component:
     def qualified_name(self) -> str:
         return f"{self.provider.distribution}:{self.name}"
 
-    def parse_params(self, params: Mapping[str, Any] | BaseModel | None = None) -> BaseModel:
-        """Validate raw params with the component's own params model; defaults fill the rest."""
+    def parse_params(
+        self, params: Mapping[str, Any] | BaseModel | None = None, *, location: Sequence[str | int] = ("params",)
+    ) -> BaseModel:
+        """Validate raw params with the component's own params model; defaults fill the rest.
+
+        ``location`` is where the params sit in the user's input (``model.params`` in a config),
+        so that an error names the field as the user wrote it.
+        """
         if isinstance(params, self.params_model):
             return params
         if isinstance(params, BaseModel):
@@ -84,7 +90,7 @@ class Component:
         except ValidationError as error:
             raise ParamsError(
                 f"invalid params for {self.kind.value} {self.name!r} ({self.provider}):\n"
-                + describe_validation_error(error, ("params",))
+                + describe_validation_error(error, location, self.params_model)
             ) from None
 
     def build(self, params: Mapping[str, Any] | BaseModel | None = None, *args: Any, **kwargs: Any) -> Any:

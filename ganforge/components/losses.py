@@ -124,6 +124,8 @@ class Hinge(_R1Mixin, GANLoss):
 class Wasserstein(GANLoss):
     """Wasserstein critic loss with gradient penalty, WGAN-GP (Gulrajani et al. 2017)."""
 
+    decision_threshold = None  # a critic's scores are only meaningful relative to each other
+
     def __init__(self, params: WassersteinParams) -> None:
         self.gradient_penalty = params.gradient_penalty
 
@@ -141,6 +143,8 @@ class Wasserstein(GANLoss):
 
 class LeastSquares(_R1Mixin, GANLoss):
     """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls fake to 1."""
+
+    decision_threshold = 0.5
 
     def __init__(self, params: LeastSquaresParams) -> None:
         self.real_target = 1.0 - params.label_smoothing

@@ -75,10 +75,11 @@ class DCGANParams(Params):
     dropout: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="Dropout probability after each discriminator activation; 0 = none."
     )
-    weight_init: Literal["dcgan", "default"] = Field(
+    weight_init: Literal["dcgan", "glorot", "default"] = Field(
         default="dcgan",
         description=(
             "'dcgan': conv and linear weights N(0, 0.02), biases 0, BatchNorm weights N(1, 0.02); "
+            "'glorot': Glorot/Xavier-uniform weights, biases 0 (Keras' defaults, as seed 000 had); "
             "'default': PyTorch's own initialisation."
         ),
     )
@@ -230,12 +231,23 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def init_glorot_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+INITIALISERS = {"dcgan": init_dcgan_weights, "glorot": init_glorot_weights}
+
+
 def build_dcgan(params: DCGANParams, data: DataSpec) -> GANModels:
     """DCGAN: transposed-conv generator and strided-conv discriminator, sized to the image."""
     geometry = image_geometry(tuple(data.shape))
     generator = DCGANGenerator(params, generator_channels(params, geometry), geometry, data.channels)
     discriminator = DCGANDiscriminator(params, discriminator_channels(params, geometry), geometry, data.channels)
-    if params.weight_init == "dcgan":
-        generator.apply(init_dcgan_weights)
-        discriminator.apply(init_dcgan_weights)
+    initialise = INITIALISERS.get(params.weight_init)
+    if initialise is not None:
+        generator.apply(initialise)
+        discriminator.apply(initialise)
     return GANModels(generator=generator, discriminator=discriminator, latent_dim=params.latent_dim)

@@ -1,0 +1,172 @@
+"""The run config: which components to use, with what params, and how to train them.
+
+A config names each component as ``{name, params}``; the params are validated by that
+component's own params model, found in the registry, so a third party's architecture gets the
+same checking as a built-in one. Every model forbids unknown keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ganforge.errors import ConfigError, ParamsError, UsageError, describe_validation_error
+from ganforge.registry import Component, Kind, Registry
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentConfig(Strict):
+    name: str = Field(description="A registered component: name, alias or distribution:name.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Params for the component's own params model.")
+
+
+class OptimizerConfig(Strict):
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate.")
+    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam (beta1, beta2).")
+    weight_decay: float = Field(0.0, ge=0, description="Adam L2 weight decay.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= beta < 1.0 for beta in betas):
+            raise ValueError("each beta must be in [0, 1)")
+        return betas
+
+
+class OptimConfig(Strict):
+    generator: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    discriminator: OptimizerConfig = Field(default_factory=OptimizerConfig)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, ge=1, description="Passes over the dataset.")
+    batch_size: int = Field(64, ge=1, description="Real images per discriminator step.")
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
+    n_critic: int = Field(1, ge=1, description="Discriminator steps per generator step.")
+    ema_decay: float | None = Field(
+        None, ge=0.0, lt=1.0, description="Decay of an exponential moving average of G's weights, used for samples."
+    )
+    sample_every: int = Field(1, ge=0, description="Epochs between sample grids; 0 = only at the end.")
+    checkpoint_every: int = Field(10, ge=0, description="Epochs between kept checkpoints; last.pt is every epoch.")
+    log_every: int = Field(100, ge=1, description="Steps between metric lines in metrics.jsonl and progress updates.")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers for datasets not held in memory.")
+
+
+class OutputConfig(Strict):
+    dir: Path | None = Field(None, description="Run folder; default runs/<name>.")
+    tensorboard: Literal["auto", "on", "off"] = Field(
+        "auto", description="Also write TensorBoard events: auto = when the tensorboard package is installed."
+    )
+
+
+class RunConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name; the run folder's name.")
+    seed: int = Field(0, description="Seed of every random number the run draws.")
+    data: ComponentConfig
+    model: ComponentConfig
+    loss: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="non_saturating"))
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def run_dir(self) -> Path:
+        return self.output.dir if self.output.dir is not None else DEFAULT_RUNS_DIR / self.name
+
+
+COMPONENT_SECTIONS: dict[str, Kind] = {"data": Kind.DATASET, "model": Kind.ARCHITECTURE, "loss": Kind.LOSS}
+
+
+def parse_overrides(assignments: Iterable[str]) -> list[tuple[list[str], Any]]:
+    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML scalars."""
+    parsed = []
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        path = [part.strip() for part in key.split(".")]
+        if not sep or not all(path):
+            raise ConfigError(f"--set expects dotted.key=value, got {assignment!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--set {assignment!r}: cannot read the value: {error}") from None
+        parsed.append((path, value))
+    return parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[tuple[list[str], Any]]) -> dict[str, Any]:
+    for path, value in overrides:
+        target = raw
+        for depth, part in enumerate(path[:-1]):
+            existing = target.setdefault(part, {})
+            if not isinstance(existing, dict):
+                raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a section")
+            target = existing
+        target[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML:\n{error}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path}: expected a mapping of sections at the top, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(
+    path: Path | str, registry: Registry, overrides: Iterable[str] = ()
+) -> tuple[RunConfig, dict[Kind, tuple[Component, BaseModel]]]:
+    """Read, override and validate a config file; resolve each named component and its params."""
+    path = Path(path)
+    raw = apply_overrides(read_yaml(path), parse_overrides(overrides))
+    return validate_config(raw, registry, source=str(path))
+
+
+def validate_config(
+    raw: Mapping[str, Any], registry: Registry, source: str = "config"
+) -> tuple[RunConfig, dict[Kind, tuple[Component, BaseModel]]]:
+    try:
+        config = RunConfig.model_validate(dict(raw))
+    except ValidationError as error:
+        raise ConfigError(f"{source} is invalid:\n{describe_validation_error(error, (), RunConfig)}") from None
+    resolved: dict[Kind, tuple[Component, BaseModel]] = {}
+    for section, kind in COMPONENT_SECTIONS.items():
+        chosen: ComponentConfig = getattr(config, section)
+        try:
+            component = registry.get(kind, chosen.name)
+        except UsageError as error:  # unknown or ambiguous name
+            raise ConfigError(f"{source} is invalid:\n  {section}.name: {error}") from None
+        try:
+            params = component.parse_params(chosen.params, location=(section, "params"))
+        except ParamsError as error:
+            raise ConfigError(f"{source} is invalid: {error}") from None
+        resolved[kind] = (component, params)
+    return config, resolved
+
+
+def resolved_dict(config: RunConfig, resolved: Mapping[Kind, tuple[Component, BaseModel]]) -> dict[str, Any]:
+    """The config as it will run, every default filled in: what the run folder records."""
+    data = config.model_dump(mode="json")
+    for section, kind in COMPONENT_SECTIONS.items():
+        data[section]["params"] = resolved[kind][1].model_dump(mode="json")
+    return data
+
+
+def json_schema() -> dict[str, Any]:
+    return RunConfig.model_json_schema()

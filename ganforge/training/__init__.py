@@ -1,0 +1,1 @@
+"""The generic trainer and what it writes into a run folder."""

@@ -1,0 +1,75 @@
+"""Progress reporters: a live rich display, or one plain line per epoch for logs (--quiet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def describe(record: dict[str, Any]) -> str:
+    parts = [f"d_loss {fmt(record['d_loss'])}", f"g_loss {fmt(record['g_loss'])}"]
+    parts += [f"D(x) {fmt(record['D(x)'])}", f"D(G(z)) {fmt(record['D(G(z))'])}"]
+    if record.get("d_acc_real") is not None:
+        parts.append(f"acc real/fake {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}")
+    if record.get("images/s"):
+        parts.append(f"{record['images/s']:,.0f} img/s")
+    return "  ".join(parts)
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+class RichReporter:
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=console,
+        )
+        self.task = None
+
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
+        self.task = self.progress.add_task(
+            "train", total=(epochs - first_epoch) * steps_per_epoch, epoch=first_epoch + 1, epochs=epochs, stats=""
+        )
+        self.progress.start()
+
+    def advance(self) -> None:
+        self.progress.advance(self.task)
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.progress.update(self.task, epoch=record["epoch"], stats=describe(record))
+        if record["event"] == "epoch":
+            self.progress.console.print(f"epoch {record['epoch']}: {describe(record)}", highlight=False)
+
+    def finish(self) -> None:
+        self.progress.stop()
+
+
+class LineReporter:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.epochs = 0
+
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
+        self.epochs = epochs
+
+    def advance(self) -> None:
+        pass
+
+    def log(self, record: dict[str, Any]) -> None:
+        if record["event"] == "epoch":
+            self.console.print(
+                f"epoch {record['epoch']}/{self.epochs} step {record['step']}: {describe(record)}", highlight=False
+            )
+
+    def finish(self) -> None:
+        pass

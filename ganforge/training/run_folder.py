@@ -1,0 +1,163 @@
+"""Everything a run writes: resolved config, metrics.jsonl, sample grids, checkpoints, the plot.
+
+Files that must never be half-written (checkpoints, the config, a rewritten metrics file) go to a
+temporary file in the same folder, are fsynced, then renamed over the old one: a crash leaves
+either the old file or the new one, never a broken one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+import yaml
+from torchvision.utils import save_image
+
+from ganforge.errors import GanforgeError, UsageError
+
+CHECKPOINT_FORMAT = "ganforge-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(GanforgeError):
+    """A checkpoint that cannot be read or is not a ganforge checkpoint."""
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    write_atomically(path, lambda stream: torch.save(payload, stream))
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Load tensors and plain data only (weights_only): a checkpoint can never run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, corrupt, or holding objects beyond plain data
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(error).__name__}: {error}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a ganforge checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')}; this ganforge reads {CHECKPOINT_VERSION}"
+        )
+    return state
+
+
+def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> None:
+    """Images in [-1, 1] as one PNG grid (10 columns for 100 images)."""
+    columns = columns or math.ceil(math.sqrt(images.shape[0]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=columns, padding=2)
+
+
+class RunFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def plot_path(self) -> Path:
+        return self.path / "plot.png"
+
+    def checkpoint_path(self, epoch: int | None = None) -> Path:
+        return self.checkpoints / ("last.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
+
+    def create(self, overwrite: bool) -> None:
+        """Make a fresh folder; an existing non-empty one is an error unless ``overwrite``."""
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise UsageError(
+                    f"run folder {self.path} already exists; pass --overwrite to replace it, "
+                    f"--resume {self.path} to continue it, or --set name=... for a new one"
+                )
+            shutil.rmtree(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"cannot create run folder {self.path}: {error.strerror or error}") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False).encode()
+        write_atomically(self.config_path, lambda stream: stream.write(text))
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics_path.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> Iterator[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return
+        with self.metrics_path.open() as stream:
+            for line in stream:
+                if line.strip():
+                    yield json.loads(line)
+
+    def drop_metrics_after(self, step: int) -> None:
+        """On resume: forget lines logged after the checkpoint, since those steps run again."""
+        kept = [record for record in self.read_metrics() if record["step"] <= step]
+        text = "".join(json.dumps(record) + "\n" for record in kept).encode()
+        write_atomically(self.metrics_path, lambda stream: stream.write(text))
+
+    def plot(self) -> None:
+        """Loss curves and D's outputs over the run's steps, as one PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        records = [r for r in self.read_metrics() if r.get("event") == "step"]
+        if not records:
+            return
+        steps = [r["step"] for r in records]
+        figure, (losses, outputs) = plt.subplots(1, 2, figsize=(11, 4))
+        for key in ("d_loss", "g_loss"):
+            losses.plot(steps, [r[key] for r in records], label=key)
+        losses.set(title="losses", xlabel="step")
+        for key in ("D(x)", "D(G(z))"):
+            outputs.plot(steps, [r[key] for r in records], label=key)
+        outputs.set(title="discriminator outputs", xlabel="step")
+        for axes in (losses, outputs):
+            axes.legend()
+            axes.grid(alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(self.plot_path, dpi=100)
+        plt.close(figure)

@@ -1,0 +1,179 @@
+"""The trainer end to end through the CLI, on the smoke example's synthetic data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ganforge.cli import create_app
+from ganforge.plugins import load_plugins
+
+SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+TIMING_KEYS = {"images/s", "seconds"}
+METRIC_KEYS = {"d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s"}
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app(load_plugins(strict=True))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(app, *args):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def train(app, *overrides, config=SMOKE):
+    args = ["run", str(config), "--quiet"]
+    for override in overrides:
+        args += ["--set", override]
+    return run(app, *args)
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(records):
+    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in records]
+
+
+def weights(checkpoint):
+    state = torch.load(checkpoint, weights_only=True)
+    return {f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in state[net].items()}
+
+
+def assert_same_weights(a, b):
+    first, second = weights(a), weights(b)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def test_smoke_run_writes_the_whole_run_folder(app, workdir):
+    train(app)
+    run_dir = workdir / "runs" / "smoke"
+    assert (run_dir / "config.yaml").exists() and (run_dir / "plot.png").exists()
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png", "real.png"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt", "last.pt"]
+    records = metrics(run_dir)
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
+    for record in records:
+        assert record.keys() >= METRIC_KEYS
+        assert 0 <= record["D(x)"] <= 1 and 0 <= record["d_acc_fake"] <= 1
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["step"]) == (2, 16)
+    assert {"optimizer_generator", "optimizer_discriminator", "rng", "config"} <= state.keys()
+    assert state["config"]["model"]["params"]["hidden"] == [64, 64]  # the resolved config travels along
+
+
+def test_the_resolved_config_has_every_default_filled_in(app, workdir):
+    train(app, "loss.name=hinge")
+    import yaml
+
+    resolved = yaml.safe_load((workdir / "runs" / "smoke" / "config.yaml").read_text())
+    assert resolved["loss"] == {"name": "hinge", "params": {"r1_gamma": 0.0}}
+    assert resolved["train"]["n_critic"] == 1
+
+
+def test_same_seed_same_metrics(app, workdir):
+    train(app, "name=first")
+    train(app, "name=second")
+    assert without_timing(metrics(workdir / "runs" / "first")) == without_timing(metrics(workdir / "runs" / "second"))
+    train(app, "name=third", "seed=1")
+    assert without_timing(metrics(workdir / "runs" / "third")) != without_timing(metrics(workdir / "runs" / "first"))
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(app, workdir):
+    train(app, "name=straight", "train.epochs=3")
+    train(app, "name=stopped", "train.epochs=1")
+    stopped = workdir / "runs" / "stopped"
+    run(app, "run", "--resume", str(stopped), "--set", "train.epochs=3", "--quiet")
+    assert_same_weights(workdir / "runs" / "straight" / "checkpoints" / "last.pt", stopped / "checkpoints" / "last.pt")
+    straight = without_timing(metrics(workdir / "runs" / "straight"))
+    assert without_timing(metrics(stopped)) == straight
+
+
+def test_an_existing_run_folder_is_never_overwritten_silently(app, workdir):
+    train(app)
+    last = workdir / "runs" / "smoke" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    result = CliRunner().invoke(app, ["run", str(SMOKE), "--quiet"])
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr and "--overwrite" in result.stderr
+    assert last.read_bytes() == before
+    train_result = CliRunner().invoke(app, ["run", str(SMOKE), "--quiet", "--overwrite", "--set", "train.epochs=1"])
+    assert train_result.exit_code == 0
+    assert not (workdir / "runs" / "smoke" / "checkpoints" / "epoch_0002.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["loss.name=wasserstein", "train.n_critic=2"],
+        ["loss.name=least_squares", "train.ema_decay=0.9"],
+        ["model.name=dcgan", "model.params={}", "train.epochs=1"],
+        ["loss.name=hinge", "loss.params.r1_gamma=1.0", "train.epochs=1"],
+    ],
+)
+def test_other_components_and_options_train(app, workdir, overrides):
+    train(app, *overrides)
+    records = metrics(workdir / "runs" / "smoke")
+    assert all(r["d_loss"] is not None and r["g_loss"] is not None for r in records)
+
+
+def test_sample_makes_a_grid_and_a_tensor_from_a_checkpoint_alone(app, workdir, tmp_path_factory):
+    train(app)
+    checkpoint = workdir / "runs" / "smoke" / "checkpoints" / "last.pt"
+    elsewhere = tmp_path_factory.mktemp("fresh")
+    os.chdir(elsewhere)
+    run(app, "sample", str(checkpoint), "--n", "16", "--out", "grid.png")
+    assert (elsewhere / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run(app, "sample", str(checkpoint), "--n", "7", "--out", "samples.pt")
+    images = torch.load(elsewhere / "samples.pt", weights_only=True)
+    assert images.shape == (7, 1, 28, 28)
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def test_sample_refuses_what_is_not_a_checkpoint(app, workdir):
+    (workdir / "junk.pt").write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(app, ["sample", "junk.pt", "--out", "x.png"])
+    assert result.exit_code != 0
+    assert "junk.pt" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_sigint_then_resume_reaches_the_uninterrupted_weights(app, workdir):
+    overrides = ["data.params.num_samples=4096", "model.params.hidden=[256, 256]", "train.epochs=6"]
+    train(app, "name=straight", *overrides)
+    command = [sys.executable, "-m", "ganforge", "run", str(SMOKE), "--quiet", "--set", "name=interrupted"]
+    for override in overrides:
+        command += ["--set", override]
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = workdir / "runs" / "interrupted" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "ganforge run --resume" in stderr
+    stopped_at = torch.load(last, weights_only=True)["epoch"]
+    assert stopped_at < 6
+
+    run(app, "run", "--resume", str(workdir / "runs" / "interrupted"), "--quiet")
+    assert_same_weights(workdir / "runs" / "straight" / "checkpoints" / "last.pt", last)
