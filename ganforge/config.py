@@ -63,8 +63,8 @@ class TrainConfig(Strict):
 
 class OutputConfig(Strict):
     dir: Path | None = Field(None, description="Run folder; default runs/<name>.")
-    tensorboard: Literal["auto", "on", "off"] = Field(
-        "auto", description="Also write TensorBoard events: auto = when the tensorboard package is installed."
+    tensorboard: bool | Literal["auto"] = Field(
+        "auto", description="Also write TensorBoard events: true, false, or auto (when tensorboard is installed)."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -131,6 +132,18 @@ def test_dcgan_weight_init(registry):
     assert all(abs(layer.weight.std().item() - 0.02) < 0.002 for layer in convolutions)
     assert all(abs(layer.weight.mean().item() - 1.0) < 0.01 and not layer.bias.any() for layer in norms)
     assert not convolutions[-1].bias.any()
+
+
+def test_dcgan_glorot_init_is_keras_default(registry):
+    torch.manual_seed(0)
+    models = build(registry, "dcgan", {**SEED_000, "weight_init": "glorot"}, MNIST)
+    for layer in models.generator.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            limit = math.sqrt(6 / (fan_in + fan_out))
+            assert layer.weight.abs().max() <= limit
+            assert layer.weight.abs().max() > 0.9 * limit  # uniform over the whole range
+            assert not layer.bias.any()
 
 
 def test_dcgan_layers_feeding_batch_norm_have_no_bias(registry):

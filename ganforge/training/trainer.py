@@ -27,6 +27,7 @@ from ganforge.data_root import default_data_root
 from ganforge.errors import UsageError
 from ganforge.registry import Component, Kind
 from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
+from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
 SAMPLE_GRID_SIZE = 100
 WINDOW, EPOCH = 0, 1
@@ -209,6 +210,8 @@ class Trainer:
         self.real_grid = torch.stack([parts.data.dataset[i][0] for i in range(min(SAMPLE_GRID_SIZE, dataset_size))])
         self.epoch = 0
         self.step = 0
+        self.use_tensorboard = wants_tensorboard(config.output.tensorboard)
+        self.tensorboard: TensorBoardLog | None = None
         # Row WINDOW sums since the last logged line, row EPOCH since the epoch began; both stay on the device.
         self._sums = torch.zeros(2, len(STAT_KEYS), device=self.device)
         self._g_loss_sums = torch.zeros(2, device=self.device)
@@ -253,8 +256,12 @@ class Trainer:
 
     def fit(self) -> None:
         train = self.config.train
+        if self.use_tensorboard:
+            self.tensorboard = TensorBoardLog(self.folder.path / "tensorboard")
         if self.epoch == 0:
             save_grid(self.real_grid, self.folder.samples / "real.png", columns=10)
+            if self.tensorboard is not None:
+                self.tensorboard.grid("samples/real", self.real_grid, 0)
         self.reporter.start(self.epoch, train.epochs, len(self.batches))
         try:
             while self.epoch < train.epochs:
@@ -263,6 +270,8 @@ class Trainer:
                 self._end_of_epoch()
         finally:
             self.reporter.finish()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         self.folder.plot()
 
     def _run_epoch(self) -> None:
@@ -286,6 +295,8 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         self.folder.append_metrics(record)
         self.reporter.log(record)
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(record)
 
     def _train_step(self, real: torch.Tensor) -> None:
         batch_size = real.shape[0]
@@ -349,7 +360,10 @@ class Trainer:
         train = self.config.train
         last = self.epoch == train.epochs
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
-            save_grid(self.sample(self.fixed_noise), self.folder.samples / f"epoch_{self.epoch:04d}.png", columns=10)
+            samples = self.sample(self.fixed_noise)
+            save_grid(samples, self.folder.samples / f"epoch_{self.epoch:04d}.png", columns=10)
+            if self.tensorboard is not None:
+                self.tensorboard.grid("samples/generated", samples, self.step)
         state = self.state()
         if train.checkpoint_every and self.epoch % train.checkpoint_every == 0:
             save_checkpoint(state, self.folder.checkpoint_path(self.epoch))
