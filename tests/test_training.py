@@ -202,3 +202,19 @@ def test_tensorboard_asked_for_but_missing_fails_before_the_run_folder(app, work
     assert result.exit_code == 2
     assert "output.tensorboard" in result.stderr and "pip install" in result.stderr
     assert not (workdir / "runs").exists()
+
+
+def test_resume_refuses_a_config_that_no_longer_fits_the_checkpoint(app, workdir):
+    train(app, "train.epochs=1")
+    run_dir = workdir / "runs" / "smoke"
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--set", "model.params.hidden=[32]", "--quiet"])
+    assert result.exit_code == 2
+    assert "does not fit the config" in result.stderr and "Traceback" not in result.output
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_resume_of_a_folder_without_a_run(app, workdir):
+    result = CliRunner().invoke(app, ["run", "--resume", "runs/nothing"])
+    assert result.exit_code == 2
+    assert "runs/nothing/config.yaml" in result.stderr

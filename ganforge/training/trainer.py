@@ -433,7 +433,13 @@ def resume_run(
     folder = RunFolder(run_dir)
     state = load_checkpoint(folder.checkpoint_path())
     trainer = Trainer(config, resolved, folder, reporter)
-    trainer.load_state(state)
+    try:
+        trainer.load_state(state)
+    except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
+        raise UsageError(
+            f"{folder.checkpoint_path()} does not fit the config being resumed (was model, data or optim "
+            f"changed with --set?): {str(error).splitlines()[0]}"
+        ) from None
     folder.drop_metrics_after(trainer.step)
     folder.write_config(trainer.resolved_config)
     trainer.fit()
