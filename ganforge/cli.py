@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import torch
 import typer
-import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -18,7 +17,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ganforge import __version__
-from ganforge.config import json_schema, load_config
+from ganforge.config import apply_overrides, json_schema, load_config, parse_overrides
 from ganforge.data_root import default_data_root
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.plugins import Plugins, PluginState, default_plugins
@@ -186,7 +185,7 @@ def create_app(plugins: Plugins) -> typer.Typer:
     ) -> None:
         """Load a dataset and describe it: size, image shape, classes, value range."""
         component = registry.get(Kind.DATASET, name)
-        params = parse_assignments(param or [])
+        params = apply_overrides({}, parse_overrides(param or [], option="--param"))
         root = default_data_root()
         loaded = component.build(params, root)
         dataset, spec = loaded.dataset, loaded.spec
@@ -288,20 +287,6 @@ def create_app(plugins: Plugins) -> typer.Typer:
 
     plugins.register_commands(app)
     return app
-
-
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as YAML scalars (``32`` is an int, ``true`` a bool)."""
-    parsed: dict[str, Any] = {}
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"expected key=value, got {assignment!r}")
-        try:
-            parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError as error:
-            raise UsageError(f"cannot read the value of {key.strip()!r}: {error}") from None
-    return parsed
 
 
 def component_json(component: Component) -> dict[str, Any]:

@@ -85,18 +85,18 @@ class RunConfig(Strict):
 COMPONENT_SECTIONS: dict[str, Kind] = {"data": Kind.DATASET, "model": Kind.ARCHITECTURE, "loss": Kind.LOSS}
 
 
-def parse_overrides(assignments: Iterable[str]) -> list[tuple[list[str], Any]]:
-    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML scalars."""
+def parse_overrides(assignments: Iterable[str], option: str = "--set") -> list[tuple[list[str], Any]]:
+    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML."""
     parsed = []
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         path = [part.strip() for part in key.split(".")]
         if not sep or not all(path):
-            raise ConfigError(f"--set expects dotted.key=value, got {assignment!r}")
+            raise ConfigError(f"{option} expects dotted.key=value, got {assignment!r}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError as error:
-            raise ConfigError(f"--set {assignment!r}: cannot read the value: {error}") from None
+            raise ConfigError(f"{option} {assignment!r}: cannot read the value: {error}") from None
         parsed.append((path, value))
     return parsed
 

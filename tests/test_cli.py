@@ -18,11 +18,6 @@ BUILTINS = {
 }
 
 
-@pytest.fixture(scope="module")
-def app():
-    return create_app(load_plugins(strict=True))
-
-
 def invoke(app, *args, env=None):
     return CliRunner().invoke(app, list(args), env=env)
 
@@ -78,7 +73,7 @@ def test_show_json_has_the_params_schema(app):
         (("show", "architecture", "dcgn"), "did you mean 'dcgan'"),
         (("list", "optimizers"), "unknown component kind 'optimizers'"),
         (("data", "synthetic", "-p", "num_samples=-3"), "params.num_samples"),
-        (("data", "synthetic", "-p", "nonsense"), "expected key=value"),
+        (("data", "synthetic", "-p", "nonsense"), "--param expects dotted.key=value"),
     ],
 )
 def test_user_mistakes_exit_2_with_a_message_and_no_traceback(app, args, message):

@@ -6,26 +6,12 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from ganforge.cli import create_app
-from ganforge.plugins import load_plugins
-
 GOOD = """
 name: tiny
 data: {name: synthetic, params: {num_samples: 64, num_classes: 2}}
 model: {name: mlp, params: {latent_dim: 8, hidden: [16]}}
 train: {epochs: 1, batch_size: 16, device: cpu}
 """
-
-
-@pytest.fixture(scope="module")
-def app():
-    return create_app(load_plugins(strict=True))
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def write_config(directory, text):

@@ -12,23 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ganforge.cli import create_app
-from ganforge.plugins import load_plugins
-
 SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
 TIMING_KEYS = {"images/s", "seconds"}
 METRIC_KEYS = {"d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s"}
-
-
-@pytest.fixture(scope="module")
-def app():
-    return create_app(load_plugins(strict=True))
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def run(app, *args):
