@@ -48,7 +48,7 @@ class RichReporter:
     def log(self, record: dict[str, Any]) -> None:
         self.progress.update(self.task, epoch=record["epoch"], stats=describe(record))
         if record["event"] == "epoch":
-            self.progress.console.print(f"epoch {record['epoch']}: {describe(record)}", highlight=False)
+            self.progress.console.print(f"epoch {record['epoch']}: {describe(record)}", highlight=False, soft_wrap=True)
 
     def finish(self) -> None:
         self.progress.stop()
@@ -68,7 +68,9 @@ class LineReporter:
     def log(self, record: dict[str, Any]) -> None:
         if record["event"] == "epoch":
             self.console.print(
-                f"epoch {record['epoch']}/{self.epochs} step {record['step']}: {describe(record)}", highlight=False
+                f"epoch {record['epoch']}/{self.epochs} step {record['step']}: {describe(record)}",
+                highlight=False,
+                soft_wrap=True,
             )
 
     def finish(self) -> None:
