@@ -1,5 +1,6 @@
 """The ``ganforge`` command line: typer commands, rich output, errors on stderr with an exit code."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,8 +22,9 @@ from ganforge.config import apply_overrides, json_schema, load_config, parse_ove
 from ganforge.data_root import default_data_root
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.plugins import Plugins, PluginState, default_plugins
-from ganforge.registry import Component, Kind
+from ganforge.registry import Component, Kind, Registry, same_distribution
 from ganforge.sampling import sample_from_checkpoint
+from ganforge.testing import CHECKS, CheckResult, check_component
 from ganforge.training.progress import LineReporter, RichReporter
 from ganforge.training.run_folder import save_grid
 from ganforge.training.trainer import resume_run, start_run
@@ -285,8 +287,77 @@ def create_app(plugins: Plugins) -> typer.Typer:
             torch.save(images, out)
         console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
 
+    @app.command("check")
+    def check(
+        target: Annotated[
+            str | None,
+            typer.Argument(help="A distribution (all its components), KIND:NAME, or nothing for everything."),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results.")] = False,
+    ) -> None:
+        """Run the contract checks on installed components; exit 1 if any fails."""
+        components = select_components(registry, target)
+        results = [result for component in components for result in check_component(component)]
+        failed = [result for result in results if result.status == "failed"]
+        if as_json:
+            print_json({"passed": not failed, "results": [dataclasses.asdict(r) for r in results]})
+        else:
+            print_check_tables(components, results)
+            counts = {status: sum(r.status == status for r in results) for status in ("passed", "failed", "skipped")}
+            console.print(
+                f"{len(components)} components: {counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped",
+                highlight=False,
+            )
+        if failed:
+            raise typer.Exit(1)
+
     plugins.register_commands(app)
     return app
+
+
+def select_components(registry: Registry, target: str | None) -> list[Component]:
+    """Everything, one distribution's components, or one ``kind:name``."""
+    if not target:
+        return registry.components()
+    kind_text, separator, name = target.partition(":")
+    if separator and kind_text.lower() in {text for kind in Kind for text in (kind.value, kind.plural)}:
+        return [registry.get(Kind.parse(kind_text), name)]
+    chosen = [c for c in registry.components() if same_distribution(c.provider.distribution, target)]
+    if not chosen:
+        distributions = sorted({c.provider.distribution for c in registry.components()})
+        raise UsageError(
+            f"no installed distribution {target!r} provides components; give one of {', '.join(distributions)}, "
+            "or KIND:NAME such as architecture:mlp"
+        )
+    return chosen
+
+
+def print_check_tables(components: list[Component], results: list[CheckResult]) -> None:
+    marks = {"passed": "[green]pass[/]", "failed": "[bold red]FAIL[/]", "skipped": "[dim]skip[/]"}
+    by_key = {(r.component, r.check): r for r in results}
+    for kind in Kind:
+        members = [c for c in components if c.kind is kind]
+        if not members:
+            continue
+        table = Table(title=f"{kind.plural.capitalize()}: contract checks", title_justify="left")
+        table.add_column("check", no_wrap=True)
+        for component in members:
+            table.add_column(component.qualified_name, justify="center")
+        for check_function in CHECKS[kind]:
+            name = check_function.__name__
+            table.add_row(
+                name.removeprefix("check_"), *(marks[by_key[(c.qualified_name, name)].status] for c in members)
+            )
+        console.print(table)
+    for result in results:
+        if result.status != "passed":
+            colour = "red" if result.status == "failed" else "dim"
+            console.print(
+                f"[{colour}]{result.status}[/] {result.component} {result.check}: {escape(result.message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def component_json(component: Component) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class Registry:
         distribution, _, bare_name = name.rpartition(":")
         candidates = self._index.get((kind, bare_name), [])
         if distribution:
-            candidates = [c for c in candidates if _same_distribution(c.provider.distribution, distribution)]
+            candidates = [c for c in candidates if same_distribution(c.provider.distribution, distribution)]
         if len(candidates) == 1:
             return candidates[0]
         if not candidates:
@@ -172,12 +172,12 @@ class Registry:
         return f"{message}\nknown {kind.plural}: {listing} (see `ganforge list {kind.plural}`)"
 
 
-def _normalize_distribution(name: str) -> str:
+def normalize_distribution(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _same_distribution(a: str, b: str) -> bool:
-    return _normalize_distribution(a) == _normalize_distribution(b)
+def same_distribution(a: str, b: str) -> bool:
+    return normalize_distribution(a) == normalize_distribution(b)
 
 
 class ComponentCollector:

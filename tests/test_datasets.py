@@ -434,3 +434,11 @@ def test_every_dataset_pickles(registry, tmp_path, class_folders, monkeypatch):
         image, label = copy[0]
         original_image, original_label = dataset.dataset[0]
         assert torch.equal(image, original_image) and label == original_label, name
+
+
+def test_image_folder_defaults_to_images_under_the_data_root(registry, tmp_path):
+    write_png(tmp_path / "images" / "a.png", (20, 20), (255, 0, 0))
+    loaded = registry.get(Kind.DATASET, "image_folder").build({"size": 8}, tmp_path)
+    assert len(loaded.dataset) == 1 and loaded.spec.shape == (3, 8, 8)
+    with pytest.raises(DatasetNotFoundError, match=r"data\.params\.path"):
+        registry.get(Kind.DATASET, "image_folder").build({}, tmp_path / "elsewhere")

@@ -45,7 +45,11 @@ DEFAULT_IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "webp", "gif")
 
 
 class ImageFolderParams(Params):
-    path: Path = Field(description="Directory scanned recursively for images (relative to the current directory).")
+    path: Path | None = Field(
+        None,
+        description="Directory scanned recursively for images (a relative path is relative to the current "
+        "directory); default: images/ under the data root ($GANFORGE_DATA).",
+    )
     size: int = Field(64, gt=0, description="Output side length: shorter side resized to it, then center-cropped.")
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
     extensions: tuple[str, ...] = Field(
@@ -255,9 +259,11 @@ def load_cifar10(params: SplitDatasetParams, root: Path) -> LoadedDataset:
 
 def load_image_folder(params: ImageFolderParams, root: Path) -> LoadedDataset:
     """Every image under a directory, resized and center-cropped to a square; classes from subfolders."""
-    folder = params.path.expanduser()
+    folder = params.path.expanduser() if params.path is not None else root / "images"
     if not folder.exists():
-        raise DatasetNotFoundError(f"image folder {folder.absolute()} does not exist")
+        raise DatasetNotFoundError(
+            f"image folder {folder.absolute()} does not exist; set data.params.path to a folder of images"
+        )
     if not folder.is_dir():
         raise DataError(f"image folder {folder.absolute()} is not a directory")
     files = _find_images(folder, params.extensions)

@@ -1,0 +1,49 @@
+"""The contract-test kit for plugin authors; importable without pytest.
+
+    from ganforge.testing import check_component, isolated_registry
+    registry = isolated_registry(my_plugin_module, distribution="mygan")
+    results = check_component(registry.get(Kind.ARCHITECTURE, "tiny"))
+
+With pytest, ``parametrize_with_checks(components)`` gives one test per (component, check).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganforge.plugins import PluginSource, load_plugins
+from ganforge.registry import Registry
+from ganforge.testing.checks import (
+    CHECKS,
+    CheckResult,
+    CheckSkipped,
+    ContractError,
+    assert_check,
+    check_component,
+    checks_for,
+    parametrize_with_checks,
+    run_check,
+)
+
+
+def isolated_registry(*plugins: Any, distribution: str = "local", version: str = "0") -> Registry:
+    """A registry filled by these plugin objects alone, through the real loading path; strict."""
+    sources = [
+        PluginSource.from_object(plugin, getattr(plugin, "__name__", f"plugin{index}"), distribution, version)
+        for index, plugin in enumerate(plugins)
+    ]
+    return load_plugins(sources, disabled=[], strict=True).registry
+
+
+__all__ = [
+    "CHECKS",
+    "CheckResult",
+    "CheckSkipped",
+    "ContractError",
+    "assert_check",
+    "check_component",
+    "checks_for",
+    "isolated_registry",
+    "parametrize_with_checks",
+    "run_check",
+]

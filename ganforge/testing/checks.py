@@ -1,0 +1,416 @@
+"""Contract checks for components: the same checks for ganforge's built-ins and any plugin's.
+
+Each check is a small function ``check_x(component) -> None`` that raises :class:`ContractError`
+with a message saying what was expected and what happened. Everything runs on the CPU, seeded,
+in a second or so per component; checks that need a GPU run only where one is present.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganforge.contracts import DataSpec, GANLoss, GANModels, LoadedDataset
+from ganforge.data_root import default_data_root
+from ganforge.errors import DatasetNotFoundError
+from ganforge.registry import Component, Kind
+
+DATA_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
+BATCH_SIZES = (1, 4)
+SEED = 0
+
+
+class ContractError(AssertionError):
+    """A component broke its kind's contract."""
+
+
+class CheckSkipped(Exception):
+    """A check that cannot run here (no GPU, no data files); not a failure."""
+
+
+Check = Callable[[Component], None]
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ContractError(message)
+
+
+# -- every component ----------------------------------------------------------------------------
+
+
+def check_default_params(component: Component) -> None:
+    """The component can be named with no params: its params model has a default for everything."""
+    try:
+        component.parse_params({})
+    except Exception as error:
+        raise ContractError(
+            f"params model {component.params_model.__name__} needs values without defaults: {error}"
+        ) from None
+
+
+def check_params_json_round_trip(component: Component) -> None:
+    """Params survive JSON (the run folder's config.yaml and checkpoints store them that way)."""
+    params = component.parse_params({})
+    again = component.parse_params(params.model_validate_json(params.model_dump_json()).model_dump(mode="json"))
+    expect(again == params, f"params {params!r} came back from JSON as {again!r}")
+
+
+# -- architectures ------------------------------------------------------------------------------
+
+
+def _build_models(component: Component, shape: tuple[int, int, int]) -> GANModels:
+    torch.manual_seed(SEED)
+    models = component.build({}, DataSpec(shape, num_classes=10))
+    expect(isinstance(models, GANModels), f"the factory returned {type(models).__name__}, not GANModels")
+    for role in ("generator", "discriminator"):
+        expect(isinstance(getattr(models, role), nn.Module), f"the {role} is not a torch.nn.Module")
+    return models
+
+
+def _for_each_shape(component: Component, check: Callable[[GANModels, tuple[int, int, int]], None]) -> None:
+    for shape in DATA_SHAPES:
+        check(_build_models(component, shape), shape)
+
+
+def check_generator_output(component: Component) -> None:
+    """G(z) has the data's shape for every batch size, with values in [-1, 1]."""
+
+    def run(models: GANModels, shape: tuple[int, int, int]) -> None:
+        models.generator.eval()
+        for batch in BATCH_SIZES:
+            with torch.no_grad():
+                images = models.generator(torch.randn(batch, models.latent_dim))
+            expect(
+                tuple(images.shape) == (batch, *shape),
+                f"for data {shape} and batch {batch}, G(z) has shape {tuple(images.shape)}, expected {(batch, *shape)}",
+            )
+            low, high = images.min().item(), images.max().item()
+            expect(low >= -1 and high <= 1, f"G(z) must lie in [-1, 1] (end in tanh); got [{low:.3f}, {high:.3f}]")
+
+    _for_each_shape(component, run)
+
+
+def check_discriminator_output(component: Component) -> None:
+    """D(x) returns one raw score per image: shape [B]."""
+
+    def run(models: GANModels, shape: tuple[int, int, int]) -> None:
+        models.discriminator.eval()
+        for batch in BATCH_SIZES:
+            with torch.no_grad():
+                scores = models.discriminator(torch.rand(batch, *shape) * 2 - 1)
+            expect(tuple(scores.shape) == (batch,), f"D(x) has shape {tuple(scores.shape)}, expected ({batch},)")
+            expect(bool(torch.isfinite(scores).all()), "D(x) has non-finite values")
+
+    _for_each_shape(component, run)
+
+
+def check_discriminator_returns_logits(component: Component) -> None:
+    """D's scores are logits, not probabilities: trained to separate two sets, they leave [0, 1]."""
+    models = _build_models(component, DATA_SHAPES[0])
+    discriminator = models.discriminator.train()
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-2)
+    real, fake = torch.full((8, *DATA_SHAPES[0]), 0.5), torch.full((8, *DATA_SHAPES[0]), -0.5)
+    for _ in range(60):
+        scores_real, scores_fake = discriminator(real), discriminator(fake)
+        loss = nn.functional.softplus(-scores_real).mean() + nn.functional.softplus(scores_fake).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    discriminator.eval()
+    with torch.no_grad():
+        top, bottom = discriminator(real).max().item(), discriminator(fake).min().item()
+    expect(
+        top > 1 or bottom < 0,
+        f"after training to separate two image sets, D's scores stay within [{bottom:.3f}, {top:.3f}] inside [0, 1]: "
+        "it looks like D returns probabilities; return raw logits and leave the sigmoid to the loss",
+    )
+
+
+def check_gradients_reach_every_parameter(component: Component) -> None:
+    """A step on D(G(z)) reaches every generator parameter; a step on D(x) every discriminator one."""
+
+    def run(models: GANModels, shape: tuple[int, int, int]) -> None:
+        models.generator.train()
+        models.discriminator.train()
+        models.discriminator(models.generator(torch.randn(4, models.latent_dim))).sum().backward()
+        _expect_gradients(models.generator, "generator", "D(G(z))")
+        models.discriminator.zero_grad(set_to_none=True)
+        models.discriminator(torch.rand(4, *shape) * 2 - 1).sum().backward()
+        _expect_gradients(models.discriminator, "discriminator", "D(x)")
+
+    _for_each_shape(component, run)
+
+
+def _expect_gradients(network: nn.Module, role: str, through: str) -> None:
+    missing = [
+        name for name, p in network.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())
+    ]
+    expect(not missing, f"{through} gives no gradient to {role} parameter(s) {', '.join(missing)}")
+
+
+def check_train_and_eval_modes(component: Component) -> None:
+    """Both networks run in train and in eval mode."""
+    models = _build_models(component, DATA_SHAPES[0])
+    for mode in (True, False):
+        models.generator.train(mode)
+        models.discriminator.train(mode)
+        with torch.no_grad():
+            models.discriminator(models.generator(torch.randn(2, models.latent_dim)))
+
+
+def check_state_dict_round_trip(component: Component) -> None:
+    """Weights saved and loaded into a fresh build give the same outputs (checkpoints depend on it)."""
+    models = _build_models(component, DATA_SHAPES[0])
+    buffer = io.BytesIO()
+    torch.save({"g": models.generator.state_dict(), "d": models.discriminator.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    torch.manual_seed(SEED + 1)
+    fresh = component.build({}, DataSpec(DATA_SHAPES[0], num_classes=10))
+    fresh.generator.load_state_dict(saved["g"])
+    fresh.discriminator.load_state_dict(saved["d"])
+    z = torch.randn(3, models.latent_dim)
+    for network in (models.generator, models.discriminator, fresh.generator, fresh.discriminator):
+        network.eval()
+    with torch.no_grad():
+        expect(torch.equal(models.generator(z), fresh.generator(z)), "G differs after a state_dict round trip")
+        images = models.generator(z)
+        expect(
+            torch.equal(models.discriminator(images), fresh.discriminator(images)),
+            "D differs after a state_dict round trip",
+        )
+
+
+def check_same_seed_same_output(component: Component) -> None:
+    """The same seed builds the same networks: runs are reproducible."""
+    first, second = _build_models(component, DATA_SHAPES[0]), _build_models(component, DATA_SHAPES[0])
+    z = torch.randn(2, first.latent_dim)
+    first.generator.eval()
+    second.generator.eval()
+    with torch.no_grad():
+        expect(torch.equal(first.generator(z), second.generator(z)), "two builds with the same seed differ")
+
+
+def check_moves_to_another_device(component: Component) -> None:
+    """The networks move to CUDA and run there (only where a GPU is present)."""
+    if not torch.cuda.is_available():
+        raise CheckSkipped("no CUDA device here")
+    models = _build_models(component, DATA_SHAPES[0])
+    generator, discriminator = models.generator.cuda(), models.discriminator.cuda()
+    scores = discriminator(generator(torch.randn(2, models.latent_dim, device="cuda")))
+    expect(scores.device.type == "cuda", f"scores came back on {scores.device}")
+
+
+# -- losses -------------------------------------------------------------------------------------
+
+
+def _loss(component: Component) -> GANLoss:
+    loss = component.build({})
+    for method in ("discriminator_loss", "generator_loss", "penalty"):
+        expect(callable(getattr(loss, method, None)), f"the loss has no {method}() method (subclass GANLoss)")
+    return loss
+
+
+def _scores(value: float, requires_grad: bool = True) -> torch.Tensor:
+    return torch.full((6,), value, requires_grad=requires_grad)
+
+
+def check_loss_is_a_finite_differentiable_scalar(component: Component) -> None:
+    """Both losses are finite scalars with gradients w.r.t. the scores, also at extreme scores."""
+    loss = _loss(component)
+    for value in (0.3, 30.0, -30.0):
+        real, fake = _scores(value), _scores(-value)
+        d_loss, g_loss = loss.discriminator_loss(real, fake), loss.generator_loss(_scores(value))
+        for name, result in (("discriminator_loss", d_loss), ("generator_loss", g_loss)):
+            expect(result.dim() == 0, f"{name} returned shape {tuple(result.shape)}, expected a scalar")
+            expect(bool(torch.isfinite(result)), f"{name} is {result.item()} at scores {value}")
+            expect(result.requires_grad, f"{name} is not differentiable w.r.t. the scores")
+
+
+def check_loss_direction(component: Component) -> None:
+    """Raising real scores and lowering fake ones lowers D's loss; raising fake scores lowers G's."""
+    loss = _loss(component)
+    real, fake = _scores(0.3), _scores(0.3)
+    loss.discriminator_loss(real, fake).backward()
+    expect(bool((real.grad <= 0).all()) and bool(real.grad.sum() < 0), "raising real scores raises D's loss")
+    expect(bool((fake.grad >= 0).all()) and bool(fake.grad.sum() > 0), "lowering fake scores raises D's loss")
+    generated = _scores(0.3)
+    loss.generator_loss(generated).backward()
+    expect(bool(generated.grad.sum() < 0), "raising the scores of generated images raises G's loss: wrong sign")
+
+
+def check_penalty_is_per_sample(component: Component) -> None:
+    """A penalty is a mean over samples: the same samples twice over give the same value, not double."""
+    loss = _loss(component)
+    weight = torch.full((1, 4, 4), 0.5)  # a linear critic with gradient norm 2 at every image
+
+    def critic(images: torch.Tensor) -> torch.Tensor:
+        return (images * weight).flatten(1).sum(dim=1)
+
+    torch.manual_seed(SEED)
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    penalty = loss.penalty(critic, real, fake)
+    if penalty is None:
+        raise CheckSkipped("the loss has no penalty with its default params")
+    expect(penalty.dim() == 0 and bool(torch.isfinite(penalty)), "the penalty must be a finite scalar")
+    doubled = loss.penalty(critic, torch.cat([real, real]), torch.cat([fake, fake]))
+    expect(
+        abs(doubled.item() - penalty.item()) <= 1e-5 * max(1.0, abs(penalty.item())),
+        f"the penalty grows with the batch ({penalty.item():.4g} for 4 samples, {doubled.item():.4g} for the same "
+        "4 twice): take the mean over samples, not the sum",
+    )
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+
+def _dataset(component: Component) -> LoadedDataset:
+    try:
+        return component.build({}, default_data_root())
+    except DatasetNotFoundError as error:
+        raise CheckSkipped(f"its files are not here ({str(error).splitlines()[0]})") from None
+
+
+def _sample_indices(length: int) -> list[int]:
+    return sorted({0, length // 2, length - 1, *range(0, length, max(1, length // 32))})
+
+
+def check_items_match_the_spec(component: Component) -> None:
+    """Items are (float image of the declared shape in [-1, 1], int label within num_classes)."""
+    loaded = _dataset(component)
+    expect(isinstance(loaded, LoadedDataset), f"the factory returned {type(loaded).__name__}, not LoadedDataset")
+    length = len(loaded.dataset)
+    expect(length > 0, "the dataset is empty")
+    for index in _sample_indices(length):
+        image, label = loaded.dataset[index]
+        expect(
+            tuple(image.shape) == tuple(loaded.spec.shape),
+            f"item {index} has shape {tuple(image.shape)}, the spec says {loaded.spec.shape}",
+        )
+        expect(image.dtype == torch.float32, f"item {index} has dtype {image.dtype}, expected torch.float32")
+        low, high = image.min().item(), image.max().item()
+        expect(low >= -1 and high <= 1, f"item {index} has values in [{low:.3f}, {high:.3f}], expected [-1, 1]")
+        if loaded.spec.num_classes is not None:
+            expect(
+                0 <= int(label) < loaded.spec.num_classes,
+                f"item {index} has label {label}, outside 0..{loaded.spec.num_classes - 1}",
+            )
+
+
+def check_length_is_stable(component: Component) -> None:
+    """Two builds with the same params have the same length and the same first item."""
+    first, second = _dataset(component), _dataset(component)
+    expect(len(first.dataset) == len(second.dataset), "two builds have different lengths")
+    expect(torch.equal(first.dataset[0][0], second.dataset[0][0]), "two builds differ at item 0")
+
+
+def check_picklable(component: Component) -> None:
+    """The dataset pickles, as DataLoader worker processes need."""
+    loaded = _dataset(component)
+    try:
+        again = pickle.loads(pickle.dumps(loaded.dataset))
+    except Exception as error:
+        raise ContractError(f"the dataset cannot be pickled for DataLoader workers: {error}") from None
+    expect(len(again) == len(loaded.dataset), "the unpickled dataset has another length")
+
+
+CHECKS: dict[Kind, tuple[Check, ...]] = {
+    Kind.ARCHITECTURE: (
+        check_default_params,
+        check_params_json_round_trip,
+        check_generator_output,
+        check_discriminator_output,
+        check_discriminator_returns_logits,
+        check_gradients_reach_every_parameter,
+        check_train_and_eval_modes,
+        check_state_dict_round_trip,
+        check_same_seed_same_output,
+        check_moves_to_another_device,
+    ),
+    Kind.LOSS: (
+        check_default_params,
+        check_params_json_round_trip,
+        check_loss_is_a_finite_differentiable_scalar,
+        check_loss_direction,
+        check_penalty_is_per_sample,
+    ),
+    Kind.DATASET: (
+        check_default_params,
+        check_params_json_round_trip,
+        check_items_match_the_spec,
+        check_length_is_stable,
+        check_picklable,
+    ),
+    Kind.METRIC: (check_default_params, check_params_json_round_trip),
+}
+
+
+def checks_for(component: Component) -> tuple[Check, ...]:
+    return CHECKS[component.kind]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    component: str
+    kind: str
+    check: str
+    status: str  # "passed", "failed" or "skipped"
+    message: str = ""
+
+
+def run_check(component: Component, check: Check) -> CheckResult:
+    def result(status: str, message: str = "") -> CheckResult:
+        return CheckResult(component.qualified_name, component.kind.value, check.__name__, status, message)
+
+    with torch.random.fork_rng(devices=[]):
+        try:
+            check(copy.copy(component))
+        except CheckSkipped as skipped:
+            return result("skipped", str(skipped))
+        except ContractError as error:
+            return result("failed", str(error))
+        except Exception as error:  # the component crashed: that breaks its contract too
+            return result("failed", f"raised {type(error).__name__}: {error}")
+    return result("passed")
+
+
+def check_component(component: Component) -> list[CheckResult]:
+    """Run every check of the component's kind; failures are returned, not raised."""
+    return [run_check(component, check) for check in checks_for(component)]
+
+
+def parametrize_with_checks(components: Iterable[Component], expected_failures: dict[str, str] | None = None):
+    """A ``pytest.mark.parametrize`` over (component, check) with ids ``dist:name-check_x``.
+
+    ``expected_failures`` maps a check name (or ``dist:name-check_x``) to the reason it is known
+    to fail; those are marked xfail (strict: a fixed one must be unmarked).
+    """
+    import pytest
+
+    expected_failures = expected_failures or {}
+    params = []
+    for component in components:
+        for check in checks_for(component):
+            test_id = f"{component.qualified_name}-{check.__name__}"
+            reason = expected_failures.get(test_id) or expected_failures.get(check.__name__)
+            marks = [pytest.mark.xfail(reason=reason, strict=True, raises=ContractError)] if reason else []
+            params.append(pytest.param(component, check, id=test_id, marks=marks))
+    return pytest.mark.parametrize(("component", "check"), params)
+
+
+def assert_check(component: Component, check: Check) -> None:
+    """For tests: run one check; a failure raises ContractError, a skip calls pytest.skip."""
+    result = run_check(component, check)
+    if result.status == "skipped":
+        import pytest
+
+        pytest.skip(result.message)
+    if result.status == "failed":
+        raise ContractError(f"{result.component} fails {result.check}: {result.message}")

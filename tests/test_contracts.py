@@ -1,0 +1,171 @@
+"""The contract-test kit: every built-in passes it, and each kind of broken component is caught."""
+
+import types
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from ganforge import DataSpec, GANLoss, GANModels, ImageTensorDataset, LoadedDataset, hookimpl
+from ganforge.plugins import load_plugins
+from ganforge.registry import Kind
+from ganforge.testing import ContractError, assert_check, check_component, isolated_registry, parametrize_with_checks
+
+BUILTINS = load_plugins(strict=True).registry.components()
+
+
+@parametrize_with_checks(BUILTINS)
+def test_builtin_components_obey_their_contracts(component, check):
+    assert_check(component, check)
+
+
+# Deliberately broken components, each registered through a plugin as a third party would.
+
+
+class Generator(nn.Module):
+    def __init__(self, shape, squeezes_batch=False, unused_layer=False):
+        super().__init__()
+        self.shape = shape
+        self.net = nn.Linear(4, int(torch.tensor(self.shape).prod()))
+        self.unused = nn.Linear(2, 2) if unused_layer else None
+        self.squeezes_batch = squeezes_batch
+
+    def forward(self, z):
+        images = torch.tanh(self.net(z)).view(z.shape[0], *self.shape)
+        return images.squeeze(0) if self.squeezes_batch else images  # a classic bug: a batch of one loses its axis
+
+
+class Discriminator(nn.Module):
+    def __init__(self, shape, probabilities=False):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(shape).prod()), 1))
+        self.probabilities = probabilities
+
+    def forward(self, x):
+        scores = self.net(x).squeeze(1)
+        return torch.sigmoid(scores) if self.probabilities else scores
+
+
+def architecture(**flaws):
+    def build(params, data: DataSpec):
+        generator_flaws = {k: v for k, v in flaws.items() if k != "probabilities"}
+        return GANModels(
+            Generator(data.shape, **generator_flaws),
+            Discriminator(data.shape, probabilities=flaws.get("probabilities", False)),
+            latent_dim=4,
+        )
+
+    return build
+
+
+class WrongSignLoss(GANLoss):
+    def __init__(self, params):
+        pass
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        return nn.functional.softplus(-real_scores).mean() + nn.functional.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores):
+        return nn.functional.softplus(fake_scores).mean()  # pushes fakes towards "fake": the wrong way
+
+
+class SummedPenaltyLoss(WrongSignLoss):
+    def generator_loss(self, fake_scores):
+        return nn.functional.softplus(-fake_scores).mean()
+
+    def penalty(self, discriminator, real, fake):
+        real = real.detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(discriminator(real).sum(), real, create_graph=True)
+        return gradient.pow(2).flatten(1).sum()  # summed over samples: grows with the batch
+
+
+class UnscaledImages(ImageTensorDataset):
+    """Forgets to scale pixels to [-1, 1]."""
+
+    def __getitem__(self, index):
+        return self.images[index].float(), 0
+
+
+def out_of_range_dataset(params, root):
+    images = torch.arange(640).remainder(256).to(torch.uint8).view(10, 1, 8, 8)
+    labels = torch.zeros(10, dtype=torch.int64)
+    return LoadedDataset(UnscaledImages(images, labels), DataSpec((1, 8, 8), num_classes=1))
+
+
+def plugin(kind, factory):
+    module = types.ModuleType("broken_plugin")
+    hook = {
+        Kind.ARCHITECTURE: "register_architectures",
+        Kind.LOSS: "register_losses",
+        Kind.DATASET: "register_datasets",
+    }
+
+    def register(register):
+        register("broken", factory)
+
+    setattr(module, hook[kind], hookimpl(register))
+    return isolated_registry(module, distribution="broken-dist").get(kind, "broken")
+
+
+@pytest.mark.parametrize(
+    ("kind", "factory", "failing_check", "message"),
+    [
+        (Kind.ARCHITECTURE, architecture(squeezes_batch=True), "check_generator_output", "G(z) has shape"),
+        (Kind.ARCHITECTURE, architecture(probabilities=True), "check_discriminator_returns_logits", "probabilities"),
+        (Kind.ARCHITECTURE, architecture(unused_layer=True), "check_gradients_reach_every_parameter", "unused.weight"),
+        (Kind.LOSS, WrongSignLoss, "check_loss_direction", "wrong sign"),
+        (Kind.LOSS, SummedPenaltyLoss, "check_penalty_is_per_sample", "mean over samples"),
+        (Kind.DATASET, out_of_range_dataset, "check_items_match_the_spec", "expected [-1, 1]"),
+    ],
+)
+def test_broken_components_are_caught_by_the_right_check(kind, factory, failing_check, message):
+    results = {result.check: result for result in check_component(plugin(kind, factory))}
+    failed = {name for name, result in results.items() if result.status == "failed"}
+    assert failed == {failing_check}
+    assert message in results[failing_check].message
+    assert results[failing_check].component == "broken-dist:broken"
+
+
+def test_assert_check_raises_a_contract_error_naming_component_and_check():
+    component = plugin(Kind.LOSS, WrongSignLoss)
+    from ganforge.testing.checks import check_loss_direction
+
+    with pytest.raises(ContractError, match="broken-dist:broken fails check_loss_direction"):
+        assert_check(component, check_loss_direction)
+
+
+def test_parametrize_ids_and_expected_failures():
+    component = plugin(Kind.LOSS, WrongSignLoss)
+    marker = parametrize_with_checks([component], expected_failures={"check_loss_direction": "known bad sign"})
+    params = marker.args[1]
+    ids = [param.id for param in params]
+    assert "broken-dist:broken-check_loss_direction" in ids
+    [expected] = [param for param in params if param.id.endswith("check_loss_direction")]
+    assert expected.marks[0].kwargs["reason"] == "known bad sign" and expected.marks[0].kwargs["strict"]
+
+
+def test_check_command_passes_for_the_builtins_and_exits_1_on_a_failure(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("GANFORGE_DATA", str(tmp_path))
+    result = CliRunner().invoke(app, ["check", "loss:hinge"])
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.stdout
+
+    import json
+
+    payload = json.loads(CliRunner().invoke(app, ["check", "ganforge", "--json"]).stdout)
+    assert payload["passed"] is True
+    assert {r["component"] for r in payload["results"]} >= {"ganforge:mlp", "ganforge:dcgan", "ganforge:hinge"}
+
+    from ganforge.cli import create_app
+    from ganforge.plugins import PluginSource
+
+    module = types.ModuleType("broken_plugin")
+    module.register_losses = hookimpl(lambda register: register("broken", WrongSignLoss))
+    broken_app = create_app(load_plugins([PluginSource.from_object(module, "b", "broken-dist")], disabled=[]))
+    failed = CliRunner().invoke(broken_app, ["check", "broken-dist"])
+    assert failed.exit_code == 1
+    assert "FAIL" in failed.stdout and "wrong sign" in failed.stdout
+
+    unknown = CliRunner().invoke(app, ["check", "nobody"])
+    assert unknown.exit_code == 2 and "no installed distribution 'nobody'" in unknown.stderr
