@@ -1,0 +1,52 @@
+"""docs/plugins.md is followed literally: its code blocks become a plugin that installs and passes the checks."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).parent.parent / "docs" / "plugins.md"
+
+
+def code_block(first_line: str) -> str:
+    for body in re.findall(r"```\w+\n(.*?)```", DOC.read_text(), re.S):
+        if body.splitlines()[0] == first_line:
+            return body
+    raise AssertionError(f"docs/plugins.md has no code block starting {first_line!r}")
+
+
+@pytest.mark.slow
+def test_the_plugin_guide_makes_a_working_plugin(tmp_path):
+    site = tmp_path / "site"
+    (site / "mygan").mkdir(parents=True)
+    (site / "mygan" / "__init__.py").write_text("")
+    (site / "mygan" / "plugin.py").write_text(code_block("# src/mygan/plugin.py"))
+    pyproject = code_block("# pyproject.toml")
+    name, target = re.search(r'\[project\.entry-points\.ganforge\]\n(\w+) = "([\w.]+)"', pyproject).groups()
+    info = site / "mygan-0.1.0.dist-info"  # what `pip install` of that pyproject.toml would leave
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mygan\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[ganforge]\n{name} = {target}\n")
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_mygan.py").write_text(code_block("# tests/test_mygan.py"))
+
+    env = {**os.environ, "PYTHONPATH": str(site), "GANFORGE_STRICT_PLUGINS": "1"}
+    check = subprocess.run(
+        [sys.executable, "-m", "ganforge", "check", "mygan"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "0 failed" in check.stdout
+    pytest_run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert pytest_run.returncode == 0, pytest_run.stdout
+    assert "passed" in pytest_run.stdout
