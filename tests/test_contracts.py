@@ -12,7 +12,7 @@ from ganforge.plugins import load_plugins
 from ganforge.registry import Kind
 from ganforge.testing import ContractError, assert_check, check_component, isolated_registry, parametrize_with_checks
 
-BUILTINS = load_plugins(strict=True).registry.components()
+BUILTINS = [c for c in load_plugins(strict=True).registry.components() if c.provider.distribution == "ganforge"]
 
 
 @parametrize_with_checks(BUILTINS)

@@ -1,0 +1,68 @@
+"""ganforge-sngan's components, as installed, obey ganforge's contracts and have the right shapes."""
+
+import pytest
+import torch
+
+from ganforge import DataSpec, Kind
+from ganforge.errors import ParamsError
+from ganforge.plugins import load_plugins
+from ganforge.testing import assert_check, parametrize_with_checks
+
+DISTRIBUTION = "ganforge-sngan"
+REGISTRY = load_plugins(strict=True).registry
+COMPONENTS = [c for c in REGISTRY.components() if c.provider.distribution == DISTRIBUTION]
+
+
+@parametrize_with_checks(COMPONENTS)
+def test_components_obey_their_contracts(component, check):
+    assert_check(component, check)
+
+
+def test_components_are_registered_with_this_distribution_as_provider():
+    found = {(c.kind, c.name): c for c in COMPONENTS}
+    assert set(found) == {(Kind.ARCHITECTURE, "sngan"), (Kind.LOSS, "relativistic")}
+    for component in found.values():
+        assert str(component.provider) == f"{DISTRIBUTION}==0.1.0"
+        assert component.summary
+    assert REGISTRY.get(Kind.LOSS, "rpgan") is found[(Kind.LOSS, "relativistic")]
+    assert REGISTRY.get(Kind.ARCHITECTURE, f"{DISTRIBUTION}:sngan") is found[(Kind.ARCHITECTURE, "sngan")]
+
+
+@pytest.mark.parametrize(("shape", "blocks"), [((1, 28, 28), 2), ((3, 32, 32), 3)])
+def test_sngan_shapes(shape, blocks):
+    torch.manual_seed(0)
+    models = REGISTRY.build(
+        Kind.ARCHITECTURE, "sngan", {"generator_channels": 8, "discriminator_channels": 8}, DataSpec(shape)
+    )
+    assert models.latent_dim == 128
+    assert len(models.generator.blocks) == blocks
+    images = models.generator(torch.randn(5, models.latent_dim))
+    assert images.shape == (5, *shape)
+    assert models.discriminator(images).shape == (5,)
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 64), (1, 28, 32)])
+def test_sngan_rejects_other_shapes(shape):
+    with pytest.raises(ParamsError, match=r"cannot handle the data shape .*28x28 .* or 32x32"):
+        REGISTRY.build(Kind.ARCHITECTURE, "sngan", {}, DataSpec(shape))
+
+
+def test_relativistic_generator_loss_uses_the_last_mean_real_score():
+    loss = REGISTRY.build(Kind.LOSS, "rpgan", {})
+    fake = torch.tensor([0.0, 2.0])
+    softplus = torch.nn.functional.softplus
+    assert torch.allclose(loss.generator_loss(fake), softplus(-fake).mean())  # before any D step: mean 0
+    real = torch.tensor([1.0, 3.0])
+    d_loss = loss.discriminator_loss(real, torch.tensor([3.0, 1.0]))
+    assert torch.allclose(d_loss, softplus(torch.tensor([2.0, -2.0])).mean())  # paired by index
+    assert torch.allclose(loss.generator_loss(fake), softplus(2.0 - fake).mean())
+    assert loss.decision_threshold is None and loss.probability(fake) is None
+    with pytest.raises(ValueError, match="pairs real and fake"):
+        loss.discriminator_loss(real, torch.zeros(3))
+
+
+def test_relativistic_r1_penalty():
+    loss = REGISTRY.build(Kind.LOSS, "relativistic", {"r1_gamma": 2.0})
+    real = torch.randn(4, 1, 4, 4)
+    penalty = loss.penalty(lambda images: 3.0 * images.flatten(1).sum(dim=1), real, real)
+    assert torch.allclose(penalty, torch.tensor(9.0 * 16))  # gamma/2 * ||grad||^2 = 1 * 16 pixels * 3^2
