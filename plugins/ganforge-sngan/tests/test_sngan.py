@@ -66,3 +66,29 @@ def test_relativistic_r1_penalty():
     real = torch.randn(4, 1, 4, 4)
     penalty = loss.penalty(lambda images: 3.0 * images.flatten(1).sum(dim=1), real, real)
     assert torch.allclose(penalty, torch.tensor(9.0 * 16))  # gamma/2 * ||grad||^2 = 1 * 16 pixels * 3^2
+
+
+TINY_RUN = """
+name: sngan_smoke
+data: {name: synthetic, params: {num_samples: 64, num_classes: 4, size: 28}}
+model: {name: sngan, params: {latent_dim: 16, generator_channels: 16, discriminator_channels: 16}}
+loss: {name: relativistic}
+train: {epochs: 2, batch_size: 16, device: cpu, log_every: 2}
+"""
+
+
+def test_ganforge_trains_sngan_with_the_relativistic_loss(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ganforge.cli import create_app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.yaml").write_text(TINY_RUN)
+    result = CliRunner().invoke(create_app(load_plugins(strict=True)), ["run", "run.yaml", "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "runs" / "sngan_smoke" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
+    assert all(r["d_loss"] is not None and r["g_loss"] is not None for r in records)
+    assert (tmp_path / "runs" / "sngan_smoke" / "checkpoints" / "last.pt").exists()
