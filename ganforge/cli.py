@@ -187,7 +187,7 @@ def create_app(plugins: Plugins) -> typer.Typer:
     ) -> None:
         """Load a dataset and describe it: size, image shape, classes, value range."""
         component = registry.get(Kind.DATASET, name)
-        params = apply_overrides({}, parse_overrides(param or [], option="--param"))
+        params = apply_overrides({}, parse_overrides(param or [], option="--param"), option="--param")
         root = default_data_root()
         loaded = component.build(params, root)
         dataset, spec = loaded.dataset, loaded.spec

@@ -101,13 +101,15 @@ def parse_overrides(assignments: Iterable[str], option: str = "--set") -> list[t
     return parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[tuple[list[str], Any]]) -> dict[str, Any]:
+def apply_overrides(
+    raw: dict[str, Any], overrides: Iterable[tuple[list[str], Any]], option: str = "--set"
+) -> dict[str, Any]:
     for path, value in overrides:
         target = raw
         for depth, part in enumerate(path[:-1]):
             existing = target.setdefault(part, {})
             if not isinstance(existing, dict):
-                raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a section")
+                raise ConfigError(f"{option} {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a section")
             target = existing
         target[path[-1]] = value
     return raw
