@@ -12,7 +12,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -103,7 +103,6 @@ class Plugins:
     registry: Registry
     strict: bool = False
     on_failure: Callable[[PluginStatus], None] | None = None
-    _plugins_by_id: dict[str, Any] = field(default_factory=dict)
 
     def failed(self) -> list[PluginStatus]:
         return [status for status in self.statuses if status.state is PluginState.FAILED]
@@ -113,7 +112,7 @@ class Plugins:
         for status in self.statuses:
             if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
                 continue
-            plugin = self._plugins_by_id[status.plugin_id]
+            plugin = self.manager.get_plugin(status.plugin_id)
             try:
                 _call_for_plugin(self.manager, "register_commands", plugin, app=app)
             except Exception as error:  # a plugin's bug must not take the CLI down
@@ -191,7 +190,6 @@ def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus) -> N
         return
     for component in collector.components:
         plugins.registry.add(component)
-    plugins._plugins_by_id[source.plugin_id] = plugin
 
 
 def _call_for_plugin(manager: pluggy.PluginManager, hook_name: str, plugin: Any, **kwargs: Any) -> None:

@@ -7,7 +7,6 @@ in a second or so per component; checks that need a GPU run only where one is pr
 
 from __future__ import annotations
 
-import copy
 import io
 import pickle
 from collections.abc import Callable, Iterable
@@ -371,7 +370,7 @@ def run_check(component: Component, check: Check) -> CheckResult:
 
     with torch.random.fork_rng(devices=[]):
         try:
-            check(copy.copy(component))
+            check(component)
         except CheckSkipped as skipped:
             return result("skipped", str(skipped))
         except ContractError as error:
