@@ -2,7 +2,18 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ganforge.contracts import DataSpec, GANLoss, GANModels, ImageTensorDataset, LoadedDataset, NoParams, Params
+from ganforge.contracts import (
+    DataSpec,
+    FeatureSet,
+    GANLoss,
+    GANMetric,
+    GANModels,
+    Goal,
+    ImageTensorDataset,
+    LoadedDataset,
+    NoParams,
+    Params,
+)
 from ganforge.errors import GanforgeError
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Component, Kind, Registry
@@ -15,9 +26,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "Component",
     "DataSpec",
+    "FeatureSet",
     "GANLoss",
+    "GANMetric",
     "GANModels",
     "GanforgeError",
+    "Goal",
     "ImageTensorDataset",
     "Kind",
     "LoadedDataset",

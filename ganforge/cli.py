@@ -19,15 +19,16 @@ from typer.core import TyperGroup
 
 from ganforge import __version__
 from ganforge.config import apply_overrides, json_schema, load_config, parse_overrides
-from ganforge.data_root import default_data_root
+from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import GanforgeError, UsageError
+from ganforge.evaluation.protocol import DEFAULT_SAMPLES, Evaluation, generated_images, prepare_evaluation, read_samples
 from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
-from ganforge.sampling import sample_from_checkpoint
+from ganforge.sampling import load_generator, sample_from_checkpoint
 from ganforge.testing import CHECKS, CheckResult, check_component
 from ganforge.training.progress import LineReporter, RichReporter
 from ganforge.training.run_folder import save_grid
-from ganforge.training.trainer import resume_run, start_run
+from ganforge.training.trainer import resolve_device, resume_run, start_run
 
 console = Console()
 err_console = Console(stderr=True)
@@ -222,11 +223,12 @@ def create_app(plugins: Plugins) -> typer.Typer:
             raise UsageError("give a CONFIG to start a run, or --resume RUN_DIR to continue one (not both)")
         reporter = LineReporter(console) if quiet else RichReporter(console)
         if resume is not None:
-            run_config, resolved = load_config(resume / "config.yaml", registry, overrides or [])
+            resolved = load_config(resume / "config.yaml", registry, overrides or [])
             folder = resume
         else:
-            run_config, resolved = load_config(config, registry, overrides or [])
-            folder = run_config.run_dir()
+            resolved = load_config(config, registry, overrides or [])
+            folder = resolved.config.run_dir()
+        run_config = resolved.config
         console.print(
             f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
             f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
@@ -234,9 +236,9 @@ def create_app(plugins: Plugins) -> typer.Typer:
         )
         try:
             if resume is not None:
-                trainer = resume_run(resume, run_config, resolved, reporter=reporter)
+                trainer = resume_run(resume, resolved, reporter=reporter)
             else:
-                trainer = start_run(run_config, resolved, overwrite=overwrite, reporter=reporter)
+                trainer = start_run(resolved, overwrite=overwrite, reporter=reporter)
         except KeyboardInterrupt:
             err_console.print(
                 f"interrupted; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
@@ -254,10 +256,9 @@ def create_app(plugins: Plugins) -> typer.Typer:
         overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config value.")] = None,
     ) -> None:
         """Check a config without training: structure, component names and their params."""
-        _, resolved = load_config(config, registry, overrides or [])
-        names = ", ".join(
-            f"{kind.value} {component.name} ({component.provider})" for kind, (component, _) in resolved.items()
-        )
+        resolved = load_config(config, registry, overrides or [])
+        chosen = [*resolved.chosen().values(), *resolved.metrics]
+        names = ", ".join(f"{c.component.kind.value} {c.component.name} ({c.component.provider})" for c in chosen)
         console.print(f"{config}: valid; {names}", highlight=False)
 
     @app.command("schema")
@@ -312,8 +313,119 @@ def create_app(plugins: Plugins) -> typer.Typer:
         if failed:
             raise typer.Exit(1)
 
+    @app.command("eval")
+    def evaluate(
+        target: Annotated[
+            Path | None, typer.Argument(help="A run folder (its checkpoints/last.pt) or a checkpoint file.")
+        ] = None,
+        samples: Annotated[
+            Path | None,
+            typer.Option("--samples", help="Score images made elsewhere: a .pt or .npy tensor [N, C, H, W]."),
+        ] = None,
+        data: Annotated[str | None, typer.Option("--data", help="The dataset --samples is compared with.")] = None,
+        real: Annotated[
+            str | None, typer.Option("--real", help="Score a dataset's train split against its test split: the floor.")
+        ] = None,
+        data_param: Annotated[
+            list[str] | None, typer.Option("--data-param", help="A param of --data/--real as key=value; repeatable.")
+        ] = None,
+        n: Annotated[int, typer.Option("--n", min=2, help="Generated (and reference) images to score.")] = (
+            DEFAULT_SAMPLES
+        ),
+        metrics: Annotated[
+            str | None, typer.Option("--metrics", help="Comma-separated metric names; default: every installed one.")
+        ] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the generator's noise.")] = 0,
+        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+        ema: Annotated[
+            bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")
+        ] = True,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable scores, floor and protocol.")] = False,
+    ) -> None:
+        """Score a checkpoint, a file of images, or real data with FID, KID, classifier score, ... offline."""
+        given = [option for option, value in (("TARGET", target), ("--samples", samples), ("--real", real)) if value]
+        if len(given) != 1:
+            raise UsageError(
+                "give one of: TARGET (a run folder or checkpoint), --samples FILE --data DATASET, or --real DATASET"
+            )
+        if samples is not None and data is None:
+            raise UsageError("--samples needs --data DATASET: the real images they are compared with")
+        if data is not None and samples is None:
+            raise UsageError("--data goes with --samples; a checkpoint brings its own dataset, --real names one")
+        names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+        params = apply_overrides({}, parse_overrides(data_param or [], option="--data-param"), option="--data-param")
+        torch_device = resolve_device(device)
+        checkpoint = None
+        if target is not None:
+            path = target / "checkpoints" / "last.pt" if target.is_dir() else target
+            checkpoint = load_generator(path, registry, use_ema=ema)
+            data_config = checkpoint.state["config"]["data"]
+            dataset, params = data_config["name"], {**data_config["params"], **params}
+        else:
+            dataset = data if samples is not None else real
+        evaluation = prepare_evaluation(
+            registry,
+            dataset,
+            params,
+            names,
+            samples=n,
+            device=torch_device,
+            data_root=default_data_root(),
+            cache_dir=default_cache_dir(),
+            log=lambda message: err_console.print(message, highlight=False, soft_wrap=True),
+        )
+        floor = evaluation.floor()
+        if checkpoint is not None:
+            images = checkpoint.sample(n, seed, device)
+            described = f"{n} samples (noise seed {seed}) from {checkpoint.describe()}"
+            scores = evaluation.score(generated_images(images, described))
+        elif samples is not None:
+            image_set, value_range = read_samples(samples, evaluation.spec)
+            described = f"{image_set.description}, read as {value_range}"
+            scores = evaluation.score(image_set)
+        else:
+            described = f"{min(n, len(evaluation.domain.train))} training images of {evaluation.domain.dataset}"
+            scores = floor
+        protocol = evaluation.protocol(described)
+        if as_json:
+            goals = {key: goal.better for key, goal in evaluation.goals().items()}
+            print_json({"scores": scores, "floor": floor, "goals": goals, "protocol": protocol})
+        else:
+            print_scores(evaluation, scores, floor, protocol, floor_only=real is not None)
+
     plugins.register_commands(app)
     return app
+
+
+def print_scores(
+    evaluation: Evaluation,
+    scores: dict[str, float],
+    floor: dict[str, float],
+    protocol: dict[str, Any],
+    floor_only: bool,
+) -> None:
+    arrows = {"lower": "lower", "higher": "higher", None: ""}
+    table = Table(title="Scores", title_justify="left")
+    table.add_column("value", no_wrap=True)
+    if not floor_only:
+        table.add_column("generated", justify="right")
+    table.add_column("real floor", justify="right")
+    table.add_column("better", no_wrap=True)
+    goals = evaluation.goals()
+    for key, value in scores.items():
+        cells = [f"{floor[key]:.4g}"] if floor_only else [f"{value:.4g}", f"{floor[key]:.4g}"]
+        table.add_row(key, *cells, arrows[goals[key].better])
+    console.print(table)
+    network = protocol["feature_network"]
+    console.print(
+        f"feature network: {network['architecture']} trained on {network['trained_on']}, test accuracy "
+        f"{network['test_accuracy']:.2%} ({network['file']})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"generated: {protocol['generated']}", highlight=False, soft_wrap=True)
+    console.print(f"reference: {protocol['reference']}", highlight=False, soft_wrap=True)
+    console.print(f"real floor: {protocol['floor']}", highlight=False, soft_wrap=True)
 
 
 def select_components(registry: Registry, target: str | None) -> list[Component]:

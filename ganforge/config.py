@@ -8,6 +8,7 @@ same checking as a built-in one. Every model forbids unknown keys.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +69,20 @@ class OutputConfig(Strict):
     )
 
 
+class EvalConfig(Strict):
+    every: int = Field(0, ge=0, description="Epochs between evaluations during training; 0 = none.")
+    metrics: list[str | ComponentConfig] = Field(
+        default_factory=lambda: ["fid", "kid", "classifier_score", "precision_recall", "mode_coverage"],
+        description="Metrics to compute: names, or {name, params}; see `ganforge list metrics`.",
+    )
+    samples: int = Field(10_000, ge=2, description="Generated images per evaluation (and real reference images).")
+    best: str | None = Field(
+        "fid",
+        description="Keep checkpoints/best.pt by this metric value (its direction comes from the metric); "
+        "null keeps none.",
+    )
+
+
 class RunConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name; the run folder's name.")
     seed: int = Field(0, description="Seed of every random number the run draws.")
@@ -77,6 +92,7 @@ class RunConfig(Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     def run_dir(self) -> Path:
         return self.output.dir if self.output.dir is not None else DEFAULT_RUNS_DIR / self.name
@@ -131,43 +147,101 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_config(
-    path: Path | str, registry: Registry, overrides: Iterable[str] = ()
-) -> tuple[RunConfig, dict[Kind, tuple[Component, BaseModel]]]:
+@dataclass(frozen=True)
+class Chosen:
+    """A component picked by a config, with its params validated by the component's own model."""
+
+    component: Component
+    params: BaseModel
+
+    def build(self, *args: Any) -> Any:
+        return self.component.build(self.params, *args)
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A validated config with every component it names found in the registry."""
+
+    config: RunConfig
+    data: Chosen
+    model: Chosen
+    loss: Chosen
+    metrics: tuple[Chosen, ...]
+
+    def chosen(self) -> dict[str, Chosen]:
+        return {section: getattr(self, section) for section in COMPONENT_SECTIONS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The config as it will run, every default filled in: what the run folder records."""
+        data = self.config.model_dump(mode="json")
+        for section, chosen in self.chosen().items():
+            data[section]["params"] = chosen.params.model_dump(mode="json")
+        data["eval"]["metrics"] = [
+            {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")} for chosen in self.metrics
+        ]
+        return data
+
+
+def load_config(path: Path | str, registry: Registry, overrides: Iterable[str] = ()) -> ResolvedRun:
     """Read, override and validate a config file; resolve each named component and its params."""
     path = Path(path)
     raw = apply_overrides(read_yaml(path), parse_overrides(overrides))
     return validate_config(raw, registry, source=str(path))
 
 
-def validate_config(
-    raw: Mapping[str, Any], registry: Registry, source: str = "config"
-) -> tuple[RunConfig, dict[Kind, tuple[Component, BaseModel]]]:
+def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "config") -> ResolvedRun:
     try:
         config = RunConfig.model_validate(dict(raw))
     except ValidationError as error:
         raise ConfigError(f"{source} is invalid:\n{describe_validation_error(error, (), RunConfig)}") from None
-    resolved: dict[Kind, tuple[Component, BaseModel]] = {}
-    for section, kind in COMPONENT_SECTIONS.items():
-        chosen: ComponentConfig = getattr(config, section)
-        try:
-            component = registry.get(kind, chosen.name)
-        except UsageError as error:  # unknown or ambiguous name
-            raise ConfigError(f"{source} is invalid:\n  {section}.name: {error}") from None
-        try:
-            params = component.parse_params(chosen.params, location=(section, "params"))
-        except ParamsError as error:
-            raise ConfigError(f"{source} is invalid: {error}") from None
-        resolved[kind] = (component, params)
-    return config, resolved
+    chosen = {
+        section: _choose(registry, kind, getattr(config, section), (section,), source)
+        for section, kind in COMPONENT_SECTIONS.items()
+    }
+    metrics = tuple(
+        _choose(registry, Kind.METRIC, as_component_config(entry), ("eval", "metrics", index), source)
+        for index, entry in enumerate(config.eval.metrics)
+    )
+    resolved = ResolvedRun(config, chosen["data"], chosen["model"], chosen["loss"], metrics)
+    _check_best(resolved, source)
+    return resolved
 
 
-def resolved_dict(config: RunConfig, resolved: Mapping[Kind, tuple[Component, BaseModel]]) -> dict[str, Any]:
-    """The config as it will run, every default filled in: what the run folder records."""
-    data = config.model_dump(mode="json")
-    for section, kind in COMPONENT_SECTIONS.items():
-        data[section]["params"] = resolved[kind][1].model_dump(mode="json")
-    return data
+def as_component_config(entry: str | ComponentConfig) -> ComponentConfig:
+    return ComponentConfig(name=entry) if isinstance(entry, str) else entry
+
+
+def _choose(
+    registry: Registry, kind: Kind, entry: ComponentConfig, location: tuple[str | int, ...], source: str
+) -> Chosen:
+    where = ".".join(str(part) for part in location)
+    try:
+        component = registry.get(kind, entry.name)
+    except UsageError as error:  # unknown or ambiguous name
+        raise ConfigError(f"{source} is invalid:\n  {where}.name: {error}") from None
+    try:
+        params = component.parse_params(entry.params, location=(*location, "params"))
+    except ParamsError as error:
+        raise ConfigError(f"{source} is invalid: {error}") from None
+    return Chosen(component, params)
+
+
+def _check_best(resolved: ResolvedRun, source: str) -> None:
+    best = resolved.config.eval.best
+    if best is None or resolved.config.eval.every == 0:
+        return
+    ranked = {
+        key: goal
+        for chosen in resolved.metrics
+        for key, goal in chosen.build().goals.items()
+        if goal.better is not None
+    }
+    if best not in ranked:
+        accepted = ", ".join(sorted(ranked)) or "none (eval.metrics gives no value with a direction)"
+        raise ConfigError(
+            f"{source} is invalid:\n  eval.best: {best!r} is not a value of the metrics in eval.metrics; "
+            f"accepted: {accepted}, or null"
+        )
 
 
 def json_schema() -> dict[str, Any]:

@@ -7,11 +7,16 @@
 - Dataset factory: ``(params, root: Path) -> LoadedDataset``; images are float in [-1, 1].
   ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
   with a ``root`` param of its own lets that override it.
+- Metric factory: ``(params) -> GANMetric``. A metric compares two image sets as a feature
+  network sees them (:class:`FeatureSet`); ganforge extracts the features once for all metrics
+  and records the protocol (feature network, sample counts, splits) beside the scores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -116,3 +121,49 @@ class GANLoss:
 
     def probability(self, scores: torch.Tensor) -> torch.Tensor | None:
         return None
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A set of images as a feature network sees them.
+
+    ``features`` is ``[N, D]``; ``probabilities`` is ``[N, K]``, the network's class
+    probabilities, or None when the feature network does not classify.
+    """
+
+    features: torch.Tensor
+    probabilities: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Which way a metric value gets better, and the value two identical sets give, where fixed.
+
+    ``better`` is None for a value that is not a quality in itself, such as a standard deviation.
+    """
+
+    better: Literal["lower", "higher"] | None
+    ideal: float | None = None
+
+    def improves(self, candidate: float, incumbent: float) -> bool:
+        if self.better is None:
+            raise ValueError("this value has no direction: it cannot rank results")
+        return candidate < incumbent if self.better == "lower" else candidate > incumbent
+
+
+class GANMetric:
+    """Scores generated images against real ones, both as :class:`FeatureSet`.
+
+    ``goals`` names every value ``compute`` returns and says which way it gets better (what
+    ``train.eval.best`` and the contract checks rely on). ``needs_probabilities`` is True where
+    the metric reads class probabilities, which not every feature network provides.
+    """
+
+    goals: ClassVar[Mapping[str, Goal]] = {}
+    needs_probabilities: ClassVar[bool] = False
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        raise NotImplementedError

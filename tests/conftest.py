@@ -23,3 +23,11 @@ def workdir(tmp_path, monkeypatch):
     """A fresh current directory, so that runs/ lands in it."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feature_network_cache(tmp_path_factory):
+    """Domain classifiers the tests train go to a cache of their own, shared by the session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GANFORGE_CACHE", str(tmp_path_factory.mktemp("ganforge-cache")))
+        yield

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from ganforge import DataSpec, GANLoss, GANModels, ImageTensorDataset, LoadedDataset, hookimpl
+from ganforge import DataSpec, GANLoss, GANMetric, GANModels, Goal, ImageTensorDataset, LoadedDataset, hookimpl
 from ganforge.plugins import load_plugins
 from ganforge.registry import Kind
 from ganforge.testing import ContractError, assert_check, check_component, isolated_registry, parametrize_with_checks
@@ -93,12 +93,37 @@ def out_of_range_dataset(params, root):
     return LoadedDataset(UnscaledImages(images, labels), DataSpec((1, 8, 8), num_classes=1))
 
 
+class MeanDistance(GANMetric):
+    goals = {"distance": Goal("lower", ideal=0.0)}  # noqa: RUF012
+
+    def __init__(self, params):
+        self.params = params
+
+    def distance(self, generated, real):
+        return float((generated.features.mean(0) - real.features.mean(0)).norm())
+
+
+class ReversedDistance(MeanDistance):
+    """Says lower is better, then returns a value that falls as the sets drift apart."""
+
+    def compute(self, generated, real):
+        return {"distance": -self.distance(generated, real)}
+
+
+class OffsetDistance(MeanDistance):
+    """Identical sets do not score the declared ideal of 0."""
+
+    def compute(self, generated, real):
+        return {"distance": 5.0 + self.distance(generated, real)}
+
+
 def plugin(kind, factory):
     module = types.ModuleType("broken_plugin")
     hook = {
         Kind.ARCHITECTURE: "register_architectures",
         Kind.LOSS: "register_losses",
         Kind.DATASET: "register_datasets",
+        Kind.METRIC: "register_metrics",
     }
 
     def register(register):
@@ -117,6 +142,8 @@ def plugin(kind, factory):
         (Kind.LOSS, WrongSignLoss, "check_loss_direction", "wrong sign"),
         (Kind.LOSS, SummedPenaltyLoss, "check_penalty_is_per_sample", "mean over samples"),
         (Kind.DATASET, out_of_range_dataset, "check_items_match_the_spec", "expected [-1, 1]"),
+        (Kind.METRIC, ReversedDistance, "check_shifted_set_scores_worse", "should be lower for identical sets"),
+        (Kind.METRIC, OffsetDistance, "check_identical_sets_score_no_difference", "not near its ideal 0"),
     ],
 )
 def test_broken_components_are_caught_by_the_right_check(kind, factory, failing_check, message):

@@ -50,3 +50,16 @@ def test_the_plugin_guide_makes_a_working_plugin(tmp_path):
     )
     assert pytest_run.returncode == 0, pytest_run.stdout
     assert "passed" in pytest_run.stdout
+
+
+def test_the_guide_s_metric_passes_the_metric_checks():
+    from ganforge.registry import Kind
+    from ganforge.testing import check_component, isolated_registry
+
+    namespace = {"__name__": "mygan_metrics"}
+    exec(compile(code_block("# src/mygan/metrics.py"), "metrics.py", "exec"), namespace)
+    module = type(sys)("mygan_metrics")
+    module.__dict__.update(namespace)
+    component = isolated_registry(module, distribution="mygan").get(Kind.METRIC, "mean_distance")
+    results = check_component(component)
+    assert [r.status for r in results] == ["passed"] * len(results), results

@@ -8,6 +8,7 @@ in a second or so per component; checks that need a GPU run only where one is pr
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganforge.contracts import DataSpec, GANLoss, GANModels, LoadedDataset
+from ganforge.contracts import DataSpec, FeatureSet, GANLoss, GANMetric, GANModels, LoadedDataset
 from ganforge.data_root import default_data_root
 from ganforge.errors import DatasetNotFoundError
 from ganforge.registry import Component, Kind
@@ -320,6 +321,80 @@ def check_picklable(component: Component) -> None:
     expect(len(again) == len(loaded.dataset), "the unpickled dataset has another length")
 
 
+# -- metrics ------------------------------------------------------------------------------------
+
+METRIC_CLASSES, METRIC_PER_CLASS, METRIC_FEATURE_DIM = 10, 40, 16
+
+
+def _metric(component: Component) -> GANMetric:
+    metric = component.build({})
+    expect(callable(getattr(metric, "compute", None)), "the metric has no compute() method (subclass GANMetric)")
+    goals = getattr(metric, "goals", None)
+    expect(bool(goals), "the metric declares no goals: name each value compute() returns and which way is better")
+    return metric
+
+
+def _feature_sets() -> tuple[FeatureSet, FeatureSet]:
+    """A real set of ten confident, well-separated classes, and a worse one: half the classes, shifted, unsure."""
+    generator = torch.Generator().manual_seed(SEED)
+    labels = torch.arange(METRIC_CLASSES).repeat_interleave(METRIC_PER_CLASS)
+    centres = 3.0 * torch.eye(METRIC_CLASSES, METRIC_FEATURE_DIM)
+    features = centres[labels] + torch.randn(len(labels), METRIC_FEATURE_DIM, generator=generator)
+    logits = 6.0 * nn.functional.one_hot(labels, METRIC_CLASSES).double()
+    logits += 0.5 * torch.randn(logits.shape, generator=generator, dtype=torch.float64)
+    real = FeatureSet(features, torch.softmax(logits, dim=1))
+    kept = labels < METRIC_CLASSES // 2
+    worse = FeatureSet(features[kept] + 2.0, torch.softmax(logits[kept] / 4, dim=1))
+    return real, worse
+
+
+def _metric_values(metric: GANMetric, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+    values = metric.compute(generated, real)
+    expect(isinstance(values, dict), f"compute() returned {type(values).__name__}, expected a dict of floats")
+    expect(
+        set(values) == set(metric.goals),
+        f"compute() returned the values {sorted(values)} but the goals name {sorted(metric.goals)}",
+    )
+    for key, value in values.items():
+        expect(isinstance(value, float), f"{key} is a {type(value).__name__}, expected a float")
+        expect(math.isfinite(value), f"{key} is {value}, expected a finite number")
+    return values
+
+
+def check_identical_sets_score_no_difference(component: Component) -> None:
+    """Two identical sets get each value's ideal (0 for a distance, 1 for precision), far closer than a worse set."""
+    metric = _metric(component)
+    real, worse = _feature_sets()
+    same = _metric_values(metric, FeatureSet(real.features.clone(), real.probabilities.clone()), real)
+    again = _metric_values(metric, FeatureSet(real.features.clone(), real.probabilities.clone()), real)
+    expect(same == again, f"the same sets scored twice give {same} and then {again}: seed any randomness")
+    shifted = _metric_values(metric, worse, real)
+    for key, goal in metric.goals.items():
+        if goal.ideal is None:
+            continue
+        gap, worse_gap = abs(same[key] - goal.ideal), abs(shifted[key] - goal.ideal)
+        expect(
+            gap <= 0.05 * worse_gap,
+            f"{key} of two identical sets is {same[key]:.6g}, not near its ideal {goal.ideal:g} "
+            f"(a worse set scores {shifted[key]:.6g})",
+        )
+
+
+def check_shifted_set_scores_worse(component: Component) -> None:
+    """A set with half the classes, shifted and less confident, scores worse on every value with a direction."""
+    metric = _metric(component)
+    real, worse = _feature_sets()
+    same, shifted = _metric_values(metric, real, real), _metric_values(metric, worse, real)
+    for key, goal in metric.goals.items():
+        if goal.better is None:
+            continue
+        expect(
+            goal.improves(same[key], shifted[key]),
+            f"{key} should be {goal.better} for identical sets than for a shifted set, "
+            f"but identical sets score {same[key]:.6g} and the shifted set {shifted[key]:.6g}",
+        )
+
+
 CHECKS: dict[Kind, tuple[Check, ...]] = {
     Kind.ARCHITECTURE: (
         check_default_params,
@@ -347,7 +422,12 @@ CHECKS: dict[Kind, tuple[Check, ...]] = {
         check_length_is_stable,
         check_picklable,
     ),
-    Kind.METRIC: (check_default_params, check_params_json_round_trip),
+    Kind.METRIC: (
+        check_default_params,
+        check_params_json_round_trip,
+        check_identical_sets_score_no_difference,
+        check_shifted_set_scores_worse,
+    ),
 }
 
 

@@ -18,6 +18,11 @@ def describe(record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def describe_eval(record: dict[str, Any], floor: dict[str, float]) -> str:
+    shown = [key for key in floor if key in record]
+    return "  ".join(f"{key} {record[key]:.4g} (real {floor[key]:.4g})" for key in shown)
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -42,10 +47,16 @@ class RichReporter:
         )
         self.progress.start()
 
+    def note(self, message: str) -> None:
+        self.progress.console.print(message, highlight=False, soft_wrap=True)
+
     def advance(self) -> None:
         self.progress.advance(self.task)
 
     def log(self, record: dict[str, Any]) -> None:
+        if record["event"] == "eval":
+            self.note(f"epoch {record['epoch']} eval: {describe_eval(record, record['floor'])}")
+            return
         self.progress.update(self.task, epoch=record["epoch"], stats=describe(record))
         if record["event"] == "epoch":
             self.progress.console.print(f"epoch {record['epoch']}: {describe(record)}", highlight=False, soft_wrap=True)
@@ -62,11 +73,16 @@ class LineReporter:
     def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
         self.epochs = epochs
 
+    def note(self, message: str) -> None:
+        self.console.print(message, highlight=False, soft_wrap=True)
+
     def advance(self) -> None:
         pass
 
     def log(self, record: dict[str, Any]) -> None:
-        if record["event"] == "epoch":
+        if record["event"] == "eval":
+            self.note(f"epoch {record['epoch']}/{self.epochs} eval: {describe_eval(record, record['floor'])}")
+        elif record["event"] == "epoch":
             self.console.print(
                 f"epoch {record['epoch']}/{self.epochs} step {record['step']}: {describe(record)}",
                 highlight=False,

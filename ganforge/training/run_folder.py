@@ -98,6 +98,10 @@ class RunFolder:
     def plot_path(self) -> Path:
         return self.path / "plot.png"
 
+    @property
+    def best_checkpoint_path(self) -> Path:
+        return self.checkpoints / "best.pt"
+
     def checkpoint_path(self, epoch: int | None = None) -> Path:
         return self.checkpoints / ("last.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
 

@@ -32,6 +32,11 @@ class TensorBoardLog:
         self.writer = SummaryWriter(log_dir=str(directory))
 
     def scalars(self, record: dict[str, Any]) -> None:
+        if record["event"] == "eval":
+            for key, value in record.items():
+                if isinstance(value, float):
+                    self.writer.add_scalar(f"eval/{key}", value, record["step"])
+            return
         prefix = "epoch" if record["event"] == "epoch" else "train"
         for key in SCALAR_KEYS:
             if record.get(key) is not None:

@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ganforge import __version__
-from ganforge.config import RunConfig, resolved_dict
+from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedDataset, to_signed_unit
-from ganforge.data_root import default_data_root
+from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import UsageError
-from ganforge.registry import Component, Kind
+from ganforge.evaluation.classifier import domain_classifier
+from ganforge.evaluation.domain import load_domain
+from ganforge.evaluation.protocol import Evaluation, generated_images, metric_with_params
 from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
@@ -64,6 +65,8 @@ class Reporter(Protocol):
 
     def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None: ...
 
+    def note(self, message: str) -> None: ...
+
     def advance(self) -> None: ...
 
     def log(self, record: dict[str, Any]) -> None: ...
@@ -73,6 +76,9 @@ class Reporter(Protocol):
 
 class SilentReporter:
     def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
         pass
 
     def advance(self) -> None:
@@ -152,38 +158,30 @@ class Components:
     loss: GANLoss
 
 
-def build_components(resolved: dict[Kind, tuple[Component, BaseModel]], device: torch.device) -> Components:
-    data_component, data_params = resolved[Kind.DATASET]
-    data = data_component.build(data_params, default_data_root())
-    model_component, model_params = resolved[Kind.ARCHITECTURE]
-    models = model_component.build(model_params, data.spec)
-    loss_component, loss_params = resolved[Kind.LOSS]
+def build_components(run: ResolvedRun, device: torch.device) -> Components:
+    data = run.data.build(default_data_root())
+    models = run.model.build(data.spec)
     return Components(
         data=data,
         generator=models.generator.to(device),
         discriminator=models.discriminator.to(device),
         latent_dim=models.latent_dim,
-        loss=loss_component.build(loss_params),
+        loss=run.loss.build(),
     )
 
 
 class Trainer:
-    def __init__(
-        self,
-        config: RunConfig,
-        resolved: dict[Kind, tuple[Component, BaseModel]],
-        run_folder: RunFolder,
-        reporter: Reporter | None = None,
-    ) -> None:
+    def __init__(self, run: ResolvedRun, run_folder: RunFolder, reporter: Reporter | None = None) -> None:
+        config = run.config
         self.config = config
-        self.resolved_config = resolved_dict(config, resolved)
+        self.resolved_config = run.as_dict()
         self.folder = run_folder
         self.reporter = reporter or SilentReporter()
         self.device = resolve_device(config.train.device)
         train = config.train
 
         torch.manual_seed(config.seed)
-        parts = build_components(resolved, self.device)
+        parts = build_components(run, self.device)
         self.spec: DataSpec = parts.data.spec
         self.generator, self.discriminator, self.loss = parts.generator, parts.discriminator, parts.loss
         self.latent_dim = parts.latent_dim
@@ -207,6 +205,8 @@ class Trainer:
             )
         noise_generator = torch.Generator().manual_seed(config.seed)
         self.fixed_noise = torch.randn(SAMPLE_GRID_SIZE, self.latent_dim, generator=noise_generator)
+        self.evaluation = self._prepare_evaluation(run) if config.eval.every else None
+        self.best: dict[str, Any] | None = None
         self.real_grid = torch.stack([parts.data.dataset[i][0] for i in range(min(SAMPLE_GRID_SIZE, dataset_size))])
         self.epoch = 0
         self.step = 0
@@ -230,6 +230,7 @@ class Trainer:
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "ema_generator": self.ema_generator.state_dict() if self.ema_generator is not None else None,
+            "best": self.best,
             "optimizer_generator": self.optimizer_g.state_dict(),
             "optimizer_discriminator": self.optimizer_d.state_dict(),
             "rng": {
@@ -251,6 +252,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.data_generator.set_state(state["rng"]["data"])
         self.epoch, self.step = state["epoch"], state["step"]
+        self.best = state.get("best")
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -364,10 +366,52 @@ class Trainer:
             save_grid(samples, self.folder.samples / f"epoch_{self.epoch:04d}.png", columns=10)
             if self.tensorboard is not None:
                 self.tensorboard.grid("samples/generated", samples, self.step)
+        evaluations = self.config.eval.every
+        improved = False
+        if self.evaluation is not None and (last or self.epoch % evaluations == 0):
+            improved = self._evaluate()
         state = self.state()
         if train.checkpoint_every and self.epoch % train.checkpoint_every == 0:
             save_checkpoint(state, self.folder.checkpoint_path(self.epoch))
+        if improved:
+            save_checkpoint(state, self.folder.best_checkpoint_path)
         save_checkpoint(state, self.folder.checkpoint_path())
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _prepare_evaluation(self, run: ResolvedRun) -> Evaluation:
+        """Domain classifier and reference features, before the run folder exists: failures come first."""
+        settings = run.config.eval
+        domain = load_domain(run.data.component, run.data.params, default_data_root())
+        network = domain_classifier(domain, self.device, default_cache_dir(), log=self.reporter.note)
+        metrics = [metric_with_params(chosen.component, chosen.params) for chosen in run.metrics]
+        evaluation = Evaluation(domain, network, metrics, settings.samples)
+        noise_generator = torch.Generator().manual_seed(run.config.seed)
+        self.eval_noise = torch.randn(settings.samples, self.latent_dim, generator=noise_generator)
+        return evaluation
+
+    def _evaluate(self) -> bool:
+        """Score the generator on the run's fixed evaluation noise; True when it is the best so far."""
+        assert self.evaluation is not None
+        started = time.perf_counter()
+        which = "EMA generator" if self.ema_generator is not None else "generator"
+        described = (
+            f"{len(self.eval_noise)} samples of the {which} at epoch {self.epoch} (noise seed {self.config.seed})"
+        )
+        values = self.evaluation.score(generated_images(self.sample(self.eval_noise), described))
+        record: dict[str, Any] = {"event": "eval", "epoch": self.epoch, "step": self.step, **values}
+        record["floor"] = self.evaluation.floor()
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        record["protocol"] = self.evaluation.protocol(described)
+        self._log(record)
+        key = self.config.eval.best
+        if key is None:
+            return False
+        goal = self.evaluation.goals()[key]
+        if self.best is not None and not goal.improves(values[key], self.best["value"]):
+            return False
+        self.best = {"metric": key, "value": values[key], "epoch": self.epoch, "step": self.step}
+        return True
 
     @torch.no_grad()
     def sample(self, noise: torch.Tensor) -> torch.Tensor:
@@ -406,33 +450,21 @@ def none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def start_run(
-    config: RunConfig,
-    resolved: dict[Kind, tuple[Component, BaseModel]],
-    *,
-    overwrite: bool = False,
-    reporter: Reporter | None = None,
-) -> Trainer:
+def start_run(run: ResolvedRun, *, overwrite: bool = False, reporter: Reporter | None = None) -> Trainer:
     """Everything that can fail on bad input (data, device, shapes) fails before the folder exists."""
-    folder = RunFolder(config.run_dir())
-    trainer = Trainer(config, resolved, folder, reporter)
+    folder = RunFolder(run.config.run_dir())
+    trainer = Trainer(run, folder, reporter)
     folder.create(overwrite)
     folder.write_config(trainer.resolved_config)
     trainer.fit()
     return trainer
 
 
-def resume_run(
-    run_dir: Path,
-    config: RunConfig,
-    resolved: dict[Kind, tuple[Component, BaseModel]],
-    *,
-    reporter: Reporter | None = None,
-) -> Trainer:
+def resume_run(run_dir: Path, run: ResolvedRun, *, reporter: Reporter | None = None) -> Trainer:
     """Continue from ``run_dir/checkpoints/last.pt`` with the run's config (plus any overrides)."""
     folder = RunFolder(run_dir)
     state = load_checkpoint(folder.checkpoint_path())
-    trainer = Trainer(config, resolved, folder, reporter)
+    trainer = Trainer(run, folder, reporter)
     try:
         trainer.load_state(state)
     except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit

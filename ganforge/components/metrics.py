@@ -1,0 +1,161 @@
+"""Built-in metrics: fid, kid, classifier_score, precision_recall, mode_coverage.
+
+Each compares generated and real images through the features (and class probabilities) of one
+feature network, extracted once by the evaluation protocol; the maths lives in
+:mod:`ganforge.evaluation.maths`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from ganforge.contracts import FeatureSet, GANMetric, Goal, NoParams, Params
+from ganforge.errors import UsageError
+from ganforge.evaluation import maths
+from ganforge.hookspecs import hookimpl
+from ganforge.registry import Register
+
+
+class FrechetDistance(GANMetric):
+    """Frechet distance between Gaussians fitted to the two feature sets (Heusel et al. 2017)."""
+
+    goals: ClassVar[dict[str, Goal]] = {"fid": Goal("lower", ideal=0.0)}
+
+    def __init__(self, params: NoParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        mean_generated, cov_generated = maths.feature_statistics(generated.features)
+        mean_real, cov_real = maths.feature_statistics(real.features)
+        return {"fid": maths.frechet_distance(mean_generated, cov_generated, mean_real, cov_real)}
+
+
+class KIDParams(Params):
+    subsets: int = Field(100, ge=1, description="Random subsets the MMD is averaged over.")
+    subset_size: int = Field(1000, ge=2, description="Samples per subset (capped at the smaller set).")
+    degree: int = Field(3, ge=1, description="Degree of the polynomial kernel (x.y/d + 1)^degree.")
+    seed: int = Field(0, description="Seed of the subset draws.")
+
+
+class KernelDistance(GANMetric):
+    """Kernel inception distance: unbiased MMD^2 with a cubic polynomial kernel (Binkowski et al. 2018)."""
+
+    goals: ClassVar[dict[str, Goal]] = {"kid": Goal("lower", ideal=0.0), "kid_std": Goal(None)}
+
+    def __init__(self, params: KIDParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        mean, std = maths.kernel_inception_distance(
+            generated.features,
+            real.features,
+            subsets=self.params.subsets,
+            subset_size=self.params.subset_size,
+            degree=self.params.degree,
+            seed=self.params.seed,
+        )
+        return {"kid": mean, "kid_std": std}
+
+
+class ClassifierScoreParams(Params):
+    splits: int = Field(10, ge=1, description="Equal parts the score is computed on; the std is over them.")
+
+
+class ClassifierScore(GANMetric):
+    """The Inception Score (Salimans et al. 2016) with the feature network's class probabilities."""
+
+    goals: ClassVar[dict[str, Goal]] = {"classifier_score": Goal("higher"), "classifier_score_std": Goal(None)}
+    needs_probabilities = True
+
+    def __init__(self, params: ClassifierScoreParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        mean, std = maths.classifier_score(_probabilities(generated, "classifier_score"), splits=self.params.splits)
+        return {"classifier_score": mean, "classifier_score_std": std}
+
+
+class PrecisionRecallParams(Params):
+    k: int = Field(3, ge=1, description="The k-th nearest neighbour sets each sample's manifold radius.")
+
+
+class PrecisionRecall(GANMetric):
+    """Improved precision (fidelity) and recall (diversity) from k-NN manifolds (Kynkaanniemi et al. 2019)."""
+
+    goals: ClassVar[dict[str, Goal]] = {"precision": Goal("higher", ideal=1.0), "recall": Goal("higher", ideal=1.0)}
+
+    def __init__(self, params: PrecisionRecallParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        precision, recall = maths.precision_recall(generated.features, real.features, k=self.params.k)
+        return {"precision": precision, "recall": recall}
+
+
+class ModeCoverageParams(Params):
+    min_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="A class is covered when generated samples give it at least this fraction of its real share.",
+    )
+
+
+class ModeCoverage(GANMetric):
+    """Classes that receive samples, and KL(generated || real) between the class histograms."""
+
+    goals: ClassVar[dict[str, Goal]] = {
+        "mode_coverage": Goal("higher", ideal=1.0),
+        "modes_covered": Goal("higher"),
+        "mode_kl": Goal("lower", ideal=0.0),
+    }
+    needs_probabilities = True
+
+    def __init__(self, params: ModeCoverageParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        fraction, covered, kl = maths.mode_coverage(
+            _probabilities(generated, "mode_coverage"),
+            _probabilities(real, "mode_coverage"),
+            min_share=self.params.min_share,
+        )
+        return {"mode_coverage": fraction, "modes_covered": float(covered), "mode_kl": kl}
+
+
+def _probabilities(features: FeatureSet, metric: str):
+    if features.probabilities is None:
+        raise UsageError(f"metric {metric} needs class probabilities, which this feature network does not give")
+    return features.probabilities
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register("fid", FrechetDistance, summary="Frechet distance of features (FID); lower is better.")
+    register(
+        "kid",
+        KernelDistance,
+        params=KIDParams,
+        summary="Kernel distance (KID): unbiased MMD^2, cubic kernel, over subsets; lower is better.",
+    )
+    register(
+        "classifier_score",
+        ClassifierScore,
+        params=ClassifierScoreParams,
+        summary="Inception Score computed with the domain classifier; higher is better.",
+        aliases=("inception_score", "is"),
+    )
+    register(
+        "precision_recall",
+        PrecisionRecall,
+        params=PrecisionRecallParams,
+        summary="Improved precision and recall, k-NN manifolds (Kynkaanniemi et al. 2019); higher is better.",
+    )
+    register(
+        "mode_coverage",
+        ModeCoverage,
+        params=ModeCoverageParams,
+        summary="Share of real classes that receive samples, and KL between class histograms.",
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: feature networks, metric maths and the evaluation protocol."""

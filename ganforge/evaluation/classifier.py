@@ -1,0 +1,215 @@
+"""The domain classifier: a small CNN that ganforge trains once per dataset and uses as feature network.
+
+Inception features say little about 28x28 digits and need weights downloaded at run time; a
+classifier of the data's own domain is the usual remedy for MNIST-like data. Its penultimate
+layer gives the features (FID, KID, precision/recall), its softmax the class probabilities
+(classifier score, mode coverage). It is trained seeded and cached under a key of dataset,
+dataset params, architecture and recipe, so every score names exactly the network it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from ganforge.contracts import DataSpec, FeatureSet, to_signed_unit
+from ganforge.errors import GanforgeError, UsageError
+from ganforge.evaluation.domain import Domain, ImageSet
+from ganforge.training.run_folder import write_atomically
+
+ARCHITECTURE = "ganforge-cnn-v1"
+FEATURE_DIM = 128
+EXTRACT_BATCH = 1000
+
+
+class ClassifierRecipe(BaseModel):
+    """How the domain classifier is trained; part of its cache key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = Field(0, description="Seed of the weights and of the batch order.")
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate, annealed to 0 on a cosine.")
+    max_shift: int = Field(2, ge=0, description="Training images are shifted by up to this many pixels each way.")
+
+
+class DomainClassifier(nn.Module):
+    """Two conv blocks (conv, batch norm, ReLU, max pool), a 128-d feature layer, a linear classifier."""
+
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        if spec.num_classes is None:
+            raise ValueError("a domain classifier needs a labelled dataset")
+        self.body = nn.Sequential(
+            nn.Conv2d(spec.channels, 32, 3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(7),  # any image size ends in the same 64x7x7 grid
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, FEATURE_DIM),
+            nn.ReLU(),
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(FEATURE_DIM, spec.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.body(images)))
+
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(images)
+        return features, self.head(features)
+
+
+class FeatureNetwork:
+    """Turns image sets into :class:`FeatureSet`; ``protocol`` says what it is and how it was made."""
+
+    def __init__(self, module: nn.Module, protocol: dict[str, Any], device: torch.device) -> None:
+        self.module = module.to(device).eval()
+        self.protocol = protocol
+        self.device = device
+
+    @torch.no_grad()
+    def extract(self, images: ImageSet) -> FeatureSet:
+        features, probabilities = [], []
+        for chunk in images.images.split(EXTRACT_BATCH):
+            batch_features, logits = self.module.features_and_logits(to_signed_unit(chunk.to(self.device)))
+            features.append(batch_features.float().cpu())
+            probabilities.append(torch.softmax(logits.double(), dim=1).cpu())
+        return FeatureSet(torch.cat(features), torch.cat(probabilities))
+
+
+def cache_path(domain: Domain, recipe: ClassifierRecipe, cache_dir: Path) -> Path:
+    key = {"dataset": domain.dataset, "params": domain.params, "architecture": ARCHITECTURE, **recipe.model_dump()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    stem = domain.dataset.replace(":", "-")
+    return cache_dir / "feature_networks" / f"{stem}-{ARCHITECTURE}-seed{recipe.seed}-{digest}.pt"
+
+
+def domain_classifier(
+    domain: Domain,
+    device: torch.device,
+    cache_dir: Path,
+    recipe: ClassifierRecipe | None = None,
+    log: Callable[[str], None] | None = None,
+) -> FeatureNetwork:
+    """The cached classifier for this domain, trained first if there is none."""
+    recipe = recipe or ClassifierRecipe()
+    log = log or (lambda message: None)
+    if not domain.labelled:
+        raise UsageError(
+            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it; "
+            "evaluate it with Inception features instead (--features inception --inception-weights FILE)"
+        )
+    path = cache_path(domain, recipe, cache_dir)
+    if path.is_file():
+        module, record = _load(path, domain.spec)
+    else:
+        log(f"training the domain classifier for {domain.dataset} (once; cached as {path})")
+        module = train_classifier(domain, recipe, device, log)
+        accuracy = test_accuracy(module, domain.held_out, device)
+        log(f"domain classifier test accuracy: {accuracy:.4f} on {domain.held_out.description}")
+        record = {
+            "feature_network": "domain_classifier",
+            "architecture": ARCHITECTURE,
+            "dataset": domain.dataset,
+            "dataset_params": domain.params,
+            "recipe": recipe.model_dump(),
+            "trained_on": domain.train.description,
+            "tested_on": domain.held_out.description,
+            "test_accuracy": accuracy,
+        }
+        _save(path, module, record, domain.spec)
+    return FeatureNetwork(module, {**record, "file": str(path)}, device)
+
+
+def train_classifier(
+    domain: Domain, recipe: ClassifierRecipe, device: torch.device, log: Callable[[str], None]
+) -> DomainClassifier:
+    images, labels = domain.train.images, domain.train.labels
+    assert labels is not None
+    with torch.random.fork_rng(devices=[]):  # training it must not move the caller's random stream
+        torch.manual_seed(recipe.seed)
+        module = DomainClassifier(domain.spec).to(device).train()
+    order_generator = torch.Generator().manual_seed(recipe.seed)
+    steps_per_epoch = math.ceil(len(images) / recipe.batch_size)
+    optimizer = torch.optim.Adam(module.parameters(), lr=recipe.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * steps_per_epoch)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(recipe.seed)  # dropout
+        for epoch in range(recipe.epochs):
+            order = torch.randperm(len(images), generator=order_generator)
+            total = 0.0
+            for indices in order.split(recipe.batch_size):
+                batch = random_shift(to_signed_unit(images[indices].to(device)), recipe.max_shift, order_generator)
+                loss = nn.functional.cross_entropy(module(batch), labels[indices].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.item()
+            log(f"  epoch {epoch + 1}/{recipe.epochs}: cross-entropy {total / steps_per_epoch:.4f}")
+    return module.eval()
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image moved by its own whole-pixel offset, edges repeated: the digits' position is not their class."""
+    if max_shift == 0:
+        return images
+    count, channels, height, width = images.shape
+    padded = nn.functional.pad(images, (max_shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, count), generator=generator).to(images.device)
+    rows = (offsets[0, :, None] + torch.arange(height, device=images.device))[:, None, :, None]
+    columns = (offsets[1, :, None] + torch.arange(width, device=images.device))[:, None, None, :]
+    samples = torch.arange(count, device=images.device)[:, None, None, None]
+    return padded[samples, torch.arange(channels, device=images.device)[None, :, None, None], rows, columns]
+
+
+@torch.no_grad()
+def test_accuracy(module: nn.Module, images: ImageSet, device: torch.device) -> float:
+    assert images.labels is not None
+    module.eval()
+    correct = 0
+    for chunk, labels in zip(images.images.split(EXTRACT_BATCH), images.labels.split(EXTRACT_BATCH), strict=True):
+        predictions = module(to_signed_unit(chunk.to(device))).argmax(dim=1).cpu()
+        correct += int((predictions == labels).sum())
+    return correct / len(images)
+
+
+class FeatureNetworkError(GanforgeError):
+    """A cached feature network that cannot be used."""
+
+
+def _save(path: Path, module: nn.Module, record: dict[str, Any], spec: DataSpec) -> None:
+    payload = {
+        "record": record,
+        "spec": {"shape": list(spec.shape), "num_classes": spec.num_classes},
+        "state_dict": {key: value.cpu() for key, value in module.state_dict().items()},
+    }
+    write_atomically(path, lambda stream: torch.save(payload, stream))
+
+
+def _load(path: Path, spec: DataSpec) -> tuple[DomainClassifier, dict[str, Any]]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        module = DomainClassifier(spec)
+        module.load_state_dict(payload["state_dict"])
+    except Exception as error:  # truncated or from another version: say so, and how to start over
+        raise FeatureNetworkError(
+            f"cannot use the cached domain classifier {path}: {type(error).__name__}: {error}. "
+            "Delete the file and ganforge trains it again."
+        ) from None
+    return module.eval(), payload["record"]

@@ -1,0 +1,118 @@
+"""The data side of evaluation: a dataset's training images and the images held out from them.
+
+A dataset with a ``split`` param (mnist, fashion_mnist, cifar10, a plugin's) gives its train and
+test splits. Any other dataset is partitioned once, seeded: the last sixth of a fixed permutation
+is held out. The domain classifier learns from the training side and is tested on the held-out
+side, which is also the real set that generated images are compared with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from torch.utils.data import DataLoader
+
+from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
+from ganforge.errors import ParamsError
+from ganforge.registry import Component
+
+HELD_OUT_FRACTION = 6  # one image in six is held out where a dataset has no test split
+PARTITION_SEED = 0
+LOADER_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images as uint8 ``[N, C, H, W]`` (what 8-bit data is, at a quarter of float's memory) and labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    description: str
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, count: int, seed: int) -> ImageSet:
+        """``count`` images drawn without replacement (all of them, in order, when count >= N)."""
+        if count >= len(self):
+            return self
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
+        labels = self.labels[order] if self.labels is not None else None
+        return ImageSet(self.images[order], labels, f"{count} drawn from {self.description} (seed {seed})")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A dataset's training side and held-out side, and its spec."""
+
+    dataset: str
+    params: dict[str, Any]
+    spec: DataSpec
+    train: ImageSet
+    held_out: ImageSet
+
+    @property
+    def labelled(self) -> bool:
+        return self.spec.num_classes is not None and self.train.labels is not None
+
+
+def load_domain(component: Component, params: BaseModel | dict[str, Any] | None, root: Path) -> Domain:
+    params = component.parse_params(params)
+    name = component.qualified_name
+    test_params = _test_split_params(component, params)
+    if test_params is not None:
+        train_params = component.parse_params({**params.model_dump(), "split": "train"})
+        train_loaded = component.build(train_params, root)
+        held_loaded = component.build(test_params, root)
+        train = _image_set(train_loaded, f"{name} split=train")
+        held_out = _image_set(held_loaded, f"{name} split=test")
+        recorded = train_params.model_dump(mode="json")
+    else:
+        loaded = component.build(params, root)
+        everything = _image_set(loaded, name)
+        train, held_out = _partition(everything)
+        train_loaded = loaded
+        recorded = params.model_dump(mode="json")
+    return Domain(name, recorded, train_loaded.spec, train, held_out)
+
+
+def _test_split_params(component: Component, params: BaseModel) -> BaseModel | None:
+    if "split" not in component.params_model.model_fields:
+        return None
+    try:
+        return component.parse_params({**params.model_dump(), "split": "test"})
+    except ParamsError:  # a split param without a "test" value
+        return None
+
+
+def _partition(everything: ImageSet) -> tuple[ImageSet, ImageSet]:
+    count = len(everything)
+    held_count = max(1, count // HELD_OUT_FRACTION)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(PARTITION_SEED))
+    parts = []
+    for indices, which in ((order[held_count:], "training part"), (order[:held_count], "held-out part")):
+        labels = everything.labels[indices] if everything.labels is not None else None
+        description = f"{everything.description}, {which} ({len(indices)} of {count}, partition seed {PARTITION_SEED})"
+        parts.append(ImageSet(everything.images[indices], labels, description))
+    return parts[0], parts[1]
+
+
+def _image_set(loaded: LoadedDataset, description: str) -> ImageSet:
+    dataset = loaded.dataset
+    if isinstance(dataset, ImageTensorDataset):
+        return ImageSet(dataset.images, dataset.labels, description)
+    images, labels = [], []
+    for batch_images, batch_labels in DataLoader(dataset, batch_size=LOADER_BATCH, shuffle=False):
+        images.append(to_uint8(batch_images))
+        labels.append(torch.as_tensor(batch_labels, dtype=torch.int64))
+    labelled = loaded.spec.num_classes is not None
+    return ImageSet(torch.cat(images), torch.cat(labels) if labelled else None, description)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] to uint8 pixels (exact for images that came from 8-bit data)."""
+    return images.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
