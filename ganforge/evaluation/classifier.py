@@ -111,8 +111,9 @@ def domain_classifier(
     log = log or (lambda message: None)
     if not domain.labelled:
         raise UsageError(
-            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it; "
-            "evaluate it with Inception features instead (--features inception --inception-weights FILE)"
+            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it, and "
+            "evaluation needs one (Inception features are not supported yet); for an image folder, put each "
+            "class in a subfolder"
         )
     path = cache_path(domain, recipe, cache_dir)
     if path.is_file():
