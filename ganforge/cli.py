@@ -18,10 +18,17 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ganforge import __version__
-from ganforge.config import apply_overrides, json_schema, load_config, parse_overrides
+from ganforge.config import Chosen, apply_overrides, json_schema, load_config, parse_overrides
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import GanforgeError, UsageError
-from ganforge.evaluation.protocol import DEFAULT_SAMPLES, Evaluation, generated_images, prepare_evaluation, read_samples
+from ganforge.evaluation.protocol import (
+    DEFAULT_SAMPLES,
+    Evaluation,
+    choose_metrics,
+    generated_images,
+    prepare_evaluation,
+    read_samples,
+)
 from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
 from ganforge.sampling import load_generator, sample_from_checkpoint
@@ -363,11 +370,10 @@ def create_app(plugins: Plugins) -> typer.Typer:
             dataset, params = data_config["name"], {**data_config["params"], **params}
         else:
             dataset = data if samples is not None else real
+        data_component = registry.get(Kind.DATASET, dataset)
         evaluation = prepare_evaluation(
-            registry,
-            dataset,
-            params,
-            names,
+            Chosen(data_component, data_component.parse_params(params)),
+            choose_metrics(registry, names),
             samples=n,
             device=torch_device,
             data_root=default_data_root(),

@@ -41,8 +41,11 @@ class ImageSet:
         if count >= len(self):
             return self
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
-        labels = self.labels[order] if self.labels is not None else None
-        return ImageSet(self.images[order], labels, f"{count} drawn from {self.description} (seed {seed})")
+        return self.take(order, f"{count} drawn from {self.description} (seed {seed})")
+
+    def take(self, indices: torch.Tensor, description: str) -> ImageSet:
+        labels = self.labels[indices] if self.labels is not None else None
+        return ImageSet(self.images[indices], labels, description)
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,8 @@ def _partition(everything: ImageSet) -> tuple[ImageSet, ImageSet]:
     order = torch.randperm(count, generator=torch.Generator().manual_seed(PARTITION_SEED))
     parts = []
     for indices, which in ((order[held_count:], "training part"), (order[:held_count], "held-out part")):
-        labels = everything.labels[indices] if everything.labels is not None else None
         description = f"{everything.description}, {which} ({len(indices)} of {count}, partition seed {PARTITION_SEED})"
-        parts.append(ImageSet(everything.images[indices], labels, description))
+        parts.append(everything.take(indices, description))
     return parts[0], parts[1]
 
 

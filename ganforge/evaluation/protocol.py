@@ -10,40 +10,27 @@ generator is not told apart by precision the data never had.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 
+from ganforge.config import Chosen
 from ganforge.contracts import DataSpec, GANMetric, Goal
 from ganforge.errors import UsageError
 from ganforge.evaluation.classifier import FeatureNetwork, domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
-from ganforge.registry import Component, Kind, Registry
+from ganforge.registry import Kind, Registry
 
 DEFAULT_SAMPLES = 10_000
 FLOOR_SEED = 1  # the training images of the floor; the reference draws with seed 0
 
 
-@dataclass(frozen=True)
-class ChosenMetric:
-    component: Component
-    params: BaseModel
-    metric: GANMetric
-
-
-def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[ChosenMetric]:
+def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chosen]:
     """Metrics by name (default: every installed metric), each with its default params."""
     components = [registry.get(Kind.METRIC, name) for name in names] if names else registry.components(Kind.METRIC)
-    return [metric_with_params(component, {}) for component in components]
-
-
-def metric_with_params(component: Component, params: Any) -> ChosenMetric:
-    parsed = component.parse_params(params)
-    return ChosenMetric(component, parsed, component.factory(parsed))
+    return [Chosen(component, component.parse_params({})) for component in components]
 
 
 class Evaluation:
@@ -53,12 +40,12 @@ class Evaluation:
         self,
         domain: Domain,
         network: FeatureNetwork,
-        metrics: Sequence[ChosenMetric],
+        metrics: Sequence[Chosen],
         samples: int = DEFAULT_SAMPLES,
     ) -> None:
         self.domain = domain
         self.network = network
-        self.metrics = list(metrics)
+        self.metrics: list[tuple[Chosen, GANMetric]] = [(chosen, chosen.build()) for chosen in metrics]
         self.samples = samples
         self._check_value_names()
         self.reference = domain.held_out.subset(samples, seed=0)
@@ -67,8 +54,8 @@ class Evaluation:
 
     def _check_value_names(self) -> None:
         owners: dict[str, str] = {}
-        for chosen in self.metrics:
-            for key in chosen.metric.goals:
+        for chosen, metric in self.metrics:
+            for key in metric.goals:
                 if key in owners:
                     raise UsageError(
                         f"metrics {owners[key]} and {chosen.component.qualified_name} both report {key!r}; "
@@ -89,8 +76,8 @@ class Evaluation:
             )
         features = self.network.extract(images)
         values: dict[str, float] = {}
-        for chosen in self.metrics:
-            values.update(chosen.metric.compute(features, self.reference_features))
+        for _, metric in self.metrics:
+            values.update(metric.compute(features, self.reference_features))
         return values
 
     def floor(self) -> dict[str, float]:
@@ -100,7 +87,7 @@ class Evaluation:
         return self._floor
 
     def goals(self) -> dict[str, Goal]:
-        return {key: goal for chosen in self.metrics for key, goal in chosen.metric.goals.items()}
+        return {key: goal for _, metric in self.metrics for key, goal in metric.goals.items()}
 
     def protocol(self, generated: str) -> dict[str, Any]:
         """What the scores were measured with; stored and printed beside every score."""
@@ -111,16 +98,14 @@ class Evaluation:
             "floor": f"{min(self.samples, len(self.domain.train))} real training images against the reference",
             "feature_network": self.network.protocol,
             "metrics": {
-                chosen.component.qualified_name: chosen.params.model_dump(mode="json") for chosen in self.metrics
+                chosen.component.qualified_name: chosen.params.model_dump(mode="json") for chosen, _ in self.metrics
             },
         }
 
 
 def prepare_evaluation(
-    registry: Registry,
-    dataset: str,
-    dataset_params: Any,
-    metric_names: Sequence[str] | None,
+    data: Chosen,
+    metrics: Sequence[Chosen],
     *,
     samples: int,
     device: torch.device,
@@ -128,10 +113,10 @@ def prepare_evaluation(
     cache_dir: Path,
     log: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    component = registry.get(Kind.DATASET, dataset)
-    domain = load_domain(component, dataset_params, data_root)
+    """The domain of a dataset (train and held-out images), its classifier (trained if not cached), the metrics."""
+    domain = load_domain(data.component, data.params, data_root)
     network = domain_classifier(domain, device, cache_dir, log=log)
-    return Evaluation(domain, network, choose_metrics(registry, metric_names), samples)
+    return Evaluation(domain, network, metrics, samples)
 
 
 def generated_images(images: torch.Tensor, description: str) -> ImageSet:

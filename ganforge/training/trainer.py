@@ -24,9 +24,7 @@ from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedDataset, to_signed_unit
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import UsageError
-from ganforge.evaluation.classifier import domain_classifier
-from ganforge.evaluation.domain import load_domain
-from ganforge.evaluation.protocol import Evaluation, generated_images, metric_with_params
+from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
@@ -382,10 +380,15 @@ class Trainer:
     def _prepare_evaluation(self, run: ResolvedRun) -> Evaluation:
         """Domain classifier and reference features, before the run folder exists: failures come first."""
         settings = run.config.eval
-        domain = load_domain(run.data.component, run.data.params, default_data_root())
-        network = domain_classifier(domain, self.device, default_cache_dir(), log=self.reporter.note)
-        metrics = [metric_with_params(chosen.component, chosen.params) for chosen in run.metrics]
-        evaluation = Evaluation(domain, network, metrics, settings.samples)
+        evaluation = prepare_evaluation(
+            run.data,
+            run.metrics,
+            samples=settings.samples,
+            device=self.device,
+            data_root=default_data_root(),
+            cache_dir=default_cache_dir(),
+            log=self.reporter.note,
+        )
         noise_generator = torch.Generator().manual_seed(run.config.seed)
         self.eval_noise = torch.randn(settings.samples, self.latent_dim, generator=noise_generator)
         return evaluation
