@@ -252,14 +252,17 @@ def test_fashion_mnist_classifier_reaches_ninety_percent(app, registry):
 
 
 @pytest.mark.slow
-def test_seed_001_recipe_scores_improve_with_training(app, registry, workdir):
+def test_seed_001_recipe_scores_improve_with_training(app, registry, tmp_path):
+    # No workdir here: a relative GANFORGE_DATA (CI's ../shared/data) must keep meaning the same place.
     real_data_or_skip(registry, "mnist")
     config = Path(__file__).parent.parent / "examples" / "mnist_mlp.yaml"
+    run_dir = tmp_path / "mnist_mlp"
     overrides = ["train.epochs=10", "eval.every=2", "eval.samples=2000", "eval.metrics=[fid, kid, precision_recall]"]
+    overrides.append(f"output.dir={run_dir}")
     invoke(app, "run", config, "--quiet", *[arg for o in overrides for arg in ("--set", o)])
-    evaluations = {r["epoch"]: r for r in records(workdir / "runs" / "mnist_mlp", "eval")}
+    evaluations = {r["epoch"]: r for r in records(run_dir, "eval")}
     assert sorted(evaluations) == [2, 4, 6, 8, 10]
     early, late = evaluations[2], evaluations[10]
     assert late["fid"] < early["fid"] and late["kid"] < early["kid"]
-    best = torch.load(workdir / "runs" / "mnist_mlp" / "checkpoints" / "best.pt", weights_only=True)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
     assert best["best"]["value"] == min(r["fid"] for r in evaluations.values())
