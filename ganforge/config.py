@@ -60,6 +60,21 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(10, ge=0, description="Epochs between kept checkpoints; last.pt is every epoch.")
     log_every: int = Field(100, ge=1, description="Steps between metric lines in metrics.jsonl and progress updates.")
     num_workers: int = Field(0, ge=0, description="DataLoader workers for datasets not held in memory.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="Precision of the networks' forward passes: fp32, or bf16/fp16 mixed precision (autocast; fp16 "
+        "with gradient scaling); auto = bf16 on CUDA GPUs that support it, fp32 elsewhere.",
+    )
+    compile: bool | Literal["auto"] = Field(
+        "auto",
+        description="torch.compile the generator and discriminator for training; auto = on CUDA only. Falls back to "
+        "eager mode, with a warning, where compiling fails.",
+    )
+    channels_last: bool | Literal["auto"] = Field(
+        "auto",
+        description="Keep convolutional models and batches in channels_last memory format; auto = on CUDA for "
+        "models with convolutions.",
+    )
 
 
 class OutputConfig(Strict):

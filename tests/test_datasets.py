@@ -17,6 +17,7 @@ from ganforge.components import datasets
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_data_root
 from ganforge.errors import DataError, DatasetNotFoundError, ParamsError
+from ganforge.evaluation.domain import load_domain
 from ganforge.registry import Kind, Registry
 
 REAL_DATA_ROOT = Path("/work/shared/data")
@@ -128,6 +129,17 @@ def test_mnist_picks_the_split_asked_for(registry, tmp_path):
     write_idx_split(tmp_path / "mnist", "test")
     assert len(build(registry, "mnist", {}, tmp_path).dataset) == 7
     assert len(build(registry, "mnist", {"split": "test"}, tmp_path).dataset) == TINY_COUNT
+
+
+def test_limit_keeps_the_first_images_of_the_split_and_evaluation_keeps_them_all(registry, tmp_path):
+    write_idx_split(tmp_path / "mnist", "train", images=tiny_images(7), labels=tiny_labels(7))
+    write_idx_split(tmp_path / "mnist", "test")
+    limited = build(registry, "mnist", {"limit": 3}, tmp_path).dataset
+    assert torch.equal(limited.images[:, 0], torch.from_numpy(tiny_images(7)[:3]))
+    assert limited.labels.tolist() == tiny_labels(7)[:3].tolist()
+    assert len(build(registry, "mnist", {"limit": 100}, tmp_path).dataset) == 7
+    domain = load_domain(registry.get(Kind.DATASET, "mnist"), {"limit": 3}, tmp_path)
+    assert (len(domain.train), len(domain.held_out)) == (7, TINY_COUNT)
 
 
 def test_mnist_root_param_overrides_the_root_ganforge_passes(registry, tmp_path):

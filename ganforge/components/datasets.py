@@ -39,6 +39,12 @@ class SplitDatasetParams(Params):
         None, description="Directory holding the dataset; overrides the data root ganforge resolves."
     )
     download: bool = Field(False, description="Download the files with torchvision when they are missing.")
+    limit: int | None = Field(
+        None,
+        gt=0,
+        description="Train on only the first N images of the split (quick experiments, tests); null = all. "
+        "Evaluation still measures against the whole dataset.",
+    )
 
 
 DEFAULT_IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "webp", "gif")
@@ -169,6 +175,7 @@ def _load_idx_dataset(which: IdxDataset, params: SplitDatasetParams, root: Path)
     num_classes = 10
     if labels.size and labels.max() >= num_classes:
         raise DataError(f"{labels_path}: label {labels.max()} is out of range for {num_classes} classes")
+    images, labels = images[: params.limit], labels[: params.limit]
     height, width = images.shape[1:]
     dataset = ImageTensorDataset(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels))
     return LoadedDataset(dataset, DataSpec((1, height, width), num_classes))
@@ -251,6 +258,7 @@ def load_cifar10(params: SplitDatasetParams, root: Path) -> LoadedDataset:
     # torchvision keeps CIFAR as [N, H, W, C]; ganforge wants [N, C, H, W].
     images = torch.from_numpy(np.ascontiguousarray(np.asarray(cifar.data, dtype=np.uint8).transpose(0, 3, 1, 2)))
     labels = torch.as_tensor(cifar.targets, dtype=torch.int64)
+    images, labels = images[: params.limit], labels[: params.limit]
     return LoadedDataset(ImageTensorDataset(images, labels), DataSpec((3, 32, 32), 10))
 
 

@@ -64,7 +64,7 @@ class Domain:
 
 
 def load_domain(component: Component, params: BaseModel | dict[str, Any] | None, root: Path) -> Domain:
-    params = component.parse_params(params)
+    params = _whole_dataset(component, component.parse_params(params))
     name = component.qualified_name
     test_params = _test_split_params(component, params)
     if test_params is not None:
@@ -81,6 +81,13 @@ def load_domain(component: Component, params: BaseModel | dict[str, Any] | None,
         train_loaded = loaded
         recorded = params.model_dump(mode="json")
     return Domain(name, recorded, train_loaded.spec, train, held_out)
+
+
+def _whole_dataset(component: Component, params: BaseModel) -> BaseModel:
+    """A ``limit`` param picks a training subset; the domain a run is measured against is the whole dataset."""
+    if "limit" not in component.params_model.model_fields:
+        return params
+    return component.parse_params({**params.model_dump(), "limit": None})
 
 
 def _test_split_params(component: Component, params: BaseModel) -> BaseModel | None:

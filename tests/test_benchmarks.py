@@ -1,0 +1,84 @@
+"""The benchmark scripts run end to end on a few steps of the real MNIST (figures in docs/benchmarks.md)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ganforge.data_root import default_data_root
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def real_mnist():
+    if not (default_data_root() / "mnist").is_dir():
+        pytest.skip(f"the real MNIST is not here ({default_data_root() / 'mnist'} is absent)")
+
+
+def script(name, *args):
+    env = {**os.environ, "GANFORGE_DATA": str(default_data_root().resolve())}
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *map(str, args)], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_throughput_races_ganforge_against_both_plain_loops():
+    output = script("throughput.py", "--recipe", "seed001", "--steps", 5, "--rounds", 2, "--warmup", 1)
+    assert "round 1 (warm-up)" in output and "round 3:" in output
+    rows = {line.split()[0]: line.split() for line in output.splitlines() if line.split()}
+    for contender in ("ganforge", "seeds_loader", "plain_tensor"):
+        assert float(rows[contender][1].replace(",", "")) > 0
+    assert "ganforge / plain_tensor (b):" in output and "ganforge / seeds_loader (a):" in output
+    assert "torch 2." in output and "training step on cpu" in output
+
+
+def test_throughput_refuses_a_recipe_its_plain_loops_cannot_copy():
+    env = {**os.environ, "GANFORGE_DATA": str(default_data_root().resolve())}
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "throughput.py"), "--steps", "2", "--set", "loss.name=hinge"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode != 0
+    assert "the plain loops cannot do the same maths: loss must be plain non_saturating" in result.stderr
+
+
+def test_time_to_quality_trains_and_prints_the_fid_curve():
+    output = script(
+        "time_to_quality.py",
+        EXAMPLES / "mnist_fast.yaml",
+        "--set",
+        "data.params.limit=640",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "eval.samples=500",
+        "--target",
+        1e9,
+    )
+    curve = [line.split() for line in output.splitlines() if line.split() and line.split()[0] in ("1", "2")]
+    assert [row[0] for row in curve] == ["1", "2"]
+    assert all(float(row[3]) > 0 for row in curve)
+    assert "<= target 1000000000.0 at epoch 1" in output
+
+
+def test_time_to_quality_reads_a_finished_run(tmp_path):
+    records = [
+        {"event": "epoch", "epoch": 1, "seconds": 2.0},
+        {"event": "eval", "epoch": 1, "fid": 30.0, "seconds": 1.0},
+        {"event": "epoch", "epoch": 2, "seconds": 2.5},
+        {"event": "eval", "epoch": 2, "fid": 12.0, "seconds": 1.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    output = script("time_to_quality.py", "--run-dir", tmp_path, "--target", 20)
+    assert "fid 12.00 <= target 20.0 at epoch 2: 4.5 s in the training loop" in output
