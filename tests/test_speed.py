@@ -181,3 +181,14 @@ def test_in_memory_batches_visit_each_image_once_per_epoch(count, batch_size):
         assert len(batches) == len(range(0, len(seen), batch_size))
         assert seen != previous_order  # a fresh permutation each epoch
         previous_order = seen
+
+
+def test_an_fp16_run_resumes_to_the_weights_of_an_uninterrupted_one(app, tmp_path):
+    """The gradient scalers' state travels in the checkpoint with everything else."""
+    straight, _ = train(app, tmp_path, "straight", "train.precision=fp16", "train.epochs=2")
+    train(app, tmp_path, "resumed", "train.precision=fp16", "train.epochs=1")
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "resumed"), "--set", "train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["grad_scalers"]["generator"]["scale"] > 0
+    assert torch.equal(floating_weights(state["generator"], state["discriminator"]), straight)
