@@ -213,7 +213,7 @@ def tensor_batches(run: ResolvedRun, speed: SpeedPlan) -> Callable[[], Iterator[
     def epoch() -> Iterator[torch.Tensor]:
         order = torch.randperm(images.shape[0], device=speed.device)
         for start in range(0, images.shape[0], batch_size):
-            yield images[order[start : start + batch_size]]
+            yield torch.index_select(images, 0, order[start : start + batch_size])
 
     return epoch
 
@@ -289,9 +289,13 @@ def print_results(rates: dict[str, list[float]]) -> None:
     print(f"{'contender':<14} {'median images/s':>16} {'min':>10} {'max':>10}")
     for name, values in rates.items():
         print(f"{name:<14} {medians[name]:>16,.0f} {min(values):>10,.0f} {max(values):>10,.0f}")
-    ours = medians["ganforge"]
-    print(f"ganforge / plain_tensor (b): {ours / medians['plain_tensor']:.3f}x")
-    print(f"ganforge / seeds_loader (a): {ours / medians['seeds_loader']:.3f}x")
+    # Each round's ratio compares neighbours in time, so drift in the machine's speed cancels.
+    for name, label in (("plain_tensor", "b"), ("seeds_loader", "a")):
+        ratios = [ours / theirs for ours, theirs in zip(rates["ganforge"], rates[name], strict=True)]
+        print(
+            f"ganforge / {name} ({label}): {statistics.median(ratios):.3f}x median of rounds "
+            f"(range {min(ratios):.3f}-{max(ratios):.3f}); ratio of medians {medians['ganforge'] / medians[name]:.3f}x"
+        )
 
 
 if __name__ == "__main__":

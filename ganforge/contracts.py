@@ -87,7 +87,10 @@ class ImageTensorDataset(Dataset):
 
 def to_signed_unit(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels in [0, 255] to float32 in [-1, 1]."""
-    return images.to(torch.float32).div(127.5).sub(1.0)
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 pixels, got {images.dtype}")
+    # The conversion makes a new tensor, so the arithmetic can work in place on it.
+    return images.to(torch.float32).div_(127.5).sub_(1.0)
 
 
 @dataclass

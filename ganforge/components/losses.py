@@ -86,7 +86,9 @@ class _LogisticLoss(_R1Mixin, GANLoss):
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         # BCE(sigmoid(s), t) = t * softplus(-s) + (1 - t) * softplus(s)
-        real_term = self.real_target * F.softplus(-real_scores) + (1.0 - self.real_target) * F.softplus(real_scores)
+        real_term = F.softplus(-real_scores)
+        if self.real_target != 1.0:
+            real_term = self.real_target * real_term + (1.0 - self.real_target) * F.softplus(real_scores)
         return real_term.mean() + F.softplus(fake_scores).mean()
 
     def probability(self, scores: torch.Tensor) -> torch.Tensor:

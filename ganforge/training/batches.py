@@ -29,7 +29,8 @@ class InMemoryBatches:
         count = self.images.shape[0]
         order = torch.randperm(count, generator=self.generator).to(self.images.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield to_signed_unit(self.images[order[start : start + self.batch_size]])
+            # index_select gathers rows about twice as fast as advanced indexing on a CPU.
+            yield to_signed_unit(torch.index_select(self.images, 0, order[start : start + self.batch_size]))
 
 
 class LoaderBatches:
