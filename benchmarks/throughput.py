@@ -44,8 +44,10 @@ from torchvision import transforms
 
 import ganforge
 from ganforge.config import ResolvedRun, load_config
+from ganforge.contracts import to_signed_unit
 from ganforge.data_root import default_data_root
 from ganforge.plugins import load_plugins
+from ganforge.registry import Registry
 from ganforge.training.progress import RichReporter
 from ganforge.training.run_folder import RunFolder
 from ganforge.training.speed import SpeedPlan
@@ -71,14 +73,14 @@ def main() -> None:
     registry = load_plugins().registry
     with tempfile.TemporaryDirectory(prefix="ganforge-throughput-") as scratch:
         scratch_dir = Path(scratch)
-        run = load_config(RECIPES[args.recipe], registry, overrides=benchmark_overrides(args, scratch_dir))
+        run = load_config(RECIPES[args.recipe], registry, overrides=benchmark_overrides(args, registry, scratch_dir))
         check_plain_loops_match(run)
         reporter = RichReporter(Console(file=io.StringIO(), force_terminal=True))
         trainer = make_trainer(run, reporter)
         contenders: dict[str, Callable[[], int]] = {
             "ganforge": ganforge_round(trainer),
-            "seeds_loader": PlainLoop(run, trainer.speed, seeds_loader_batches(run, trainer.speed, scratch_dir)).round,
-            "plain_tensor": PlainLoop(run, trainer.speed, tensor_batches(run, trainer.speed)).round,
+            "seeds_loader": PlainLoop(run, trainer, seeds_loader_batches(run, trainer.speed, scratch_dir)).round,
+            "plain_tensor": PlainLoop(run, trainer, tensor_batches(run, trainer.speed)).round,
         }
         print_setup(args, run, trainer.speed)
         # ganforge's live display runs as in `ganforge run`, drawing into a string.
@@ -90,8 +92,8 @@ def main() -> None:
     print_results(rates)
 
 
-def benchmark_overrides(args: argparse.Namespace, scratch_dir: Path) -> list[str]:
-    batch_size = load_config(RECIPES[args.recipe], load_plugins().registry, args.overrides).config.train.batch_size
+def benchmark_overrides(args: argparse.Namespace, registry: Registry, scratch_dir: Path) -> list[str]:
+    batch_size = load_config(RECIPES[args.recipe], registry, args.overrides).config.train.batch_size
     return [
         f"data.params.limit={args.steps * batch_size}",
         "eval.every=0",
@@ -140,10 +142,10 @@ def ganforge_round(trainer: Trainer) -> Callable[[], int]:
 class PlainLoop:
     """A GAN step written out by hand, fed by any iterator of real batches."""
 
-    def __init__(self, run: ResolvedRun, speed: SpeedPlan, epoch_batches: Callable[[], Iterator[torch.Tensor]]):
-        config = run.config
+    def __init__(self, run: ResolvedRun, trainer: Trainer, epoch_batches: Callable[[], Iterator[torch.Tensor]]):
+        config, speed = run.config, trainer.speed
         torch.manual_seed(config.seed)  # the same initial weights as ganforge's networks
-        models = run.model.build(run.data.build(default_data_root()).spec)
+        models = run.model.build(trainer.spec)
         self.generator = models.generator.to(speed.device)
         self.discriminator = models.discriminator.to(speed.device)
         if speed.channels_last:
@@ -207,7 +209,7 @@ def seeds_loader_batches(run: ResolvedRun, speed: SpeedPlan, scratch_dir: Path) 
 
 def tensor_batches(run: ResolvedRun, speed: SpeedPlan) -> Callable[[], Iterator[torch.Tensor]]:
     dataset = run.data.build(default_data_root()).dataset
-    images = speed.prepare_batch(dataset.images.to(speed.device).float().div(127.5).sub(1.0))
+    images = speed.prepare_batch(to_signed_unit(dataset.images.to(speed.device)))
     batch_size = run.config.train.batch_size
 
     def epoch() -> Iterator[torch.Tensor]:

@@ -13,7 +13,6 @@ time only, from its metrics.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from rich.console import Console
 from ganforge.config import load_config
 from ganforge.plugins import load_plugins
 from ganforge.training.progress import LineReporter
+from ganforge.training.run_folder import RunFolder
 from ganforge.training.trainer import start_run
 
 METRIC = "fid"
@@ -70,14 +70,13 @@ def main() -> None:
             reporter = StampingReporter(Console(stderr=True))
             start_run(run, reporter=reporter)
             wall_seconds = reporter.wall_seconds
-            records = read_metrics(run.config.run_dir() / "metrics.jsonl")
+            records = list(RunFolder(run.config.run_dir()).read_metrics())
     else:
-        records = read_metrics(args.run_dir / "metrics.jsonl")
+        folder = RunFolder(args.run_dir)
+        if not folder.metrics_path.is_file():
+            sys.exit(f"{args.run_dir} is not a run folder: {folder.metrics_path} does not exist")
+        records = list(folder.read_metrics())
     print_curve(records, wall_seconds, args.target)
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def print_curve(records: list[dict[str, Any]], wall_seconds: dict[int, float], target: float | None) -> None:

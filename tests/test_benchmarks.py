@@ -83,3 +83,14 @@ def test_time_to_quality_reads_a_finished_run(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     output = script("time_to_quality.py", "--run-dir", tmp_path, "--target", 20)
     assert "fid 12.00 <= target 20.0 at epoch 2: 4.5 s in the training loop" in output
+
+
+def test_time_to_quality_names_a_folder_that_is_not_a_run(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "time_to_quality.py"), "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert f"{tmp_path} is not a run folder: {tmp_path / 'metrics.jsonl'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -137,8 +137,9 @@ class Trainer:
         self.speed: SpeedPlan = plan_speed(
             train.precision, train.compile, train.channels_last, self.device, [self.generator, self.discriminator]
         )
-        for message in (self.speed.describe(), *self.speed.warnings):
-            self.reporter.note(message)
+        self.reporter.note(self.speed.describe())
+        for warning in self.speed.warnings:
+            self.reporter.note(f"warning: {warning}")
         if self.speed.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
