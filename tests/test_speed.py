@@ -149,7 +149,7 @@ def test_the_speed_settings_are_reported_and_pointless_ones_refused_with_a_warni
     _, output = train(app, tmp_path, "defaults")
     assert "training step on cpu: fp32, eager" in output
     _, output = train(app, tmp_path, "mlp_channels_last", "train.channels_last=true")
-    assert "train.channels_last: the models have no convolutions" in output
+    assert "warning: train.channels_last: the models have no convolutions" in output
 
 
 def test_an_unknown_precision_is_refused_with_the_accepted_values(app, tmp_path):
