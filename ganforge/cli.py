@@ -33,16 +33,25 @@ from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
 from ganforge.sampling import load_generator, sample_from_checkpoint
 from ganforge.testing import CHECKS, CheckResult, check_component
+from ganforge.training.devices import resolve_device
+from ganforge.training.distributed import (
+    LaunchStopped,
+    join_processes,
+    launch_on_this_machine,
+    launched_rank,
+    rank_label,
+)
 from ganforge.training.progress import LineReporter, RichReporter
 from ganforge.training.run_folder import save_grid
-from ganforge.training.trainer import resolve_device, resume_run, start_run
+from ganforge.training.trainer import resume_run, start_run
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def report_error(error: GanforgeError) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    message = f"{rank_label()}{error}"
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 class _ReportingGroup(TyperGroup):
@@ -224,11 +233,19 @@ def create_app(plugins: Plugins) -> typer.Typer:
         ] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: one line per epoch.")] = False,
+        nproc: Annotated[
+            int,
+            typer.Option(
+                "--nproc",
+                min=1,
+                help="Train in N processes on this machine (one per GPU, or CPU processes), started with torchrun's "
+                "launcher; for several machines run torchrun yourself (see docs/distributed.md).",
+            ),
+        ] = 1,
     ) -> None:
         """Train a GAN from a config; the run folder gets samples, metrics, checkpoints and a plot."""
         if (config is None) == (resume is None):
             raise UsageError("give a CONFIG to start a run, or --resume RUN_DIR to continue one (not both)")
-        reporter = LineReporter(console) if quiet else RichReporter(console)
         if resume is not None:
             resolved = load_config(resume / "config.yaml", registry, overrides or [])
             folder = resume
@@ -236,26 +253,53 @@ def create_app(plugins: Plugins) -> typer.Typer:
             resolved = load_config(config, registry, overrides or [])
             folder = resolved.config.run_dir()
         run_config = resolved.config
-        console.print(
-            f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
-            f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
-            highlight=False,
-        )
-        try:
-            if resume is not None:
-                trainer = resume_run(resume, resolved, reporter=reporter)
-            else:
-                trainer = start_run(resolved, overwrite=overwrite, reporter=reporter)
-        except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
-                f"Continue with: ganforge run --resume {folder}",
+        launch = launched_rank()
+        if nproc > 1:
+            if launch is not None:
+                raise UsageError("--nproc starts the processes itself; leave it out inside a torchrun launch")
+            command = ["run", str(config) if config is not None else "--resume", *([str(resume)] if resume else [])]
+            for override in overrides or []:
+                command += ["--set", override]
+            command += ["--overwrite"] * overwrite + ["--quiet"] * quiet
+            console.print(f"starting {nproc} processes with torchrun: ganforge {' '.join(command)}", highlight=False)
+            try:
+                launch_on_this_machine(nproc, command)
+            except LaunchStopped as stop:
+                err_console.print(
+                    f"{stop}; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
+                    f"Continue with: ganforge run --resume {folder} --nproc {nproc}",
+                    highlight=False,
+                )
+                raise typer.Exit(stop.exit_code) from None
+            return
+        main_process = launch is None or launch[0] == 0
+        reporter = LineReporter(console) if quiet else RichReporter(console)
+        if main_process:
+            console.print(
+                f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
+                f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
                 highlight=False,
             )
-            raise typer.Exit(130) from None
-        console.print(
-            f"done: {trainer.epoch} epochs, {trainer.step} steps on {trainer.device}; see {folder}", highlight=False
-        )
+        with join_processes(run_config.train.device) as processes:
+            try:
+                if resume is not None:
+                    trainer = resume_run(resume, resolved, reporter=reporter, processes=processes)
+                else:
+                    trainer = start_run(resolved, overwrite=overwrite, reporter=reporter, processes=processes)
+            except KeyboardInterrupt:
+                if processes.is_main:
+                    err_console.print(
+                        f"interrupted; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
+                        f"Continue with: ganforge run --resume {folder}",
+                        highlight=False,
+                    )
+                raise typer.Exit(130) from None
+        if processes.is_main:
+            console.print(
+                f"done: {trainer.epoch} epochs, {trainer.step} steps on {trainer.device}"
+                f"{f' x {processes.world_size} processes' if processes.distributed else ''}; see {folder}",
+                highlight=False,
+            )
 
     @app.command("validate")
     def validate(

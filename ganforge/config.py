@@ -50,7 +50,12 @@ class OptimConfig(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(10, ge=1, description="Passes over the dataset.")
-    batch_size: int = Field(64, ge=1, description="Real images per discriminator step.")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="Real images per discriminator step: the global batch, split evenly over the processes of a "
+        "distributed run.",
+    )
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
     n_critic: int = Field(1, ge=1, description="Discriminator steps per generator step.")
     ema_decay: float | None = Field(
@@ -74,6 +79,11 @@ class TrainConfig(Strict):
         "auto",
         description="Keep convolutional models and batches in channels_last memory format; auto = on CUDA for "
         "models with convolutions.",
+    )
+    sync_batchnorm: bool = Field(
+        False,
+        description="In a distributed run on CUDA, batch norm layers use the statistics of the whole global batch "
+        "(SyncBatchNorm) instead of each process's share.",
     )
 
 

@@ -12,8 +12,9 @@ from torch import nn
 from ganforge.contracts import DataSpec
 from ganforge.errors import UsageError
 from ganforge.registry import Kind, Registry
+from ganforge.training.devices import resolve_device
 from ganforge.training.run_folder import CheckpointError, load_checkpoint
-from ganforge.training.trainer import generate, resolve_device
+from ganforge.training.trainer import generate
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ganforge.config import load_config
 from ganforge.contracts import ImageTensorDataset, to_signed_unit
 from ganforge.data_root import default_data_root
-from ganforge.training.batches import InMemoryBatches
+from ganforge.training.batches import InMemoryBatches, ShardedOrder
 
 SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
 # A convolutional network on 16x16 synthetic images, with batch norm in both networks.
@@ -163,12 +163,8 @@ def test_in_memory_batches_visit_each_image_once_per_epoch(count, batch_size):
     # Each image carries its index in two pixels (high and low byte).
     index = torch.arange(count)
     images = torch.stack([index // 256, index % 256], dim=1).to(torch.uint8).reshape(count, 1, 1, 2)
-    batches = InMemoryBatches(
-        ImageTensorDataset(images, torch.zeros(count)),
-        batch_size,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(0),
-    )
+    order = ShardedOrder(count, batch_size, torch.Generator().manual_seed(0))
+    batches = InMemoryBatches(ImageTensorDataset(images, torch.zeros(count)), order, torch.device("cpu"))
     previous_order = None
     for _epoch in range(3):
         seen = []

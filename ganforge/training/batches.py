@@ -1,4 +1,12 @@
-"""Batches for the training loop: from a dataset held on the device, or through a DataLoader."""
+"""Batches for the training loop: from a dataset held on the device, or through a DataLoader.
+
+Both draw one permutation of the dataset per epoch from the run's data generator, which is the
+same in every process. Step ``s`` takes the ``s``-th slice of ``batch_size`` images of it (the
+global batch); in a distributed run each process takes its equal share of that slice. So every
+image is taken exactly once per epoch across all processes, with one exception: a last batch is
+trimmed to a multiple of the process count and dropped when fewer than two images per process
+would remain (batch norm cannot train on one sample); those few images sit the epoch out.
+"""
 
 from __future__ import annotations
 
@@ -10,57 +18,95 @@ from torch.utils.data import DataLoader
 from ganforge.contracts import ImageTensorDataset, LoadedDataset, to_signed_unit
 
 
-class InMemoryBatches:
-    """The whole dataset as one uint8 tensor on the device; batches drawn there by index.
-
-    Each epoch takes every image exactly once, in the order of a fresh permutation, with one
-    exception: when the last batch would hold a single image, that image sits the epoch out.
-    """
-
-    def __init__(self, dataset: ImageTensorDataset, batch_size: int, device: torch.device, generator: torch.Generator):
-        self.images = dataset.images.to(device)
-        self.batch_size = batch_size
-        self.generator = generator
-
-    def __len__(self) -> int:
-        return batches_per_epoch(self.images.shape[0], self.batch_size)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        count = self.images.shape[0]
-        order = torch.randperm(count, generator=self.generator).to(self.images.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            # index_select gathers rows about twice as fast as advanced indexing on a CPU.
-            yield to_signed_unit(torch.index_select(self.images, 0, order[start : start + self.batch_size]))
-
-
-class LoaderBatches:
-    """Any other dataset, through a DataLoader with its own seeded shuffle."""
+class ShardedOrder:
+    """The image indices this process takes at each step of an epoch, from a fresh permutation."""
 
     def __init__(
-        self, loaded: LoadedDataset, batch_size: int, device: torch.device, generator: torch.Generator, num_workers: int
+        self,
+        count: int,
+        batch_size: int,
+        generator: torch.Generator,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | None = None,
     ):
-        count = len(loaded.dataset)
-        self.device = device
-        self.steps = batches_per_epoch(count, batch_size)
-        self.loader = DataLoader(
-            loaded.dataset,
-            batch_size=batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=num_workers,
-            drop_last=self.steps * batch_size < count,
-            pin_memory=device.type == "cuda",
-        )
+        self.count = count
+        self.device = device or torch.device("cpu")
+        self.batch_size = batch_size
+        self.generator = generator
+        self.rank = rank
+        self.world_size = world_size
+        self.steps, self.last_batch = steps_per_epoch(count, batch_size, world_size)
 
     def __len__(self) -> int:
         return self.steps
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = torch.randperm(self.count, generator=self.generator).to(self.device)
+        for step in range(self.steps):
+            start = step * self.batch_size
+            size = self.batch_size if start + self.batch_size <= self.count else self.last_batch
+            share = size // self.world_size
+            begin = start + self.rank * share
+            yield order[begin : begin + share]
+
+
+class InMemoryBatches:
+    """The whole dataset as one uint8 tensor on the device; batches drawn there by index."""
+
+    def __init__(self, dataset: ImageTensorDataset, order: ShardedOrder, device: torch.device):
+        self.images = dataset.images.to(device)
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for indices in self.order:
+            # index_select gathers rows about twice as fast as advanced indexing on a CPU.
+            yield to_signed_unit(torch.index_select(self.images, 0, indices))
+
+
+class LoaderBatches:
+    """Any other dataset, through a DataLoader that reads the indices of each step."""
+
+    def __init__(self, loaded: LoadedDataset, order: ShardedOrder, device: torch.device, num_workers: int):
+        self.device = device
+        self.order = order
+        self.loader = DataLoader(
+            loaded.dataset,
+            batch_sampler=IndexLists(order),
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            generator=order.generator,  # the workers' seeds come from the data generator, not the noise's
+        )
+
+    def __len__(self) -> int:
+        return len(self.order)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for images, _labels in self.loader:
             yield images.to(self.device, non_blocking=True)
 
 
-def batches_per_epoch(count: int, batch_size: int) -> int:
-    # A last batch of a single image is dropped: batch norm cannot train on one sample.
+class IndexLists:
+    """A ShardedOrder as the lists of indices a DataLoader's batch_sampler yields."""
+
+    def __init__(self, order: ShardedOrder) -> None:
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for indices in self.order:
+            yield indices.tolist()
+
+
+def steps_per_epoch(count: int, batch_size: int, world_size: int = 1) -> tuple[int, int]:
+    """Steps per epoch and the global size of the last one (``batch_size`` when all are full)."""
     full, remainder = divmod(count, batch_size)
-    return full + (1 if remainder > 1 else 0)
+    last = remainder - remainder % world_size
+    if last >= 2 * world_size:
+        return full + 1, last
+    return full, batch_size

@@ -5,6 +5,10 @@ discriminator steps, a generator step that reuses that generated batch. Datasets
 stay on the device as one uint8 tensor and batches are drawn there by index; noise is drawn on
 the device; statistics are summed there and read only when a line is logged, so there is no
 host sync per step. Precision, torch.compile and memory format follow ``train`` (see speed.py).
+
+In a distributed run (see distributed.py) every process runs this loop on its share of each
+batch, the step's modules wrapped in DistributedDataParallel; statistics are summed over the
+processes, and rank 0 alone samples, evaluates and writes the run folder.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ganforge import __version__
 from ganforge.config import ResolvedRun
@@ -25,7 +30,9 @@ from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedData
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import UsageError
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
-from ganforge.training.batches import InMemoryBatches, LoaderBatches
+from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
+from ganforge.training.devices import resolve_device
+from ganforge.training.distributed import Processes, check_global_batch, rank_seed
 from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
@@ -33,31 +40,6 @@ from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 SAMPLE_GRID_SIZE = 100
 WINDOW, EPOCH = 0, 1
 STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist here."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"train.device: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UsageError(f"train.device: {name!r} asked for, but this machine has no usable CUDA GPU")
-        if device.index is not None and device.index >= count:
-            raise UsageError(f"train.device: {name!r} asked for, but this machine has {count} CUDA GPU(s)")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"train.device: {name!r} asked for, but MPS is not available here")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"train.device: {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
-    return device
 
 
 class Reporter(Protocol):
@@ -120,20 +102,35 @@ def build_components(run: ResolvedRun, device: torch.device) -> Components:
 
 
 class Trainer:
-    def __init__(self, run: ResolvedRun, run_folder: RunFolder, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        run: ResolvedRun,
+        run_folder: RunFolder,
+        reporter: Reporter | None = None,
+        processes: Processes | None = None,
+    ) -> None:
         config = run.config
         self.config = config
         self.resolved_config = run.as_dict()
         self.folder = run_folder
-        self.reporter = reporter or SilentReporter()
-        self.device = resolve_device(config.train.device)
         train = config.train
+        self.processes = processes or Processes(resolve_device(train.device))
+        self.device = self.processes.device
+        self.is_main = self.processes.is_main
+        self.reporter = (reporter or SilentReporter()) if self.is_main else SilentReporter()
+        batch_share = check_global_batch(train.batch_size, self.processes)
 
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same initial weights in every process
         parts = build_components(run, self.device)
         self.spec: DataSpec = parts.data.spec
         self.generator, self.discriminator, self.loss = parts.generator, parts.discriminator, parts.loss
         self.latent_dim = parts.latent_dim
+        if self.processes.distributed:
+            self.reporter.note(
+                f"distributed: {self.processes.describe()}; train.batch_size {train.batch_size} is the global "
+                f"batch, {batch_share} images per process per step"
+            )
+            self._share_batch_norm(train.sync_batchnorm)
         self.speed: SpeedPlan = plan_speed(
             train.precision, train.compile, train.channels_last, self.device, [self.generator, self.discriminator]
         )
@@ -146,9 +143,13 @@ class Trainer:
         # The training step calls these; state, samples and the gradient penalty use the plain modules.
         self.step_generator: nn.Module = self.generator
         self.step_discriminator: nn.Module = self.discriminator
+        if self.processes.distributed:
+            device_ids = [self.device] if self.device.type == "cuda" else None
+            self.step_generator = DistributedDataParallel(self.generator, device_ids=device_ids)
+            self.step_discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
         if self.speed.compile:
-            self.step_generator = torch.compile(self.generator)
-            self.step_discriminator = torch.compile(self.discriminator)
+            self.step_generator = torch.compile(self.step_generator)
+            self.step_discriminator = torch.compile(self.step_discriminator)
         self._compiled_batch_sizes: set[int] = set()
         self.ema_generator = copy.deepcopy(self.generator).eval() if train.ema_decay is not None else None
         if self.ema_generator is not None:
@@ -161,18 +162,24 @@ class Trainer:
         dataset_size = len(parts.data.dataset)
         if train.batch_size > dataset_size:
             raise UsageError(f"train.batch_size: {train.batch_size} is larger than the dataset ({dataset_size} images)")
+        # The same permutation in every process: each takes its own share of every step's batch.
         self.data_generator = torch.Generator().manual_seed(config.seed)
-        if isinstance(parts.data.dataset, ImageTensorDataset):
-            self.batches: InMemoryBatches | LoaderBatches = InMemoryBatches(
-                parts.data.dataset, train.batch_size, self.device, self.data_generator
-            )
+        in_memory = isinstance(parts.data.dataset, ImageTensorDataset)
+        order = ShardedOrder(
+            dataset_size,
+            train.batch_size,
+            self.data_generator,
+            self.processes.rank,
+            self.processes.world_size,
+            device=self.device if in_memory else torch.device("cpu"),
+        )
+        if in_memory:
+            self.batches: InMemoryBatches | LoaderBatches = InMemoryBatches(parts.data.dataset, order, self.device)
         else:
-            self.batches = LoaderBatches(
-                parts.data, train.batch_size, self.device, self.data_generator, train.num_workers
-            )
+            self.batches = LoaderBatches(parts.data, order, self.device, train.num_workers)
         noise_generator = torch.Generator().manual_seed(config.seed)
         self.fixed_noise = torch.randn(SAMPLE_GRID_SIZE, self.latent_dim, generator=noise_generator)
-        self.evaluation = self._prepare_evaluation(run) if config.eval.every else None
+        self.evaluation = self._prepare_evaluation(run) if config.eval.every and self.is_main else None
         self.best: dict[str, Any] | None = None
         self.real_grid = torch.stack([parts.data.dataset[i][0] for i in range(min(SAMPLE_GRID_SIZE, dataset_size))])
         self.epoch = 0
@@ -184,6 +191,21 @@ class Trainer:
         self._real_row = torch.tensor([[True], [False]], device=self.device)
         self._g_loss_sums = torch.zeros(2, device=self.device)
         self._counts = [Counts(), Counts()]
+        if self.processes.distributed:  # each process draws its own noise and dropout
+            torch.manual_seed(rank_seed(config.seed, self.processes.rank))
+
+    def _share_batch_norm(self, sync: bool) -> None:
+        """With ``train.sync_batchnorm``, batch norm reads the statistics of the whole global batch."""
+        if not sync:
+            return
+        if self.device.type != "cuda":
+            self.reporter.note(
+                "warning: train.sync_batchnorm: PyTorch's SyncBatchNorm runs on CUDA only; batch norm keeps each "
+                "process's own statistics"
+            )
+            return
+        self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
+        self.discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(self.discriminator)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -205,12 +227,27 @@ class Trainer:
                 "generator": self.scaler_g.state_dict() if self.scaler_g is not None else None,
                 "discriminator": self.scaler_d.state_dict() if self.scaler_d is not None else None,
             },
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "data": self.data_generator.get_state(),
-            },
+            "rng": {**self._noise_rng_state(), "data": self.data_generator.get_state()},
         }
+
+    def _noise_rng_state(self) -> dict[str, Any]:
+        """This process's generators of noise and dropout: the CPU's, and its GPU's when it trains on one."""
+        cuda = [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []
+        return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+    def _set_noise_rng_state(self, saved: dict[str, Any]) -> None:
+        torch.set_rng_state(saved["torch"])
+        if saved["cuda"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda"][0], self.device)
+
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """The state to save, on rank 0 (None elsewhere), with every process's noise generators."""
+        every_rank = self.processes.gather_on_main(self._noise_rng_state())
+        if every_rank is None:
+            return None
+        state = self.state()
+        state["rng"]["ranks"] = every_rank
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -223,20 +260,33 @@ class Trainer:
         for scaler, saved in ((self.scaler_g, scalers.get("generator")), (self.scaler_d, scalers.get("discriminator"))):
             if scaler is not None and saved:  # a checkpoint from an fp32 run starts fp16's scale afresh
                 scaler.load_state_dict(saved)
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self._set_noise_rng_state(state["rng"])
         self.data_generator.set_state(state["rng"]["data"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.best = state.get("best")
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """``load_state``, and each process's own noise generators where the checkpoint has them."""
+        self.load_state(state)
+        if not self.processes.distributed:
+            return
+        saved_ranks = state["rng"].get("ranks") or []
+        if len(saved_ranks) == self.processes.world_size:
+            self._set_noise_rng_state(saved_ranks[self.processes.rank])
+        else:  # saved by another number of processes: the same recipe, with fresh noise streams
+            torch.manual_seed(rank_seed(self.config.seed, self.processes.rank, self.step))
+            self.reporter.note(
+                f"note: the checkpoint was saved by {max(1, len(saved_ranks))} process(es), this run has "
+                f"{self.processes.world_size}: training goes on with new noise streams"
+            )
 
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self) -> None:
         train = self.config.train
-        if self.use_tensorboard:
+        if self.use_tensorboard and self.is_main:
             self.tensorboard = TensorBoardLog(self.folder.path / "tensorboard")
-        if self.epoch == 0:
+        if self.epoch == 0 and self.is_main:
             save_grid(self.real_grid, self.folder.samples / "real.png", columns=10)
             if self.tensorboard is not None:
                 self.tensorboard.grid("samples/real", self.real_grid, 0)
@@ -250,7 +300,8 @@ class Trainer:
             self.reporter.finish()
             if self.tensorboard is not None:
                 self.tensorboard.close()
-        self.folder.plot()
+        if self.is_main:
+            self.folder.plot()
 
     def run_epoch(self) -> None:
         """One pass over the data, logging its step and epoch lines; ``fit`` adds samples, evaluation, checkpoints."""
@@ -272,6 +323,8 @@ class Trainer:
         self._log(self._record("epoch", EPOCH, time.perf_counter() - epoch_start))
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
         self.folder.append_metrics(record)
         self.reporter.log(record)
         if self.tensorboard is not None:
@@ -351,19 +404,26 @@ class Trainer:
         self._counts[row] = Counts()
 
     def _record(self, event: str, row: int, seconds: float) -> dict[str, Any]:
+        """The statistics of a row, averaged over its steps and over the processes."""
         counts = self._counts[row]
-        stats = (self._sums[row] / max(1, counts.d_steps)).tolist()  # the one host sync per logged line
-        g_loss = self._g_loss_sums[row].item() / counts.g_steps if counts.g_steps else float("nan")
+        local = torch.cat([self._sums[row], self._g_loss_sums[row : row + 1]])
+        totals = (self.processes.sum(local) / self.processes.world_size).tolist()  # the one host sync per line
+        stats, g_loss_total = [total / max(1, counts.d_steps) for total in totals[:-1]], totals[-1]
+        g_loss = g_loss_total / counts.g_steps if counts.g_steps else float("nan")
+        images = counts.images * self.processes.world_size  # every process takes an equal share
         record: dict[str, Any] = {"event": event, "epoch": self.epoch + 1, "step": self.step}
         record.update({key: none_if_nan(value) for key, value in zip(STAT_KEYS, stats, strict=True)})
         record["g_loss"] = none_if_nan(g_loss)
-        record["images/s"] = round(counts.images / seconds, 1) if seconds > 0 else None
+        record["images/s"] = round(images / seconds, 1) if seconds > 0 else None
         record["seconds"] = round(seconds, 3)
         return record
 
     def _end_of_epoch(self) -> None:
         train = self.config.train
         last = self.epoch == train.epochs
+        if not self.is_main:
+            self.checkpoint_state()  # rank 0 gathers every process's noise generators
+            return
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
             samples = self.sample(self.fixed_noise)
             save_grid(samples, self.folder.samples / f"epoch_{self.epoch:04d}.png", columns=10)
@@ -373,7 +433,8 @@ class Trainer:
         improved = False
         if self.evaluation is not None and (last or self.epoch % evaluations == 0):
             improved = self._evaluate()
-        state = self.state()
+        state = self.checkpoint_state()
+        assert state is not None
         if train.checkpoint_every and self.epoch % train.checkpoint_every == 0:
             save_checkpoint(state, self.folder.checkpoint_path(self.epoch))
         if improved:
@@ -474,29 +535,44 @@ def none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def start_run(run: ResolvedRun, *, overwrite: bool = False, reporter: Reporter | None = None) -> Trainer:
+def start_run(
+    run: ResolvedRun,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+    processes: Processes | None = None,
+) -> Trainer:
     """Everything that can fail on bad input (data, device, shapes) fails before the folder exists."""
     folder = RunFolder(run.config.run_dir())
-    trainer = Trainer(run, folder, reporter)
-    folder.create(overwrite)
-    folder.write_config(trainer.resolved_config)
+    trainer = Trainer(run, folder, reporter, processes)
+    if trainer.is_main:
+        folder.create(overwrite)
+        folder.write_config(trainer.resolved_config)
     trainer.fit()
     return trainer
 
 
-def resume_run(run_dir: Path, run: ResolvedRun, *, reporter: Reporter | None = None) -> Trainer:
-    """Continue from ``run_dir/checkpoints/last.pt`` with the run's config (plus any overrides)."""
+def resume_run(
+    run_dir: Path, run: ResolvedRun, *, reporter: Reporter | None = None, processes: Processes | None = None
+) -> Trainer:
+    """Continue from ``run_dir/checkpoints/last.pt`` with the run's config (plus any overrides).
+
+    Rank 0 reads the checkpoint and hands it to the other processes, which need no run folder.
+    """
     folder = RunFolder(run_dir)
-    state = load_checkpoint(folder.checkpoint_path())
-    trainer = Trainer(run, folder, reporter)
+    main = processes is None or processes.is_main
+    state = load_checkpoint(folder.checkpoint_path()) if main else None
+    trainer = Trainer(run, folder, reporter, processes)
+    state = trainer.processes.from_main(state)
     try:
-        trainer.load_state(state)
+        trainer.load_checkpoint_state(state)
     except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
         raise UsageError(
             f"{folder.checkpoint_path()} does not fit the config being resumed (was model, data or optim "
             f"changed with --set?): {str(error).splitlines()[0]}"
         ) from None
-    folder.drop_metrics_after(trainer.step)
-    folder.write_config(trainer.resolved_config)
+    if trainer.is_main:
+        folder.drop_metrics_after(trainer.step)
+        folder.write_config(trainer.resolved_config)
     trainer.fit()
     return trainer

@@ -1,0 +1,179 @@
+"""Data-parallel training across processes with torch.distributed, as launched by torchrun.
+
+A process started by torchrun (or by ``ganforge run --nproc N``, which calls torchrun's own
+launcher) finds its rank and the world size in its environment. Every process holds the whole
+model; DistributedDataParallel averages the gradients. ``train.batch_size`` is the global batch:
+each step's batch is cut into equal shares, one per process, so a config means the same
+optimisation on one process or many.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ganforge.errors import GanforgeError, UsageError
+from ganforge.training.devices import distributed_device, resolve_device
+
+# Rank 0 evaluates and writes checkpoints while the others wait in the next collective: long
+# enough for training a domain classifier on a CPU, short enough that a lost peer is noticed.
+COLLECTIVE_TIMEOUT = timedelta(minutes=30)
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in the run: rank ``rank`` of ``world_size``, on ``device``."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def backend(self) -> str | None:
+        if not self.distributed:
+            return None
+        return "nccl" if self.device.type == "cuda" else "gloo"
+
+    def describe(self) -> str:
+        return f"{self.world_size} processes ({self.backend} on {self.device.type})"
+
+    # -- collectives: each is called by every process at the same point ---------------------
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Elementwise sum over the processes (in place); the tensor itself in one process."""
+        if self.distributed:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
+
+    def gather_on_main(self, value: Any) -> list[Any] | None:
+        """Every process's ``value`` in rank order, on rank 0; None on the others."""
+        if not self.distributed:
+            return [value]
+        gathered: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(value, gathered, dst=0)
+        return gathered
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every process."""
+        if not self.distributed:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def launched_rank() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torchrun started this process, else None."""
+    if not all(name in os.environ for name in LAUNCH_VARIABLES):
+        return None
+    try:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+    except ValueError:
+        return None
+
+
+def rank_label() -> str:
+    """``rank N: `` inside a distributed launch, so each process's messages say whose they are."""
+    launch = launched_rank()
+    return f"rank {launch[0]}: " if launch is not None and launch[1] > 1 else ""
+
+
+@contextmanager
+def join_processes(device_setting: str) -> Iterator[Processes]:
+    """This process's part in the launch: joins the process group when there is more than one process."""
+    launch = launched_rank()
+    if launch is None or launch[1] == 1:
+        yield Processes(resolve_device(device_setting))
+        return
+    rank, world_size, local_rank = launch
+    device = distributed_device(device_setting, local_rank)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT, device_id=device if device.type == "cuda" else None)
+    try:
+        yield Processes(device, rank, world_size, local_rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """A seed for one process's noise and dropout, from the run's seed, the rank and the step it starts at."""
+    digest = hashlib.sha256(f"ganforge:{seed}:{rank}:{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def check_global_batch(batch_size: int, processes: Processes) -> int:
+    """The images each process takes per step: an equal share of ``train.batch_size``."""
+    if batch_size % processes.world_size:
+        raise UsageError(
+            f"train.batch_size: {batch_size} is the global batch and does not split evenly over "
+            f"{processes.world_size} processes; use a multiple of {processes.world_size}"
+        )
+    return batch_size // processes.world_size
+
+
+# -- the launcher behind `ganforge run --nproc N` ----------------------------------------------
+
+
+class LaunchFailed(GanforgeError):
+    """A process of a launch failed; its own message was printed above."""
+
+
+class LaunchStopped(GanforgeError):
+    """The launcher got a signal (Ctrl-C) and stopped every process."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.exit_code = exit_code
+
+
+def launch_on_this_machine(nproc: int, command: Sequence[str]) -> None:
+    """Start ``python -m ganforge <command>`` in ``nproc`` processes with torchrun's launcher (standalone)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    # As torchrun does: without it, every process would start a thread per core and they would fight.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.1,
+    )
+    try:
+        elastic_launch(config, entrypoint=sys.executable)("-m", "ganforge", *command)
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        code = failure.exitcode
+        how = f"was stopped by signal {-code}" if code < 0 else f"exited with code {code}"
+        failed = LaunchFailed(f"the run stopped: rank {rank} of {nproc} {how} (its message is above)")
+        failed.exit_code = code if code > 0 else 1
+        raise failed from None
+    except SignalException as stop:
+        raise LaunchStopped(stop.sigval.name, 128 + int(stop.sigval)) from None
