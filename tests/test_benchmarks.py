@@ -94,3 +94,11 @@ def test_time_to_quality_names_a_folder_that_is_not_a_run(tmp_path):
     assert result.returncode != 0
     assert f"{tmp_path} is not a run folder: {tmp_path / 'metrics.jsonl'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_processes_compares_one_process_with_two():
+    output = script("processes.py", "--recipe", "seed001", "--steps", 4, "--epochs", 2, "--rounds", 1)
+    assert re.search(r"^round 1: images/s 1 process\(es\) [\d,]+, 2 process\(es\) [\d,]+$", output, re.MULTILINE)
+    medians = dict(re.findall(r"^([12]) +([\d,]+) ", output, flags=re.MULTILINE))
+    assert medians.keys() == {"1", "2"} and all(float(m.replace(",", "")) > 0 for m in medians.values())
+    assert "2 / 1 process(es):" in output and "torch 2." in output

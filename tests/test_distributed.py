@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
@@ -192,6 +193,35 @@ def test_a_batch_that_does_not_split_evenly_is_refused(probe_site, tmp_path):
     assert not (tmp_path / "runs" / "probe").exists()
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("mps", "train.device: 'mps' cannot be shared by the processes of a distributed run; use auto, cuda"),
+        ("cuda:1", "train.device: 'cuda:1' cannot be shared by the processes of a distributed run"),
+    ],
+)
+def test_a_device_the_processes_cannot_share_is_refused_before_any_starts(app, workdir, device, message):
+    result = CliRunner().invoke(app, ["run", str(SMOKE), "--nproc", "2", "--set", f"train.device={device}"])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "starting" not in result.output
+    assert not (workdir / "runs").exists()
+
+
+def test_nproc_inside_a_torchrun_launch_is_refused(app, workdir, monkeypatch):
+    for name, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "x",
+        "MASTER_PORT": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["run", str(SMOKE), "--nproc", "2"])
+    assert result.exit_code == 2
+    assert "--nproc starts the processes itself; leave it out inside a torchrun launch" in result.output
+
+
 # -- real processes ----------------------------------------------------------------------------
 
 
@@ -280,10 +310,10 @@ def test_a_two_process_run_resumes_to_the_weights_of_an_unstopped_one(tmp_path):
 def test_a_one_process_checkpoint_resumes_in_two_processes(tmp_path):
     succeeded(ganforge(tmp_path, "run", SMOKE, "--quiet", "--set", "train.epochs=1"))
     run_dir = tmp_path / "runs" / "smoke"
-    result = succeeded(
-        ganforge(tmp_path, "run", "--resume", run_dir, "--nproc", "2", "--quiet", "--set", "train.epochs=2")
-    )
+    resume = ["run", "--resume", run_dir, "--nproc", "2", "--quiet", "--set", "train.epochs=2"]
+    result = succeeded(ganforge(tmp_path, *resume, "--set", "train.sync_batchnorm=true"))
     assert "saved by 1 process(es), this run has 2: training goes on with new noise streams" in result.stdout
+    assert "warning: train.sync_batchnorm: PyTorch's SyncBatchNorm runs on CUDA only" in result.stdout
     assert [r["step"] for r in metrics(run_dir) if r["event"] == "epoch"] == [8, 16]
 
 

@@ -40,6 +40,8 @@ def distributed_device(setting: str, local_rank: int) -> torch.device:
     if setting == "cpu":
         return torch.device("cpu")
     if setting == "cuda":
+        if cuda_count == 0:
+            raise UsageError("train.device: cuda asked for, but this machine has no usable CUDA GPU; use cpu or auto")
         if local_rank >= cuda_count:
             raise UsageError(
                 f"train.device: cuda for local rank {local_rank}, but this machine has {cuda_count} CUDA GPU(s); "

@@ -148,6 +148,12 @@ class LaunchStopped(GanforgeError):
         self.exit_code = exit_code
 
 
+def check_devices_for(nproc: int, device_setting: str) -> None:
+    """A device that ``nproc`` processes on this machine cannot have is an error before any starts."""
+    for local_rank in range(nproc):
+        distributed_device(device_setting, local_rank)
+
+
 def launch_on_this_machine(nproc: int, command: Sequence[str]) -> None:
     """Start ``python -m ganforge <command>`` in ``nproc`` processes with torchrun's launcher (standalone)."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
