@@ -36,7 +36,7 @@ from ganforge.testing import CHECKS, CheckResult, check_component
 from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import (
     LaunchStopped,
-    check_devices_for,
+    check_launch,
     join_processes,
     launch_on_this_machine,
     launched_rank,
@@ -262,7 +262,7 @@ def create_app(plugins: Plugins) -> typer.Typer:
             for override in overrides or []:
                 command += ["--set", override]
             command += ["--overwrite"] * overwrite + ["--quiet"] * quiet
-            check_devices_for(nproc, run_config.train.device)
+            check_launch(nproc, run_config.train.batch_size, run_config.train.device)
             starting = f"starting {nproc} processes with torchrun: ganforge {' '.join(command)}"
             console.print(starting, highlight=False, soft_wrap=True)
             try:

@@ -184,12 +184,26 @@ def test_every_image_once_per_epoch_across_ranks(count, batch_size, world_size):
             assert torch.equal(torch.cat(steps), whole[step][: sum(len(share) for share in steps)])
 
 
-def test_a_batch_that_does_not_split_evenly_is_refused(probe_site, tmp_path):
+def test_a_batch_that_does_not_split_evenly_is_refused_before_any_process_starts(app, workdir):
+    result = CliRunner().invoke(app, ["run", str(SMOKE), "--nproc", "3"])  # smoke's batch is 32
+    assert result.exit_code == 2
+    assert "train.batch_size: 32 is the global batch and does not split evenly over 3 processes" in result.output
+    assert "starting" not in result.output
+    assert not (workdir / "runs").exists()
+
+
+@pytest.mark.slow
+def test_inside_a_launch_each_process_names_itself_in_its_error(probe_site, tmp_path):
+    """torchrun itself, with a batch that does not split: every rank refuses it, saying which it is."""
     config = probe_config(tmp_path, batch_size=9)
-    result = ganforge(tmp_path, "run", config, "--nproc", "2", "--quiet", site=probe_site, GANFORGE_PROBE_DIR=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "train.batch_size: 9 is the global batch and does not split evenly over 2 processes" in result.stderr
-    assert "Traceback" not in result.stderr
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command += ["-m", "ganforge", "run", str(config), "--quiet"]
+    environment = {**os.environ, "PYTHONPATH": str(probe_site), "GANFORGE_PROBE_DIR": str(tmp_path)}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=environment)
+    assert result.returncode != 0
+    for rank in (0, 1):
+        message = f"error: rank {rank}: train.batch_size: 9 is the global batch and does not split evenly"
+        assert message in result.stderr
     assert not (tmp_path / "runs" / "probe").exists()
 
 

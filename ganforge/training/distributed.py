@@ -123,14 +123,14 @@ def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def check_global_batch(batch_size: int, processes: Processes) -> int:
+def batch_share(batch_size: int, world_size: int) -> int:
     """The images each process takes per step: an equal share of ``train.batch_size``."""
-    if batch_size % processes.world_size:
+    if batch_size % world_size:
         raise UsageError(
             f"train.batch_size: {batch_size} is the global batch and does not split evenly over "
-            f"{processes.world_size} processes; use a multiple of {processes.world_size}"
+            f"{world_size} processes; use a multiple of {world_size}"
         )
-    return batch_size // processes.world_size
+    return batch_size // world_size
 
 
 # -- the launcher behind `ganforge run --nproc N` ----------------------------------------------
@@ -148,8 +148,9 @@ class LaunchStopped(GanforgeError):
         self.exit_code = exit_code
 
 
-def check_devices_for(nproc: int, device_setting: str) -> None:
-    """A device that ``nproc`` processes on this machine cannot have is an error before any starts."""
+def check_launch(nproc: int, batch_size: int, device_setting: str) -> None:
+    """What ``nproc`` processes on this machine cannot train with is an error before any starts."""
+    batch_share(batch_size, nproc)
     for local_rank in range(nproc):
         distributed_device(device_setting, local_rank)
 

@@ -32,7 +32,7 @@ from ganforge.errors import UsageError
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
 from ganforge.training.devices import resolve_device
-from ganforge.training.distributed import Processes, check_global_batch, rank_seed
+from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
@@ -118,7 +118,7 @@ class Trainer:
         self.device = self.processes.device
         self.is_main = self.processes.is_main
         self.reporter = (reporter or SilentReporter()) if self.is_main else SilentReporter()
-        batch_share = check_global_batch(train.batch_size, self.processes)
+        images_per_process = batch_share(train.batch_size, self.processes.world_size)
 
         torch.manual_seed(config.seed)  # the same initial weights in every process
         parts = build_components(run, self.device)
@@ -128,7 +128,7 @@ class Trainer:
         if self.processes.distributed:
             self.reporter.note(
                 f"distributed: {self.processes.describe()}; train.batch_size {train.batch_size} is the global "
-                f"batch, {batch_share} images per process per step"
+                f"batch, {images_per_process} images per process per step"
             )
             self._share_batch_norm(train.sync_batchnorm)
         self.speed: SpeedPlan = plan_speed(
