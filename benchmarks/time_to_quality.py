@@ -39,8 +39,8 @@ class StampingReporter(LineReporter):
         self.evaluating = 0.0
         self.wall_seconds: dict[int, float] = {}
 
-    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
-        super().start(first_epoch, epochs, steps_per_epoch)
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None:
+        super().start(first_epoch, epochs, steps_per_epoch, done_steps)
         self.started = time.perf_counter()
 
     def log(self, record: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from ganforge.training.distributed import (
     launched_rank,
     rank_label,
 )
+from ganforge.training.interruption import RunInterrupted
 from ganforge.training.progress import LineReporter, RichReporter
 from ganforge.training.run_folder import save_grid
 from ganforge.training.trainer import resume_run, start_run
@@ -269,9 +270,10 @@ def create_app(plugins: Plugins) -> typer.Typer:
                 launch_on_this_machine(nproc, command)
             except LaunchStopped as stop:
                 err_console.print(
-                    f"{stop}; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
+                    f"{stop}; {folder / 'checkpoints' / 'last.pt'} holds the last state saved. "
                     f"Continue with: ganforge run --resume {folder} --nproc {nproc}",
                     highlight=False,
+                    soft_wrap=True,
                 )
                 raise typer.Exit(stop.exit_code) from None
             return
@@ -289,12 +291,20 @@ def create_app(plugins: Plugins) -> typer.Typer:
                     trainer = resume_run(resume, resolved, reporter=reporter, processes=processes)
                 else:
                     trainer = start_run(resolved, overwrite=overwrite, reporter=reporter, processes=processes)
-            except KeyboardInterrupt:
+            except RunInterrupted as stop:
                 if processes.is_main:
                     err_console.print(
-                        f"interrupted; the last completed epoch is in {folder / 'checkpoints' / 'last.pt'}. "
-                        f"Continue with: ganforge run --resume {folder}",
+                        f"{stop}. Continue with: ganforge run --resume {folder}", highlight=False, soft_wrap=True
+                    )
+                raise typer.Exit(stop.exit_code) from None
+            except KeyboardInterrupt:
+                if processes.is_main:
+                    last = folder / "checkpoints" / "last.pt"
+                    saved = f"{last} holds the last state saved whole" if last.exists() else "nothing was saved"
+                    err_console.print(
+                        f"aborted; {saved}. Continue with: ganforge run --resume {folder}",
                         highlight=False,
+                        soft_wrap=True,
                     )
                 raise typer.Exit(130) from None
         if processes.is_main:

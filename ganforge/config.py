@@ -63,6 +63,12 @@ class TrainConfig(Strict):
     )
     sample_every: int = Field(1, ge=0, description="Epochs between sample grids; 0 = only at the end.")
     checkpoint_every: int = Field(10, ge=0, description="Epochs between kept checkpoints; last.pt is every epoch.")
+    checkpoint_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Also save last.pt mid-epoch when this many minutes have passed since it was last saved; "
+        "null = only at the end of each epoch.",
+    )
     log_every: int = Field(100, ge=1, description="Steps between metric lines in metrics.jsonl and progress updates.")
     num_workers: int = Field(0, ge=0, description="DataLoader workers for datasets not held in memory.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(

@@ -2,10 +2,6 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -140,29 +136,6 @@ def test_sample_refuses_what_is_not_a_checkpoint(app, workdir):
     result = CliRunner().invoke(app, ["sample", "junk.pt", "--out", "x.png"])
     assert result.exit_code != 0
     assert "junk.pt" in result.stderr and "Traceback" not in result.output
-
-
-@pytest.mark.slow
-def test_sigint_then_resume_reaches_the_uninterrupted_weights(app, workdir):
-    overrides = ["data.params.num_samples=4096", "model.params.hidden=[256, 256]", "train.epochs=6"]
-    train(app, "name=straight", *overrides)
-    command = [sys.executable, "-m", "ganforge", "run", str(SMOKE), "--quiet", "--set", "name=interrupted"]
-    for override in overrides:
-        command += ["--set", override]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = workdir / "runs" / "interrupted" / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "ganforge run --resume" in stderr
-    stopped_at = torch.load(last, weights_only=True)["epoch"]
-    assert stopped_at < 6
-
-    run(app, "run", "--resume", str(workdir / "runs" / "interrupted"), "--quiet")
-    assert_same_weights(workdir / "runs" / "straight" / "checkpoints" / "last.pt", last)
 
 
 def test_tensorboard_events_when_installed(app, workdir):

@@ -37,13 +37,15 @@ class ShardedOrder:
         self.rank = rank
         self.world_size = world_size
         self.steps, self.last_batch = steps_per_epoch(count, batch_size, world_size)
+        self.skip_steps = 0  # set by a resume mid-epoch: the next epoch starts after these steps
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.count, generator=self.generator).to(self.device)
-        for step in range(self.steps):
+        first, self.skip_steps = self.skip_steps, 0
+        for step in range(first, self.steps):
             start = step * self.batch_size
             size = self.batch_size if start + self.batch_size <= self.count else self.last_batch
             share = size // self.world_size

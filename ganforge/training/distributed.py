@@ -65,6 +65,14 @@ class Processes:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
 
+    def largest(self, *values: float) -> list[float]:
+        """Each value's maximum over the processes: how they agree on a decision any one of them makes."""
+        if not self.distributed:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.tolist()
+
     def gather_on_main(self, value: Any) -> list[Any] | None:
         """Every process's ``value`` in rank order, on rank 0; None on the others."""
         if not self.distributed:

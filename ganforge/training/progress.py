@@ -41,9 +41,14 @@ class RichReporter:
         )
         self.task = None
 
-    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None:
         self.task = self.progress.add_task(
-            "train", total=(epochs - first_epoch) * steps_per_epoch, epoch=first_epoch + 1, epochs=epochs, stats=""
+            "train",
+            total=(epochs - first_epoch) * steps_per_epoch,
+            completed=done_steps,  # a run resumed mid-epoch
+            epoch=first_epoch + 1,
+            epochs=epochs,
+            stats="",
         )
         self.progress.start()
 
@@ -70,7 +75,7 @@ class LineReporter:
         self.console = console
         self.epochs = 0
 
-    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None:
         self.epochs = epochs
 
     def note(self, message: str) -> None:

@@ -20,7 +20,7 @@ import torch
 import yaml
 from torchvision.utils import save_image
 
-from ganforge.errors import GanforgeError, UsageError
+from ganforge.errors import DataError, GanforgeError, UsageError
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -128,12 +128,24 @@ class RunFolder:
             stream.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> Iterator[dict[str, Any]]:
+        """The logged records; a last line cut short (the process was killed while appending it) is left out."""
         if not self.metrics_path.exists():
             return
         with self.metrics_path.open() as stream:
-            for line in stream:
-                if line.strip():
+            for number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
                     yield json.loads(line)
+                except json.JSONDecodeError:
+                    if line.endswith("\n"):  # a whole line that is not JSON: damage, not a cut-off write
+                        raise DataError(f"{self.metrics_path}, line {number}, is not a JSON record") from None
+
+    def clear_unfinished_writes(self) -> None:
+        """Remove the temporary files of writes that a killed process left unfinished."""
+        for folder in (self.path, self.checkpoints):
+            for leftover in folder.glob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
 
     def drop_metrics_after(self, step: int) -> None:
         """On resume: forget lines logged after the checkpoint, since those steps run again."""

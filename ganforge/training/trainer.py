@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_e
 from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
 from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import Processes, batch_share, rank_seed
+from ganforge.training.interruption import RunInterrupted, StopRequest, stop_signals
 from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
@@ -45,7 +46,7 @@ STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
 class Reporter(Protocol):
     """Where progress goes: a live display, plain log lines, or nowhere."""
 
-    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None: ...
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None: ...
 
     def note(self, message: str) -> None: ...
 
@@ -57,7 +58,7 @@ class Reporter(Protocol):
 
 
 class SilentReporter:
-    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None:
         pass
 
     def note(self, message: str) -> None:
@@ -184,6 +185,10 @@ class Trainer:
         self.real_grid = torch.stack([parts.data.dataset[i][0] for i in range(min(SAMPLE_GRID_SIZE, dataset_size))])
         self.epoch = 0
         self.step = 0
+        self.epoch_step = 0  # steps taken in the current epoch; a checkpoint may be saved mid-epoch
+        self._epoch_data_state = self.data_generator.get_state()
+        self.stop = StopRequest()  # fit() installs the signal handlers that fill it
+        self._last_saved = time.monotonic()
         self.use_tensorboard = wants_tensorboard(config.output.tensorboard)
         self.tensorboard: TensorBoardLog | None = None
         # Row WINDOW sums since the last logged line, row EPOCH since the epoch began; both stay on the device.
@@ -210,6 +215,11 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds: the training state and where the run stands, mid-epoch included."""
+        # Mid-epoch, the data generator's state from before this epoch's permutation: a resume draws
+        # the same permutation again and skips the steps already taken.
+        data_state = self._epoch_data_state if self.epoch_step else self.data_generator.get_state()
+        training = self._training_state()
         return {
             "ganforge_version": __version__,
             "config": self.resolved_config,
@@ -217,17 +227,30 @@ class Trainer:
             "latent_dim": self.latent_dim,
             "epoch": self.epoch,
             "step": self.step,
+            "epoch_step": self.epoch_step,
+            **training,
+            "best": self.best,
+            "rng": {**training["rng"], "data": data_state},
+            "running_statistics": {
+                "sums": self._sums.cpu(),
+                "g_loss_sums": self._g_loss_sums.cpu(),
+                "counts": [asdict(counts) for counts in self._counts],
+            },
+        }
+
+    def _training_state(self) -> dict[str, Any]:
+        """What one training step changes: weights, EMA, optimisers, gradient scalers, noise generators."""
+        return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "ema_generator": self.ema_generator.state_dict() if self.ema_generator is not None else None,
-            "best": self.best,
             "optimizer_generator": self.optimizer_g.state_dict(),
             "optimizer_discriminator": self.optimizer_d.state_dict(),
             "grad_scalers": {
                 "generator": self.scaler_g.state_dict() if self.scaler_g is not None else None,
                 "discriminator": self.scaler_d.state_dict() if self.scaler_d is not None else None,
             },
-            "rng": {**self._noise_rng_state(), "data": self.data_generator.get_state()},
+            "rng": self._noise_rng_state(),
         }
 
     def _noise_rng_state(self) -> dict[str, Any]:
@@ -250,6 +273,20 @@ class Trainer:
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
+        self._load_training_state(state)
+        self.data_generator.set_state(state["rng"]["data"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best = state.get("best")
+        self.epoch_step = state.get("epoch_step", 0)
+        self.batches.order.skip_steps = self.epoch_step
+        self._epoch_data_state = state["rng"]["data"]
+        running = state.get("running_statistics")
+        if running is not None:
+            self._sums.copy_(running["sums"])
+            self._g_loss_sums.copy_(running["g_loss_sums"])
+            self._counts = [Counts(**counts) for counts in running["counts"]]
+
+    def _load_training_state(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         if self.ema_generator is not None:
@@ -261,9 +298,6 @@ class Trainer:
             if scaler is not None and saved:  # a checkpoint from an fp32 run starts fp16's scale afresh
                 scaler.load_state_dict(saved)
         self._set_noise_rng_state(state["rng"])
-        self.data_generator.set_state(state["rng"]["data"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.best = state.get("best")
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         """``load_state``, and each process's own noise generators where the checkpoint has them."""
@@ -290,12 +324,14 @@ class Trainer:
             save_grid(self.real_grid, self.folder.samples / "real.png", columns=10)
             if self.tensorboard is not None:
                 self.tensorboard.grid("samples/real", self.real_grid, 0)
-        self.reporter.start(self.epoch, train.epochs, len(self.batches))
+        self.reporter.start(self.epoch, train.epochs, len(self.batches), self.epoch_step)
         try:
-            while self.epoch < train.epochs:
-                self.run_epoch()
-                self.epoch += 1
-                self._end_of_epoch()
+            with stop_signals() as self.stop:
+                while self.epoch < train.epochs:
+                    self.run_epoch()
+                    self.epoch += 1
+                    self._end_of_epoch()
+                    self._pause_if_asked(at_logged_line=True)  # last.pt was just saved: a stop only
         finally:
             self.reporter.finish()
             if self.tensorboard is not None:
@@ -308,19 +344,46 @@ class Trainer:
         self.generator.train()
         self.discriminator.train()
         log_every = self.config.train.log_every
-        for row in (WINDOW, EPOCH):
-            self._reset(row)
+        if self.epoch_step == 0:  # a fresh epoch; one resumed mid-way goes on with its saved statistics
+            self._epoch_data_state = self.data_generator.get_state()
+            for row in (WINDOW, EPOCH):
+                self._reset(row)
         epoch_start = window_start = time.perf_counter()
         for real in self.batches:
             self._train_step(real)
             self.step += 1
+            self.epoch_step += 1
             self.reporter.advance()
-            if self.step % log_every == 0:
+            logged = self.step % log_every == 0
+            if logged:
                 now = time.perf_counter()
                 self._log(self._record("step", WINDOW, now - window_start))
                 self._reset(WINDOW)
                 window_start = now
+            self._pause_if_asked(at_logged_line=logged)
+        self.epoch_step = 0
         self._log(self._record("epoch", EPOCH, time.perf_counter() - epoch_start))
+
+    def _pause_if_asked(self, at_logged_line: bool) -> None:
+        """Between steps: save last.pt on a stop signal or when train.checkpoint_minutes have passed; then stop."""
+        minutes = self.config.train.checkpoint_minutes
+        signal_number = self.stop.signal_number or 0
+        due = minutes is not None and time.monotonic() - self._last_saved >= minutes * 60
+        if self.processes.distributed:
+            if not at_logged_line:  # the processes must save and stop at the same step: they agree here
+                return
+            signal_number, due = self.processes.largest(signal_number, due)
+        if (signal_number or due) and self.epoch_step:  # at an epoch's end, last.pt is already saved
+            self._save_last()
+        if signal_number:
+            where = f"at epoch {self.epoch + 1}, step {self.step}" if self.epoch_step else f"after epoch {self.epoch}"
+            raise RunInterrupted(int(signal_number), where, self.folder.checkpoint_path())
+
+    def _save_last(self) -> None:
+        state = self.checkpoint_state()
+        if state is not None:
+            save_checkpoint(state, self.folder.checkpoint_path())
+        self._last_saved = time.monotonic()
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
@@ -339,12 +402,12 @@ class Trainer:
 
     def _first_compiled_step(self, real: torch.Tensor) -> None:
         """torch.compile builds its graphs in a batch size's first step; where it cannot, redo that step eagerly."""
-        before = copy.deepcopy((self.state(), self._sums, self._g_loss_sums, self._counts))
+        before = copy.deepcopy((self._training_state(), self._sums, self._g_loss_sums, self._counts))
         try:
             self._step(real)
         except Exception as error:  # an error of the model itself recurs in the eager retry and propagates
             state, self._sums, self._g_loss_sums, self._counts = before
-            self.load_state(state)
+            self._load_training_state(state)
             self.step_generator, self.step_discriminator = self.generator, self.discriminator
             self.speed = replace(self.speed, compile=False)
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -423,6 +486,7 @@ class Trainer:
         last = self.epoch == train.epochs
         if not self.is_main:
             self.checkpoint_state()  # rank 0 gathers every process's noise generators
+            self._last_saved = time.monotonic()
             return
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
             samples = self.sample(self.fixed_noise)
@@ -440,6 +504,7 @@ class Trainer:
         if improved:
             save_checkpoint(state, self.folder.best_checkpoint_path)
         save_checkpoint(state, self.folder.checkpoint_path())
+        self._last_saved = time.monotonic()
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -572,6 +637,7 @@ def resume_run(
             f"changed with --set?): {str(error).splitlines()[0]}"
         ) from None
     if trainer.is_main:
+        folder.clear_unfinished_writes()
         folder.drop_metrics_after(trainer.step)
         folder.write_config(trainer.resolved_config)
     trainer.fit()
