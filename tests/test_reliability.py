@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from tests.test_training import SMOKE, assert_same_weights, metrics, run, train, without_timing
 
@@ -91,3 +92,54 @@ def test_sigkill_while_a_checkpoint_is_written_leaves_a_loadable_last_pt(app, wo
     run(app, "run", "--resume", str(workdir / "runs" / "killed"), "--quiet", "--set", "train.checkpoint_minutes=null")
     assert torch.load(checkpoints / "last.pt", weights_only=True)["epoch"] == 2
     assert not list(checkpoints.glob(".*.tmp"))  # the dead write's leftover is cleared on resume
+
+
+EVIL = """
+import os, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+torch.save({{"format": "ganforge-checkpoint", "version": 1, "generator": Payload()}}, {path!r})
+"""
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(app, workdir):
+    marker = workdir / "code_ran"
+    evil = workdir / "evil.pt"
+    subprocess.run([sys.executable, "-c", EVIL.format(marker=marker, path=str(evil))], check=True)
+    run_dir = workdir / "runs" / "victim"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(SMOKE.read_text())
+    (run_dir / "checkpoints" / "last.pt").write_bytes(evil.read_bytes())
+    for args in (["sample", str(evil), "--out", "x.png"], ["eval", str(evil)], ["run", "--resume", str(run_dir)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code != 0, result.output
+        assert "holds Python objects beyond tensors and plain data (Trying to load unsupported GLOBAL" in result.output
+        assert "Traceback" not in result.output
+    assert not marker.exists()
+
+
+def damage(path, how):
+    data = bytearray(path.read_bytes())
+    if how == "cut off":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:  # one byte flipped in the middle of the weights
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["cut off", "flipped byte"])
+def test_a_damaged_checkpoint_is_reported_and_resume_falls_back_to_the_newest_good_one(app, workdir, how):
+    train(app, "train.epochs=3", "train.checkpoint_every=1", "model.params.hidden=[256, 256]")
+    run_dir = workdir / "runs" / "smoke"
+    last = run_dir / "checkpoints" / "last.pt"
+    damage(last, how)
+    sampled = CliRunner().invoke(app, ["sample", str(last), "--out", "x.png"])
+    assert sampled.exit_code != 0 and f"{last}" in sampled.output and "damaged" in sampled.output
+    assert "Traceback" not in sampled.output
+
+    result = run(app, "run", "--resume", str(run_dir), "--quiet", "--set", "train.epochs=4")
+    assert f"warning: {last} is damaged" in result.output
+    assert f"warning: resuming from {run_dir / 'checkpoints' / 'epoch_0003.pt'}" in result.output
+    assert [r["step"] for r in metrics(run_dir) if r["event"] == "epoch"] == [8, 16, 24, 32]
+    assert torch.load(last, weights_only=True)["epoch"] == 4

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +48,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    # torch.load notices a cut-off file but not flipped bytes inside a tensor: a checksum does.
+    payload["checksum"] = checksum(payload)
     write_atomically(path, lambda stream: torch.save(payload, stream))
 
 
@@ -56,15 +60,60 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated, corrupt, or holding objects beyond plain data
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(error).__name__}: {error}") from None
+    except pickle.UnpicklingError as error:
+        refused = next((line for line in str(error).splitlines() if "GLOBAL" in line), "").strip()
+        raise CheckpointError(
+            f"refused to load {path}: it holds Python objects beyond tensors and plain data"
+            f"{f' ({refused})' if refused else ''}, and loading them could run code; ganforge checkpoints never do"
+        ) from None
+    except Exception as error:  # cut off or damaged
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(f"{path} is damaged or not a checkpoint ({type(error).__name__}: {reason})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a ganforge checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint version {state.get('version')}; this ganforge reads {CHECKPOINT_VERSION}"
         )
+    saved_checksum = state.pop("checksum", None)
+    if saved_checksum is not None and saved_checksum != checksum(state):
+        raise CheckpointError(f"{path} is damaged: its contents do not match the checksum saved with them")
     return state
+
+
+def checksum(value: Any) -> int:
+    """CRC-32 of a checkpoint's contents: every tensor's bytes and every other value, in a fixed order."""
+    crc = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in sorted(item, key=str, reverse=True):
+                if key != "checksum":
+                    stack += [item[key], key]
+        elif isinstance(item, list | tuple):
+            stack += reversed(item)
+        elif isinstance(item, torch.Tensor):
+            data = item.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+            crc = zlib.crc32(data, zlib.crc32(f"{item.dtype}{tuple(item.shape)}".encode(), crc))
+        else:
+            crc = zlib.crc32(repr(item).encode(), crc)
+    return crc
+
+
+def load_newest_good_checkpoint(folder: RunFolder) -> tuple[dict[str, Any], Path, list[str]]:
+    """The state of last.pt or, where it is damaged, of the newest kept epoch checkpoint that is not.
+
+    Also returns the path loaded and the problems met on the way (empty when last.pt was fine).
+    """
+    candidates = [folder.checkpoint_path(), *sorted(folder.checkpoints.glob("epoch_*.pt"), reverse=True)]
+    problems: list[str] = []
+    for path in candidates:
+        try:
+            return load_checkpoint(path), path, problems
+        except CheckpointError as error:
+            problems.append(str(error))
+    raise CheckpointError("no checkpoint to resume from:\n  " + "\n  ".join(problems))
 
 
 def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> None:

@@ -34,7 +34,7 @@ from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrd
 from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.interruption import RunInterrupted, StopRequest, stop_signals
-from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint, save_grid
+from ganforge.training.run_folder import RunFolder, load_newest_good_checkpoint, save_checkpoint, save_grid
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
@@ -626,14 +626,18 @@ def resume_run(
     """
     folder = RunFolder(run_dir)
     main = processes is None or processes.is_main
-    state = load_checkpoint(folder.checkpoint_path()) if main else None
+    state, path, problems = load_newest_good_checkpoint(folder) if main else (None, None, [])
     trainer = Trainer(run, folder, reporter, processes)
+    for problem in problems:
+        trainer.reporter.note(f"warning: {problem}")
+    if problems:
+        trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
     state = trainer.processes.from_main(state)
     try:
         trainer.load_checkpoint_state(state)
     except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
         raise UsageError(
-            f"{folder.checkpoint_path()} does not fit the config being resumed (was model, data or optim "
+            f"{path or 'the checkpoint'} does not fit the config being resumed (was model, data or optim "
             f"changed with --set?): {str(error).splitlines()[0]}"
         ) from None
     if trainer.is_main:
