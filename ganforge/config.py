@@ -86,6 +86,11 @@ class TrainConfig(Strict):
         description="Keep convolutional models and batches in channels_last memory format; auto = on CUDA for "
         "models with convolutions.",
     )
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop",
+        description="A non-finite loss: stop at the next logged line, naming the last good checkpoint; or skip "
+        "each such step and count it (a host sync per step). Non-finite weights always stop the run.",
+    )
     sync_batchnorm: bool = Field(
         False,
         description="In a distributed run on CUDA, batch norm layers use the statistics of the whole global batch "

@@ -1,16 +1,27 @@
 """Faults a long run meets: signals, hard kills, damaged or hostile checkpoints, divergence, bad input."""
 
+import gc
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from pydantic import Field
 from typer.testing import CliRunner
 
+from ganforge import GANLoss, Params
+from ganforge.cli import create_app
+from ganforge.config import load_config
+from ganforge.plugins import PluginSource, load_plugins
+from ganforge.training.trainer import SilentReporter, start_run
+from tests.plugin_fixtures import plugin_module
 from tests.test_training import SMOKE, assert_same_weights, metrics, run, train, without_timing
 
 # One long epoch of small steps: a signal sent after a few logged lines lands mid-epoch.
@@ -143,3 +154,117 @@ def test_a_damaged_checkpoint_is_reported_and_resume_falls_back_to_the_newest_go
     assert f"warning: resuming from {run_dir / 'checkpoints' / 'epoch_0003.pt'}" in result.output
     assert [r["step"] for r in metrics(run_dir) if r["event"] == "epoch"] == [8, 16, 24, 32]
     assert torch.load(last, weights_only=True)["epoch"] == 4
+
+
+# -- divergence ----------------------------------------------------------------------------------
+
+
+class NanParams(Params):
+    first_bad_step: int = Field(..., ge=1, description="The first step whose discriminator loss is NaN.")
+    bad_steps: int = Field(10**9, ge=1, description="How many steps in a row have a NaN loss.")
+
+
+class NanAfter(GANLoss):
+    """The non-saturating loss, except that chosen steps' discriminator loss is NaN."""
+
+    def __init__(self, params):
+        self.params = params
+        self.calls = 0
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        self.calls += 1
+        loss = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+        first = self.params.first_bad_step
+        return loss * float("nan") if first <= self.calls < first + self.params.bad_steps else loss
+
+    def generator_loss(self, fake_scores):
+        return F.softplus(-fake_scores).mean()
+
+    def probability(self, scores):
+        return torch.sigmoid(scores)
+
+
+@pytest.fixture(scope="module")
+def faulty_app():
+    """The CLI over the installed plugins and one more, whose loss turns NaN on chosen steps."""
+
+    def register_losses(register):
+        register("nan_after", NanAfter, params=NanParams)
+
+    sources = [PluginSource.from_entry_point(ep) for ep in entry_points(group="ganforge")]
+    sources.append(PluginSource.from_object(plugin_module("faults", register_losses=register_losses), "faults"))
+    return create_app(load_plugins(sources, disabled=[], strict=True))
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_the_last_good_checkpoint(faulty_app, workdir):
+    args = ["run", str(SMOKE), "--quiet", "--set", "train.epochs=4", "--set", "loss.name=nan_after"]
+    result = CliRunner().invoke(faulty_app, [*args, "--set", "loss.params.first_bad_step=21"])
+    assert result.exit_code == 1, result.output
+    last = Path("runs") / "smoke" / "checkpoints" / "last.pt"
+    assert (
+        "training diverged: non-finite losses in the steps up to step 24 (epoch 3); the last good checkpoint is "
+        f"{last} (after epoch 2)" in result.output
+    )
+    assert "Traceback" not in result.output
+    state = torch.load(workdir / last, weights_only=True)
+    assert state["epoch"] == 2 and all(torch.isfinite(w).all() for w in state["generator"].values())
+    lines = metrics(workdir / "runs" / "smoke")
+    assert lines[-1]["step"] == 24 and lines[-1]["d_loss"] is None  # the bad window is logged, then the stop
+
+
+def test_skip_mode_leaves_out_nan_steps_and_counts_them(faulty_app, workdir):
+    overrides = ["train.epochs=3", "loss.name=nan_after", "loss.params.first_bad_step=10", "loss.params.bad_steps=3"]
+    args = ["run", str(SMOKE), "--quiet", "--set", "train.on_nonfinite=skip"]
+    for override in overrides:
+        args += ["--set", override]
+    result = CliRunner().invoke(faulty_app, args)
+    assert result.exit_code == 0, result.output
+    lines = [r for r in metrics(workdir / "runs" / "smoke") if r["event"] == "step"]
+    assert [r["skipped"] for r in lines] == [0, 0, 3, 0, 0, 0]  # steps 10-12 are in the window ending at 12
+    assert all(r["d_loss"] is not None for r in lines)
+    state = torch.load(workdir / "runs" / "smoke" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 3 and all(torch.isfinite(w).all() for w in state["discriminator"].values())
+
+
+def test_skip_mode_stops_when_every_step_of_a_window_is_skipped(faulty_app, workdir):
+    args = ["run", str(SMOKE), "--quiet", "--set", "train.on_nonfinite=skip", "--set", "loss.name=nan_after"]
+    result = CliRunner().invoke(faulty_app, [*args, "--set", "loss.params.first_bad_step=5"])
+    assert result.exit_code == 1, result.output
+    assert "training diverged: every step was skipped for non-finite losses in the steps up to step 8" in result.output
+    assert "no checkpoint was saved before it" in result.output
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+def resident_bytes():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class MemoryProbe(SilentReporter):
+    """At each logged line: resident memory and the number of live tensors."""
+
+    def __init__(self):
+        self.samples = []
+
+    def log(self, record):
+        if record["event"] == "step":
+            gc.collect()
+            tensors = sum(1 for obj in gc.get_objects() if issubclass(type(obj), torch.Tensor))
+            self.samples.append((record["step"], resident_bytes(), tensors))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
+def test_memory_stays_flat_over_thousands_of_steps(registry, workdir):
+    overrides = ["data.params.num_samples=16384", "train.batch_size=8", "model.params.hidden=[32]"]
+    overrides += ["train.epochs=2", "train.log_every=256", "train.sample_every=0", "output.tensorboard=false"]
+    probe = MemoryProbe()
+    start_run(load_config(SMOKE, registry, overrides), reporter=probe)
+    steps = [step for step, _, _ in probe.samples]
+    assert steps[-1] == 4096
+    _, settled_rss, settled_tensors = probe.samples[1]  # after 512 steps
+    growth = max(rss for _, rss, _ in probe.samples[1:]) - settled_rss
+    print(f"resident memory from step 512 to 4096: +{growth / 2**20:.2f} MiB; live tensors {settled_tensors}")
+    assert all(tensors == settled_tensors for _, _, tensors in probe.samples[1:])  # no per-step tensors kept
+    assert growth < 16 * 2**20

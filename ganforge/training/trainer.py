@@ -28,7 +28,7 @@ from ganforge import __version__
 from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_cache_dir, default_data_root
-from ganforge.errors import UsageError
+from ganforge.errors import GanforgeError, UsageError
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
 from ganforge.training.devices import resolve_device
@@ -79,6 +79,11 @@ class Counts:
     d_steps: int = 0
     g_steps: int = 0
     images: int = 0
+    skipped: int = 0  # steps left out for a non-finite loss (train.on_nonfinite: skip)
+
+
+class TrainingDiverged(GanforgeError):
+    """Non-finite losses or weights: the run stops rather than save or train on them."""
 
 
 @dataclass
@@ -189,6 +194,8 @@ class Trainer:
         self._epoch_data_state = self.data_generator.get_state()
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
         self._last_saved = time.monotonic()
+        self._last_good: str | None = None  # where the last checkpoint saved stands, for a divergence message
+        self.skip_nonfinite = train.on_nonfinite == "skip"
         self.use_tensorboard = wants_tensorboard(config.output.tensorboard)
         self.tensorboard: TensorBoardLog | None = None
         # Row WINDOW sums since the last logged line, row EPOCH since the epoch began; both stay on the device.
@@ -278,6 +285,7 @@ class Trainer:
         self.epoch, self.step = state["epoch"], state["step"]
         self.best = state.get("best")
         self.epoch_step = state.get("epoch_step", 0)
+        self._saved()  # what was loaded is the last good checkpoint
         self.batches.order.skip_steps = self.epoch_step
         self._epoch_data_state = state["rng"]["data"]
         running = state.get("running_statistics")
@@ -357,12 +365,35 @@ class Trainer:
             logged = self.step % log_every == 0
             if logged:
                 now = time.perf_counter()
-                self._log(self._record("step", WINDOW, now - window_start))
+                self._log_line("step", WINDOW, now - window_start)
                 self._reset(WINDOW)
                 window_start = now
             self._pause_if_asked(at_logged_line=logged)
         self.epoch_step = 0
-        self._log(self._record("epoch", EPOCH, time.perf_counter() - epoch_start))
+        self._log_line("epoch", EPOCH, time.perf_counter() - epoch_start)
+
+    def _log_line(self, event: str, row: int, seconds: float) -> None:
+        record, finite = self._record(event, row, seconds)
+        self._log(record)
+        if not finite:
+            what = "every step was skipped for non-finite losses" if self.skip_nonfinite else "non-finite losses"
+            raise self._diverged(f"{what} in the steps up to step {self.step} (epoch {self.epoch + 1})")
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        if self._last_good is None:
+            saved = "no checkpoint was saved before it"
+        else:
+            saved = f"the last good checkpoint is {self.folder.checkpoint_path()} ({self._last_good})"
+        advice = "try lower learning rates or another loss (hinge; wasserstein with its gradient penalty)"
+        if not self.skip_nonfinite:
+            advice += ", or train.on_nonfinite: skip"
+        return TrainingDiverged(f"training diverged: {what}; {saved}. To go on, {advice}")
+
+    def _check_weights_finite(self) -> None:
+        """Before a checkpoint: never save non-finite weights over a good checkpoint."""
+        parameters = [*self.generator.parameters(), *self.discriminator.parameters()]
+        if not bool(torch.stack([parameter.isfinite().all() for parameter in parameters]).all()):
+            raise self._diverged(f"non-finite weights at step {self.step} (epoch {self.epoch + 1})")
 
     def _pause_if_asked(self, at_logged_line: bool) -> None:
         """Between steps: save last.pt on a stop signal or when train.checkpoint_minutes have passed; then stop."""
@@ -376,14 +407,21 @@ class Trainer:
         if (signal_number or due) and self.epoch_step:  # at an epoch's end, last.pt is already saved
             self._save_last()
         if signal_number:
-            where = f"at epoch {self.epoch + 1}, step {self.step}" if self.epoch_step else f"after epoch {self.epoch}"
-            raise RunInterrupted(int(signal_number), where, self.folder.checkpoint_path())
+            raise RunInterrupted(int(signal_number), self._position(), self.folder.checkpoint_path())
 
     def _save_last(self) -> None:
+        self._check_weights_finite()
         state = self.checkpoint_state()
         if state is not None:
             save_checkpoint(state, self.folder.checkpoint_path())
+        self._saved()
+
+    def _saved(self) -> None:
         self._last_saved = time.monotonic()
+        self._last_good = self._position()
+
+    def _position(self) -> str:
+        return f"at epoch {self.epoch + 1}, step {self.step}" if self.epoch_step else f"after epoch {self.epoch}"
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
@@ -430,7 +468,11 @@ class Trainer:
         d_loss = self.loss.discriminator_loss(real_scores, fake_scores)
         # Penalties differentiate twice, which torch.compile does not: the plain module, in fp32.
         penalty = self.loss.penalty(self.discriminator, real, fake.float())
-        apply_gradients(d_loss if penalty is None else d_loss + penalty, self.optimizer_d, self.scaler_d)
+        d_total = d_loss if penalty is None else d_loss + penalty
+        if self.skip_nonfinite and not self._finite_everywhere(d_total):
+            self._skip_step()
+            return
+        apply_gradients(d_total, self.optimizer_d, self.scaler_d)
         self._accumulate(d_loss.detach(), real_scores.detach(), fake_scores.detach(), batch_size)
 
         if (self.step + 1) % self.config.train.n_critic == 0:
@@ -438,13 +480,25 @@ class Trainer:
             with self.speed.autocast():
                 scores = self.step_discriminator(fake)
             g_loss = self.loss.generator_loss(scores.float())
-            apply_gradients(g_loss, self.optimizer_g, self.scaler_g)
             self.discriminator.requires_grad_(True)
+            if self.skip_nonfinite and not self._finite_everywhere(g_loss):
+                self._skip_step()
+                return
+            apply_gradients(g_loss, self.optimizer_g, self.scaler_g)
             self._g_loss_sums += g_loss.detach()
             for counts in self._counts:
                 counts.g_steps += 1
             if self.ema_generator is not None:
                 update_ema(self.ema_generator, self.generator, self.config.train.ema_decay)
+
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        """train.on_nonfinite: skip: whether the loss is finite in every process (a host sync per step)."""
+        infinite = 0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0
+        return self.processes.largest(infinite)[0] == 0.0
+
+    def _skip_step(self) -> None:
+        for counts in self._counts:
+            counts.skipped += 1
 
     def _accumulate(self, d_loss: torch.Tensor, real_scores: torch.Tensor, fake_scores: torch.Tensor, count: int):
         # Few, batched tensor ops: on a CPU each op costs microseconds whatever its size.
@@ -466,8 +520,8 @@ class Trainer:
         self._g_loss_sums[row].zero_()
         self._counts[row] = Counts()
 
-    def _record(self, event: str, row: int, seconds: float) -> dict[str, Any]:
-        """The statistics of a row, averaged over its steps and over the processes."""
+    def _record(self, event: str, row: int, seconds: float) -> tuple[dict[str, Any], bool]:
+        """The statistics of a row, averaged over its steps and over the processes; and whether all were finite."""
         counts = self._counts[row]
         local = torch.cat([self._sums[row], self._g_loss_sums[row : row + 1]])
         totals = (self.processes.sum(local) / self.processes.world_size).tolist()  # the one host sync per line
@@ -475,18 +529,23 @@ class Trainer:
         g_loss = g_loss_total / counts.g_steps if counts.g_steps else float("nan")
         images = counts.images * self.processes.world_size  # every process takes an equal share
         record: dict[str, Any] = {"event": event, "epoch": self.epoch + 1, "step": self.step}
-        record.update({key: none_if_nan(value) for key, value in zip(STAT_KEYS, stats, strict=True)})
-        record["g_loss"] = none_if_nan(g_loss)
+        record.update({key: none_if_not_finite(value) for key, value in zip(STAT_KEYS, stats, strict=True)})
+        record["g_loss"] = none_if_not_finite(g_loss)
         record["images/s"] = round(images / seconds, 1) if seconds > 0 else None
         record["seconds"] = round(seconds, 3)
-        return record
+        if self.skip_nonfinite:
+            record["skipped"] = counts.skipped
+        losses = [totals[0], *([g_loss_total] if counts.g_steps else [])]
+        finite = all(math.isfinite(loss) for loss in losses) and (counts.d_steps > 0 or counts.skipped == 0)
+        return record, finite
 
     def _end_of_epoch(self) -> None:
         train = self.config.train
         last = self.epoch == train.epochs
+        self._check_weights_finite()
         if not self.is_main:
             self.checkpoint_state()  # rank 0 gathers every process's noise generators
-            self._last_saved = time.monotonic()
+            self._saved()
             return
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
             samples = self.sample(self.fixed_noise)
@@ -504,7 +563,7 @@ class Trainer:
         if improved:
             save_checkpoint(state, self.folder.best_checkpoint_path)
         save_checkpoint(state, self.folder.checkpoint_path())
-        self._last_saved = time.monotonic()
+        self._saved()
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -596,8 +655,8 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
         average_buffer.copy_(buffer)
 
 
-def none_if_nan(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def none_if_not_finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def start_run(
