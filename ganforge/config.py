@@ -169,9 +169,11 @@ def apply_overrides(
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
