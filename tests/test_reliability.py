@@ -1,5 +1,6 @@
 """Faults a long run meets: signals, hard kills, damaged or hostile checkpoints, divergence, bad input."""
 
+import errno
 import gc
 import json
 import os
@@ -9,6 +10,7 @@ import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -268,3 +270,58 @@ def test_memory_stays_flat_over_thousands_of_steps(registry, workdir):
     print(f"resident memory from step 512 to 4096: +{growth / 2**20:.2f} MiB; live tensors {settled_tensors}")
     assert all(tensors == settled_tensors for _, _, tensors in probe.samples[1:])  # no per-step tensors kept
     assert growth < 16 * 2**20
+
+
+# -- pre-flight ----------------------------------------------------------------------------------
+
+
+def refused_before_training(app, workdir, *overrides):
+    args = ["run", str(SMOKE), "--quiet"]
+    for override in overrides:
+        args += ["--set", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "epoch 1" not in result.output
+    return result.output
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_training(app, workdir):
+    (workdir / "occupied").write_text("a file, not a folder")
+    output = refused_before_training(app, workdir, "output.dir=occupied/run")
+    assert f"cannot create run folder {Path('occupied') / 'run'}: occupied is a file" in output
+
+
+def test_too_little_disk_for_a_checkpoint_is_refused_before_training(app, workdir, monkeypatch):
+    no_space = SimpleNamespace(total=1, used=1, free=0)
+    monkeypatch.setattr("ganforge.training.run_folder.shutil.disk_usage", lambda path: no_space)
+    output = refused_before_training(app, workdir)
+    assert "not enough disk space for run folder runs/smoke: 0.0 MiB free" in output
+    assert not (workdir / "runs").exists()
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(app, workdir, monkeypatch):
+    train(app, "train.epochs=1")
+    last = workdir / "runs" / "smoke" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("ganforge.training.run_folder.torch.save", disk_full)
+    resume = ["run", "--resume", "runs/smoke", "--set", "train.epochs=2", "--set", "train.checkpoint_every=0"]
+    result = CliRunner().invoke(app, resume)
+    assert result.exit_code == 1
+    assert "cannot save checkpoint runs/smoke/checkpoints/last.pt: No space left on device" in result.output
+    assert "the previous last.pt is kept" in result.output
+    assert last.read_bytes() == before and not list(last.parent.glob(".*.tmp"))
+
+
+def test_a_batch_larger_than_the_dataset_is_refused_before_training(app, workdir):
+    output = refused_before_training(app, workdir, "train.batch_size=1000")
+    assert "train.batch_size: 1000 is larger than the dataset (256 images)" in output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_machine_lacks_is_refused_before_training(app, workdir):
+    output = refused_before_training(app, workdir, "train.device=cuda")
+    assert "train.device: 'cuda' asked for, but this machine has no usable CUDA GPU" in output

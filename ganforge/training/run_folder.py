@@ -50,7 +50,11 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
     # torch.load notices a cut-off file but not flipped bytes inside a tensor: a checksum does.
     payload["checksum"] = checksum(payload)
-    write_atomically(path, lambda stream: torch.save(payload, stream))
+    try:
+        write_atomically(path, lambda stream: torch.save(payload, stream))
+    except OSError as error:  # a full disk, a folder gone: the previous checkpoint is still whole
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        raise CheckpointError(f"cannot save checkpoint {path}: {error.strerror or error}{kept}") from None
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
@@ -153,6 +157,21 @@ class RunFolder:
 
     def checkpoint_path(self, epoch: int | None = None) -> Path:
         return self.checkpoints / ("last.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
+
+    def check_room(self, checkpoint_bytes: int) -> None:
+        """Before training: the folder can be made here, and its disk has room to save a checkpoint."""
+        existing = next(folder for folder in (self.path, *self.path.parents) if folder.exists())
+        if not existing.is_dir():
+            raise UsageError(f"cannot create run folder {self.path}: {existing} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot create run folder {self.path}: {existing} is not writable")
+        free = shutil.disk_usage(existing).free
+        # A new checkpoint is written beside the one it replaces, and renamed over it once whole.
+        if free < 2 * checkpoint_bytes:
+            raise UsageError(
+                f"not enough disk space for run folder {self.path}: {free / 2**20:.1f} MiB free, and saving a "
+                f"checkpoint of about {checkpoint_bytes / 2**20:.1f} MiB needs twice that"
+            )
 
     def create(self, overwrite: bool) -> None:
         """Make a fresh folder; an existing non-empty one is an error unless ``overwrite``."""

@@ -245,6 +245,15 @@ class Trainer:
             },
         }
 
+    def checkpoint_bytes(self) -> int:
+        """About what a checkpoint takes: both networks, Adam's two moments of each, and the EMA copy."""
+
+        def size(module: nn.Module) -> int:
+            return sum(tensor.numel() * tensor.element_size() for tensor in module.state_dict().values())
+
+        generator, discriminator = size(self.generator), size(self.discriminator)
+        return 3 * (generator + discriminator) + (generator if self.ema_generator is not None else 0)
+
     def _training_state(self) -> dict[str, Any]:
         """What one training step changes: weights, EMA, optimisers, gradient scalers, noise generators."""
         return {
@@ -670,6 +679,7 @@ def start_run(
     folder = RunFolder(run.config.run_dir())
     trainer = Trainer(run, folder, reporter, processes)
     if trainer.is_main:
+        folder.check_room(trainer.checkpoint_bytes())
         folder.create(overwrite)
         folder.write_config(trainer.resolved_config)
     trainer.fit()
@@ -701,6 +711,7 @@ def resume_run(
         ) from None
     if trainer.is_main:
         folder.clear_unfinished_writes()
+        folder.check_room(trainer.checkpoint_bytes())
         folder.drop_metrics_after(trainer.step)
         folder.write_config(trainer.resolved_config)
     trainer.fit()
