@@ -6,6 +6,7 @@ are marked slow. The sharding rule itself is checked in-process first, for many 
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -276,7 +277,7 @@ def test_two_process_smoke_run_writes_one_run_folder_that_samples_in_one_process
     assert [r["step"] for r in epochs] == [8, 16]  # 256 images / 32 global: 8 steps, as in one process
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in state["generator"])  # unwrapped weights
-    assert len(state["rng"]["ranks"]) == 2
+    assert len(state["processes"]) == 2
 
     succeeded(ganforge(tmp_path, "sample", run_dir / "checkpoints" / "last.pt", "--out", "grid.png", "--device", "cpu"))
     assert (tmp_path / "grid.png").stat().st_size > 0
@@ -346,3 +347,37 @@ def test_a_failing_rank_stops_the_whole_run_with_its_error(probe_site, tmp_path)
     last = tmp_path / "runs" / "probe" / "checkpoints" / "last.pt"
     if last.exists():
         torch.load(last, weights_only=True)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_two_process_run_saves_mid_epoch_and_resume_reaches_the_unstopped_weights(tmp_path):
+    long_epoch = ["data.params.num_samples=4096", "model.params.hidden=[256, 256]", "train.epochs=2"]
+    sets = [argument for override in [*long_epoch, "train.log_every=4"] for argument in ("--set", override)]
+    succeeded(ganforge(tmp_path, "run", SMOKE, "--nproc", "2", "--quiet", "--set", "name=straight", *sets))
+    command = [sys.executable, "-m", "ganforge", "run", str(SMOKE), "--nproc", "2", "--quiet", "--set", "name=stopped"]
+    # Its own process group, as a terminal gives a job: Ctrl-C signals the launcher and both ranks.
+    process = subprocess.Popen(
+        [*command, *sets],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stopped = tmp_path / "runs" / "stopped"
+    deadline = time.monotonic() + 120
+    while not any(r["step"] >= 20 for r in metrics(stopped)) if (stopped / "metrics.jsonl").exists() else True:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "stopped by SIGINT at epoch 1, step" in stderr
+    assert f"Continue with: ganforge run --resume {Path('runs') / 'stopped'} --nproc 2" in stderr
+    state = torch.load(stopped / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 0 and state["epoch_step"] >= 20 and state["epoch_step"] % 4 == 0  # at a logged line
+
+    succeeded(ganforge(tmp_path, "run", "--resume", stopped, "--nproc", "2", "--quiet"))
+    straight = tmp_path / "runs" / "straight"
+    assert_same_weights(straight / "checkpoints" / "last.pt", stopped / "checkpoints" / "last.pt")
+    assert without_timing(metrics(stopped)) == without_timing(metrics(straight))

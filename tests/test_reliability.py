@@ -325,3 +325,10 @@ def test_a_batch_larger_than_the_dataset_is_refused_before_training(app, workdir
 def test_a_device_this_machine_lacks_is_refused_before_training(app, workdir):
     output = refused_before_training(app, workdir, "train.device=cuda")
     assert "train.device: 'cuda' asked for, but this machine has no usable CUDA GPU" in output
+
+
+@pytest.mark.parametrize("name", ["os:system", "subprocess.run", "ganforge.training.trainer:Trainer"])
+def test_a_config_names_registered_components_only_never_import_paths(app, workdir, name):
+    result = CliRunner().invoke(app, ["validate", str(SMOKE), "--set", f"model.name={name}"])
+    assert result.exit_code == 2
+    assert f"model.name: unknown architecture '{name}'\nknown architectures: dcgan, mlp" in result.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +33,16 @@ class RunInterrupted(GanforgeError):
 
 
 class StopRequest:
-    """The first stop signal received while the handlers are installed, if any."""
+    """The first stop signal received while the handlers are installed, if any.
 
-    def __init__(self) -> None:
+    ``repeat_grace`` seconds after the first signal, another one counts as the same request: in a
+    torchrun launch, Ctrl-C reaches each process from the terminal and again from the launcher.
+    """
+
+    def __init__(self, repeat_grace: float = 0.0) -> None:
         self.signal_number: int | None = None
+        self.repeat_grace = repeat_grace
+        self.received_at = 0.0
 
     @property
     def requested(self) -> bool:
@@ -43,8 +50,11 @@ class StopRequest:
 
     def _handle(self, signal_number: int, frame: FrameType | None) -> None:
         if self.signal_number is not None:
+            if time.monotonic() - self.received_at < self.repeat_grace:
+                return
             raise KeyboardInterrupt  # asked twice: stop now, without saving
         self.signal_number = signal_number
+        self.received_at = time.monotonic()
         name = signal.Signals(signal_number).name
         print(
             f"\n{name}: saving after this step, then stopping (send it again to stop at once)",
@@ -54,9 +64,9 @@ class StopRequest:
 
 
 @contextmanager
-def stop_signals() -> Iterator[StopRequest]:
+def stop_signals(repeat_grace: float = 0.0) -> Iterator[StopRequest]:
     """Install the handlers for the duration of a run (from the main thread; elsewhere, none)."""
-    request = StopRequest()
+    request = StopRequest(repeat_grace)
     if threading.current_thread() is not threading.main_thread():
         yield request
         return

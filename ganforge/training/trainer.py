@@ -40,6 +40,7 @@ from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
 SAMPLE_GRID_SIZE = 100
 WINDOW, EPOCH = 0, 1
+SIGNAL_REPEAT_GRACE = 1.0  # seconds
 STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
 
 
@@ -238,6 +239,13 @@ class Trainer:
             **training,
             "best": self.best,
             "rng": {**training["rng"], "data": data_state},
+            "processes": [self._process_state()],
+        }
+
+    def _process_state(self) -> dict[str, Any]:
+        """What differs between the processes of a distributed run: noise generators, partial statistics."""
+        return {
+            "rng": self._noise_rng_state(),
             "running_statistics": {
                 "sums": self._sums.cpu(),
                 "g_loss_sums": self._g_loss_sums.cpu(),
@@ -280,15 +288,16 @@ class Trainer:
             torch.cuda.set_rng_state(saved["cuda"][0], self.device)
 
     def checkpoint_state(self) -> dict[str, Any] | None:
-        """The state to save, on rank 0 (None elsewhere), with every process's noise generators."""
-        every_rank = self.processes.gather_on_main(self._noise_rng_state())
-        if every_rank is None:
+        """The state to save, on rank 0 (None elsewhere), with every process's own part."""
+        every_process = self.processes.gather_on_main(self._process_state())
+        if every_process is None:
             return None
         state = self.state()
-        state["rng"]["ranks"] = every_rank
+        state["processes"] = every_process
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint saved by any number of processes (or mid-epoch)."""
         self._load_training_state(state)
         self.data_generator.set_state(state["rng"]["data"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -297,11 +306,25 @@ class Trainer:
         self._saved()  # what was loaded is the last good checkpoint
         self.batches.order.skip_steps = self.epoch_step
         self._epoch_data_state = state["rng"]["data"]
-        running = state.get("running_statistics")
-        if running is not None:
-            self._sums.copy_(running["sums"])
-            self._g_loss_sums.copy_(running["g_loss_sums"])
-            self._counts = [Counts(**counts) for counts in running["counts"]]
+        saved = state.get("processes") or []
+        if len(saved) == self.processes.world_size:
+            own = saved[self.processes.rank]
+            self._set_noise_rng_state(own["rng"])
+            self._load_running_statistics([own["running_statistics"]])
+            return
+        if saved:  # the same number of images per step, split another way: the mean of their sums
+            self._load_running_statistics([process["running_statistics"] for process in saved])
+        if self.processes.distributed:  # the same recipe, with fresh noise streams
+            torch.manual_seed(rank_seed(self.config.seed, self.processes.rank, self.step))
+            self.reporter.note(
+                f"note: the checkpoint was saved by {max(1, len(saved))} process(es), this run has "
+                f"{self.processes.world_size}: training goes on with new noise streams"
+            )
+
+    def _load_running_statistics(self, saved: list[dict[str, Any]]) -> None:
+        self._sums.copy_(torch.stack([running["sums"] for running in saved]).mean(dim=0))
+        self._g_loss_sums.copy_(torch.stack([running["g_loss_sums"] for running in saved]).mean(dim=0))
+        self._counts = [Counts(**counts) for counts in saved[0]["counts"]]
 
     def _load_training_state(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -316,21 +339,6 @@ class Trainer:
                 scaler.load_state_dict(saved)
         self._set_noise_rng_state(state["rng"])
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        """``load_state``, and each process's own noise generators where the checkpoint has them."""
-        self.load_state(state)
-        if not self.processes.distributed:
-            return
-        saved_ranks = state["rng"].get("ranks") or []
-        if len(saved_ranks) == self.processes.world_size:
-            self._set_noise_rng_state(saved_ranks[self.processes.rank])
-        else:  # saved by another number of processes: the same recipe, with fresh noise streams
-            torch.manual_seed(rank_seed(self.config.seed, self.processes.rank, self.step))
-            self.reporter.note(
-                f"note: the checkpoint was saved by {max(1, len(saved_ranks))} process(es), this run has "
-                f"{self.processes.world_size}: training goes on with new noise streams"
-            )
-
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self) -> None:
@@ -343,7 +351,8 @@ class Trainer:
                 self.tensorboard.grid("samples/real", self.real_grid, 0)
         self.reporter.start(self.epoch, train.epochs, len(self.batches), self.epoch_step)
         try:
-            with stop_signals() as self.stop:
+            # In a launch, Ctrl-C comes from the terminal and again from torchrun: one request.
+            with stop_signals(repeat_grace=SIGNAL_REPEAT_GRACE if self.processes.distributed else 0.0) as self.stop:
                 while self.epoch < train.epochs:
                     self.run_epoch()
                     self.epoch += 1
@@ -703,7 +712,7 @@ def resume_run(
         trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
     state = trainer.processes.from_main(state)
     try:
-        trainer.load_checkpoint_state(state)
+        trainer.load_state(state)
     except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
         raise UsageError(
             f"{path or 'the checkpoint'} does not fit the config being resumed (was model, data or optim "
