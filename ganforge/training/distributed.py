@@ -38,7 +38,6 @@ class Processes:
     device: torch.device
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def distributed(self) -> bool:
@@ -114,13 +113,13 @@ def join_processes(device_setting: str) -> Iterator[Processes]:
         yield Processes(resolve_device(device_setting))
         return
     rank, world_size, local_rank = launch
-    device = distributed_device(device_setting, local_rank)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT, device_id=device if device.type == "cuda" else None)
+    processes = Processes(distributed_device(device_setting, local_rank), rank, world_size)
+    cuda = processes.device if processes.device.type == "cuda" else None
+    if cuda is not None:
+        torch.cuda.set_device(cuda)
+    dist.init_process_group(processes.backend, timeout=COLLECTIVE_TIMEOUT, device_id=cuda)
     try:
-        yield Processes(device, rank, world_size, local_rank)
+        yield processes
     finally:
         dist.destroy_process_group()
 
