@@ -277,15 +277,14 @@ def create_app(plugins: Plugins) -> typer.Typer:
                 )
                 raise typer.Exit(stop.exit_code) from None
             return
-        main_process = launch is None or launch[0] == 0
         reporter = LineReporter(console) if quiet else RichReporter(console)
-        if main_process:
-            console.print(
-                f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
-                f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
-                highlight=False,
-            )
         with join_processes(run_config.train.device) as processes:
+            if processes.is_main:
+                console.print(
+                    f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
+                    f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
+                    highlight=False,
+                )
             try:
                 if resume is not None:
                     trainer = resume_run(resume, resolved, reporter=reporter, processes=processes)

@@ -85,6 +85,11 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     return list(current.model_fields)
 
 
+def first_line(text: str | None) -> str:
+    """The first non-blank line of a message or docstring, stripped; "" when there is none."""
+    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+
+
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -22,6 +22,7 @@ from ganforge.errors import (
     ParamsError,
     RegistrationError,
     describe_validation_error,
+    first_line,
 )
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -236,12 +237,8 @@ class ComponentCollector:
                 name=name,
                 factory=factory,
                 params_model=params,
-                summary=summary if summary is not None else _first_line(factory.__doc__),
+                summary=summary if summary is not None else first_line(factory.__doc__),
                 provider=self.provider,
                 aliases=aliases,
             )
         )
-
-
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""

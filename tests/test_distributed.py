@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
+from tests.test_reliability import LONG_EPOCH, logged_steps, wait_for
 from tests.test_training import assert_same_weights, metrics, without_timing
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -351,8 +352,7 @@ def test_a_failing_rank_stops_the_whole_run_with_its_error(probe_site, tmp_path)
 
 @pytest.mark.slow
 def test_ctrl_c_on_a_two_process_run_saves_mid_epoch_and_resume_reaches_the_unstopped_weights(tmp_path):
-    long_epoch = ["data.params.num_samples=4096", "model.params.hidden=[256, 256]", "train.epochs=2"]
-    sets = [argument for override in [*long_epoch, "train.log_every=4"] for argument in ("--set", override)]
+    sets = [argument for override in LONG_EPOCH for argument in ("--set", override)]
     succeeded(ganforge(tmp_path, "run", SMOKE, "--nproc", "2", "--quiet", "--set", "name=straight", *sets))
     command = [sys.executable, "-m", "ganforge", "run", str(SMOKE), "--nproc", "2", "--quiet", "--set", "name=stopped"]
     # Its own process group, as a terminal gives a job: Ctrl-C signals the launcher and both ranks.
@@ -365,10 +365,7 @@ def test_ctrl_c_on_a_two_process_run_saves_mid_epoch_and_resume_reaches_the_unst
         start_new_session=True,
     )
     stopped = tmp_path / "runs" / "stopped"
-    deadline = time.monotonic() + 120
-    while not any(r["step"] >= 20 for r in metrics(stopped)) if (stopped / "metrics.jsonl").exists() else True:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.02)
+    wait_for(lambda: logged_steps(stopped) >= 20, process)
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -18,7 +18,7 @@ from torch import nn
 
 from ganforge.contracts import DataSpec, FeatureSet, GANLoss, GANMetric, GANModels, LoadedDataset
 from ganforge.data_root import default_data_root
-from ganforge.errors import DatasetNotFoundError
+from ganforge.errors import DatasetNotFoundError, first_line
 from ganforge.registry import Component, Kind
 
 DATA_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
@@ -275,7 +275,7 @@ def _dataset(component: Component) -> LoadedDataset:
     try:
         return component.build({}, default_data_root())
     except DatasetNotFoundError as error:
-        raise CheckSkipped(f"its files are not here ({str(error).splitlines()[0]})") from None
+        raise CheckSkipped(f"its files are not here ({first_line(str(error))})") from None
 
 
 def _sample_indices(length: int) -> list[int]:

@@ -22,7 +22,7 @@ import torch
 import yaml
 from torchvision.utils import save_image
 
-from ganforge.errors import DataError, GanforgeError, UsageError
+from ganforge.errors import DataError, GanforgeError, UsageError, first_line
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -71,7 +71,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             f"{f' ({refused})' if refused else ''}, and loading them could run code; ganforge checkpoints never do"
         ) from None
     except Exception as error:  # cut off or damaged
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = first_line(str(error))
         raise CheckpointError(f"{path} is damaged or not a checkpoint ({type(error).__name__}: {reason})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a ganforge checkpoint")
@@ -93,8 +93,7 @@ def checksum(value: Any) -> int:
         item = stack.pop()
         if isinstance(item, dict):
             for key in sorted(item, key=str, reverse=True):
-                if key != "checksum":
-                    stack += [item[key], key]
+                stack += [item[key], key]
         elif isinstance(item, list | tuple):
             stack += reversed(item)
         elif isinstance(item, torch.Tensor):

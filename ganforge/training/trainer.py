@@ -28,7 +28,7 @@ from ganforge import __version__
 from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_cache_dir, default_data_root
-from ganforge.errors import GanforgeError, UsageError
+from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
 from ganforge.training.devices import resolve_device
@@ -222,8 +222,14 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """Everything a checkpoint holds: the training state and where the run stands, mid-epoch included."""
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """Everything a checkpoint holds, on rank 0; None in the other processes.
+
+        The training state, where the run stands (mid-epoch included), and every process's own part.
+        """
+        every_process = self.processes.gather_on_main(self._process_state())
+        if every_process is None:
+            return None
         # Mid-epoch, the data generator's state from before this epoch's permutation: a resume draws
         # the same permutation again and skips the steps already taken.
         data_state = self._epoch_data_state if self.epoch_step else self.data_generator.get_state()
@@ -239,7 +245,7 @@ class Trainer:
             **training,
             "best": self.best,
             "rng": {**training["rng"], "data": data_state},
-            "processes": [self._process_state()],
+            "processes": every_process,
         }
 
     def _process_state(self) -> dict[str, Any]:
@@ -286,15 +292,6 @@ class Trainer:
         torch.set_rng_state(saved["torch"])
         if saved["cuda"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(saved["cuda"][0], self.device)
-
-    def checkpoint_state(self) -> dict[str, Any] | None:
-        """The state to save, on rank 0 (None elsewhere), with every process's own part."""
-        every_process = self.processes.gather_on_main(self._process_state())
-        if every_process is None:
-            return None
-        state = self.state()
-        state["processes"] = every_process
-        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint saved by any number of processes (or mid-epoch)."""
@@ -466,9 +463,9 @@ class Trainer:
             self._load_training_state(state)
             self.step_generator, self.step_discriminator = self.generator, self.discriminator
             self.speed = replace(self.speed, compile=False)
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             self.reporter.note(
-                f"warning: train.compile: torch.compile failed ({type(error).__name__}: {reason}); training eagerly"
+                f"warning: train.compile: torch.compile failed ({type(error).__name__}: {first_line(str(error))}); "
+                "training eagerly"
             )
             self._step(real)
         else:
@@ -562,7 +559,7 @@ class Trainer:
         last = self.epoch == train.epochs
         self._check_weights_finite()
         if not self.is_main:
-            self.checkpoint_state()  # rank 0 gathers every process's noise generators
+            self.checkpoint_state()  # rank 0 gathers every process's noise generators and statistics
             self._saved()
             return
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
@@ -716,7 +713,7 @@ def resume_run(
     except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
         raise UsageError(
             f"{path or 'the checkpoint'} does not fit the config being resumed (was model, data or optim "
-            f"changed with --set?): {str(error).splitlines()[0]}"
+            f"changed with --set?): {first_line(str(error))}"
         ) from None
     if trainer.is_main:
         folder.clear_unfinished_writes()
