@@ -23,7 +23,7 @@ from torch import nn
 from ganforge.contracts import DataSpec, FeatureSet, to_signed_unit
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.evaluation.domain import Domain, ImageSet
-from ganforge.training.run_folder import write_atomically
+from ganforge.files import write_atomically
 
 ARCHITECTURE = "ganforge-cnn-v1"
 FEATURE_DIM = 128

@@ -12,17 +12,17 @@ import math
 import os
 import pickle
 import shutil
-import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 import yaml
 from torchvision.utils import save_image
 
 from ganforge.errors import DataError, GanforgeError, UsageError, first_line
+from ganforge.files import write_atomically
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -30,20 +30,6 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(GanforgeError):
     """A checkpoint that cannot be read or is not a ganforge checkpoint."""
-
-
-def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
