@@ -1,5 +1,10 @@
 """ganforge: a plugin-based framework for training GANs on PyTorch."""
 
+# ruff: noqa: E402 (the guard comes first, so that a Ctrl-C while torch imports ends the command cleanly too)
+from ganforge.startup import guard_command_line
+
+guard_command_line()
+
 from importlib.metadata import PackageNotFoundError, version
 
 from ganforge.contracts import (
@@ -13,6 +18,7 @@ from ganforge.contracts import (
     LoadedDataset,
     NoParams,
     Params,
+    SampleNeeds,
 )
 from ganforge.errors import GanforgeError
 from ganforge.hookspecs import hookimpl
@@ -38,6 +44,7 @@ __all__ = [
     "NoParams",
     "Params",
     "Registry",
+    "SampleNeeds",
     "__version__",
     "hookimpl",
 ]

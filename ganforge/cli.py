@@ -17,21 +17,28 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ganforge import __version__
-from ganforge.config import Chosen, apply_overrides, json_schema, load_config, parse_overrides
+from ganforge import __version__, startup
+from ganforge.config import apply_overrides, json_schema, load_config, parse_overrides
 from ganforge.data_root import default_cache_dir, default_data_root
-from ganforge.errors import GanforgeError, UsageError
+from ganforge.errors import ConfigError, GanforgeError, UsageError
+from ganforge.evaluation.domain import load_domain
 from ganforge.evaluation.protocol import (
     DEFAULT_SAMPLES,
     Evaluation,
+    check_sample_needs,
     choose_metrics,
+    evaluate_domain,
     generated_images,
-    prepare_evaluation,
     read_samples,
+    scoring_bytes,
 )
+from ganforge.files import write_atomically
+from ganforge.memory import check_memory
+from ganforge.outputs import check_output_file, reported_write_failure
 from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
-from ganforge.sampling import load_generator, sample_from_checkpoint
+from ganforge.sampling import MAX_SEED, grid_bytes, load_generator
+from ganforge.startup import Interrupted
 from ganforge.testing import CHECKS, CheckResult, check_component
 from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import (
@@ -43,8 +50,9 @@ from ganforge.training.distributed import (
     rank_label,
 )
 from ganforge.training.interruption import RunInterrupted
+from ganforge.training.preflight import machine_warnings
 from ganforge.training.progress import LineReporter, RichReporter
-from ganforge.training.run_folder import save_grid
+from ganforge.training.run_folder import CheckpointError, save_grid
 from ganforge.training.trainer import resume_run, start_run
 
 console = Console()
@@ -278,6 +286,8 @@ def create_app(plugins: Plugins) -> typer.Typer:
                 raise typer.Exit(stop.exit_code) from None
             return
         reporter = LineReporter(console) if quiet else RichReporter(console)
+        last = folder / "checkpoints" / "last.pt"
+        folder_before, checkpoint_before = folder.exists(), file_stamp(last)
         with join_processes(run_config.train.device) as processes:
             if processes.is_main:
                 console.print(
@@ -296,15 +306,13 @@ def create_app(plugins: Plugins) -> typer.Typer:
                         f"{stop}. Continue with: ganforge run --resume {folder}", highlight=False, soft_wrap=True
                     )
                 raise typer.Exit(stop.exit_code) from None
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Interrupted):  # a second signal in training, or Ctrl-C before it began
                 if processes.is_main:
-                    last = folder / "checkpoints" / "last.pt"
-                    saved = f"{last} holds the last state saved whole" if last.exists() else "nothing was saved"
-                    err_console.print(
-                        f"aborted; {saved}. Continue with: ganforge run --resume {folder}",
-                        highlight=False,
-                        soft_wrap=True,
-                    )
+                    now = file_stamp(last)
+                    saved = now not in (None, checkpoint_before) or (resume is not None and now is not None)
+                    fresh = folder.exists() and now is None and (overwrite or not folder_before)
+                    advice = interrupted_run_advice(folder, saved, fresh, folder_before)
+                    startup.report(f"ganforge: interrupted (Ctrl-C); {advice}")  # instead of the guard's line
                 raise typer.Exit(130) from None
         if processes.is_main:
             console.print(
@@ -318,11 +326,21 @@ def create_app(plugins: Plugins) -> typer.Typer:
         config: Annotated[Path, typer.Argument(help="The YAML config to check.")],
         overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config value.")] = None,
     ) -> None:
-        """Check a config without training: structure, component names and their params."""
+        """Check a config without training: structure, component names and their params.
+
+        What this machine lacks for it (the device, the memory) is a warning, not an error: a config
+        is often written on one machine and run on another.
+        """
         resolved = load_config(config, registry, overrides or [])
+        try:
+            warnings = machine_warnings(resolved)
+        except GanforgeError as error:  # the architecture cannot take the dataset's images, and the like
+            raise ConfigError(f"{config} is invalid: {error}") from None
         chosen = [*resolved.chosen().values(), *resolved.metrics]
         names = ", ".join(f"{c.component.kind.value} {c.component.name} ({c.component.provider})" for c in chosen)
         console.print(f"{config}: valid; {names}", highlight=False)
+        for warning in warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
     @app.command("schema")
     def schema() -> None:
@@ -332,23 +350,39 @@ def create_app(plugins: Plugins) -> typer.Typer:
     @app.command("sample")
     def sample(
         checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. runs/NAME/checkpoints/last.pt.")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="grid.png for a grid; samples.pt for a tensor.")],
+        out: Annotated[
+            Path,
+            typer.Option(
+                "--out", "-o", help="grid.png for a grid; samples.pt for a tensor. Never an input or a checkpoint."
+            ),
+        ],
         n: Annotated[int, typer.Option("--n", min=1, help="How many images.")] = 100,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the noise.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the noise.")] = 0,
         device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
         ema: Annotated[
             bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")
         ] = True,
     ) -> None:
         """Generate images from a checkpoint alone: no dataset needed."""
-        if out.suffix.lower() not in (".png", ".pt"):
+        as_grid = out.suffix.lower() == ".png"
+        if not as_grid and out.suffix.lower() != ".pt":
             raise UsageError(f"--out {out}: use a .png (a grid) or a .pt (a tensor [N, C, H, W] in [-1, 1])")
-        images = sample_from_checkpoint(checkpoint, registry, n=n, seed=seed, device=device, use_ema=ema)
-        if out.suffix.lower() == ".png":
-            save_grid(images, out)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(images, out)
+        check_output_file(out, "--out", inputs=[checkpoint])
+        torch_device = resolve_device(device, option="--device")
+        generator = load_generator(checkpoint, registry, use_ema=ema)
+        check_memory(
+            f"--n {n}: {n:,} images{' in one grid' if as_grid else ''}",
+            generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else 0),
+            advice="ask for fewer with --n",
+            device=torch_device,
+            device_bytes=generator.device_bytes(),
+        )
+        images = generator.sample(n, seed, torch_device)
+        with reported_write_failure(out, "--out"):
+            if as_grid:
+                save_grid(images, out)
+            else:
+                write_atomically(out, lambda stream: torch.save(images, stream))
         console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
 
     @app.command("check")
@@ -392,13 +426,14 @@ def create_app(plugins: Plugins) -> typer.Typer:
         data_param: Annotated[
             list[str] | None, typer.Option("--data-param", help="A param of --data/--real as key=value; repeatable.")
         ] = None,
-        n: Annotated[int, typer.Option("--n", min=2, help="Generated (and reference) images to score.")] = (
-            DEFAULT_SAMPLES
-        ),
+        n: Annotated[
+            int,
+            typer.Option("--n", min=1, help="Generated (and reference) images to score; of --samples, the first N."),
+        ] = DEFAULT_SAMPLES,
         metrics: Annotated[
             str | None, typer.Option("--metrics", help="Comma-separated metric names; default: every installed one.")
         ] = None,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the generator's noise.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the generator's noise.")] = 0,
         device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
         ema: Annotated[
             bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")
@@ -416,34 +451,52 @@ def create_app(plugins: Plugins) -> typer.Typer:
         if data is not None and samples is None:
             raise UsageError("--data goes with --samples; a checkpoint brings its own dataset, --real names one")
         names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+        chosen_metrics = choose_metrics(registry, names)
+        check_sample_needs(chosen_metrics, generated=n, real=n, counted=f"--n {n}")
         params = apply_overrides({}, parse_overrides(data_param or [], option="--data-param"), option="--data-param")
-        torch_device = resolve_device(device)
+        torch_device = resolve_device(device, option="--device")
         checkpoint = None
         if target is not None:
             path = target / "checkpoints" / "last.pt" if target.is_dir() else target
             checkpoint = load_generator(path, registry, use_ema=ema)
+            check_memory(
+                f"--n {n}: generating and scoring {n:,} images",
+                checkpoint.host_bytes(n) + scoring_bytes(n, checkpoint.spec),
+                advice="score fewer with --n",
+                device=torch_device,
+                device_bytes=checkpoint.device_bytes(),
+            )
             data_config = checkpoint.state["config"]["data"]
             dataset, params = data_config["name"], {**data_config["params"], **params}
         else:
             dataset = data if samples is not None else real
-        data_component = registry.get(Kind.DATASET, dataset)
-        evaluation = prepare_evaluation(
-            Chosen(data_component, data_component.parse_params(params)),
-            choose_metrics(registry, names),
+        try:
+            data_component = registry.get(Kind.DATASET, dataset)
+        except UsageError as error:
+            if checkpoint is None:
+                raise
+            raise CheckpointError(f"{checkpoint.path} was trained on dataset {dataset!r}: {error}") from None
+        domain = load_domain(data_component, data_component.parse_params(params), default_data_root())
+        # The images to score come before the classifier: a file or a generator that cannot give them fails first.
+        image_set = None
+        if checkpoint is not None:
+            described = f"{n} samples (noise seed {seed}) from {checkpoint.describe()}"
+            image_set = generated_images(checkpoint.sample(n, seed, torch_device), described)
+        elif samples is not None:
+            image_set, value_range = read_samples(samples, domain.spec, limit=n)
+            described = f"{image_set.description}, read as {value_range}"
+            reference = min(n, len(domain.held_out))
+            check_sample_needs(chosen_metrics, generated=len(image_set), real=reference, counted=f"--samples {samples}")
+        evaluation = evaluate_domain(
+            domain,
+            chosen_metrics,
             samples=n,
             device=torch_device,
-            data_root=default_data_root(),
             cache_dir=default_cache_dir(),
             log=lambda message: err_console.print(message, highlight=False, soft_wrap=True),
         )
         floor = evaluation.floor()
-        if checkpoint is not None:
-            images = checkpoint.sample(n, seed, device)
-            described = f"{n} samples (noise seed {seed}) from {checkpoint.describe()}"
-            scores = evaluation.score(generated_images(images, described))
-        elif samples is not None:
-            image_set, value_range = read_samples(samples, evaluation.spec)
-            described = f"{image_set.description}, read as {value_range}"
+        if image_set is not None:
             scores = evaluation.score(image_set)
         else:
             described = f"{min(n, len(evaluation.domain.train))} training images of {evaluation.domain.dataset}"
@@ -603,10 +656,40 @@ def print_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def interrupted_run_advice(folder: Path, checkpoint_saved: bool, without_checkpoint: bool, existed: bool) -> str:
+    """What to do after a Ctrl-C in ``run``; it must hold for what is on disk now."""
+    if checkpoint_saved:
+        last = folder / "checkpoints" / "last.pt"
+        return f"{last} holds the last state saved whole. Continue with: ganforge run --resume {folder}"
+    if without_checkpoint:
+        return f"{folder} holds no checkpoint yet; to start over, run the same command with --overwrite"
+    if existed:
+        return f"{folder} was left as it was; nothing was written"
+    return "the run folder was not made; nothing was written"
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a file replaced since: its inode and modification time; None when there is none."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
 def main() -> None:
+    """The ``ganforge`` command (the console script and ``python -m ganforge``)."""
+    # ganforge/__init__.py installed the Ctrl-C guard already when it saw this command; main() may be called otherwise.
+    startup.begin_command()
+    startup.stop_if_interrupted()  # a Ctrl-C that an import caught and dropped
     try:
         plugins = default_plugins()
-    except GanforgeError as error:  # strict mode and a plugin failed
+        startup.stop_if_interrupted()
+        app = create_app(plugins)
+    except GanforgeError as error:  # strict mode and a plugin failed, at loading or adding its commands
         report_error(error)
         sys.exit(error.exit_code)
-    create_app(plugins)(prog_name="ganforge")
+    try:
+        app(prog_name="ganforge")
+    finally:
+        startup.end_command()

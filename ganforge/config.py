@@ -7,26 +7,44 @@ same checking as a built-in one. Every model forbids unknown keys.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from ganforge.errors import ConfigError, ParamsError, UsageError, describe_validation_error
+from ganforge.errors import ConfigError, ParamsError, UsageError, describe_validation_error, quote, shorten
 from ganforge.registry import Component, Kind, Registry
 
 DEFAULT_RUNS_DIR = Path("runs")
 
+# What a config may cost to read: each bound is far above any real config, and stops a hostile one
+# (an alias bomb, a huge or deeply nested file) in well under a second.
+MAX_CONFIG_BYTES = 2**20
+MAX_CONFIG_VALUES = 10_000  # every value of the file, each use of an alias counting all it stands for
+MAX_CONFIG_DEPTH = 50  # collections inside collections
+MAX_SEED = 2**63 - 1  # the largest seed torch.manual_seed takes that is also a valid int64
+MAX_NAME_LENGTH = 100
+MAX_PATH_LENGTH = 4096
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEVICE_SETTING = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,4})?)$")
+DEVICES_ACCEPTED = "auto, cpu, cuda, cuda:N or mps"
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A NaN or an infinity is never a sensible setting: refuse them where they are read.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+ComponentName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 class ComponentConfig(Strict):
-    name: str = Field(description="A registered component: name, alias or distribution:name.")
+    name: ComponentName = Field(description="A registered component: name, alias or distribution:name.")
     params: dict[str, Any] = Field(default_factory=dict, description="Params for the component's own params model.")
 
 
@@ -49,28 +67,38 @@ class OptimConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1, description="Passes over the dataset.")
+    epochs: int = Field(10, ge=1, le=1_000_000, description="Passes over the dataset.")
     batch_size: int = Field(
         64,
         ge=1,
+        le=2**20,
         description="Real images per discriminator step: the global batch, split evenly over the processes of a "
         "distributed run.",
     )
-    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
-    n_critic: int = Field(1, ge=1, description="Discriminator steps per generator step.")
+    device: str = Field(
+        "auto",
+        description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.",
+        json_schema_extra={"pattern": DEVICE_SETTING.pattern},
+    )
+    n_critic: int = Field(1, ge=1, le=1000, description="Discriminator steps per generator step.")
     ema_decay: float | None = Field(
         None, ge=0.0, lt=1.0, description="Decay of an exponential moving average of G's weights, used for samples."
     )
-    sample_every: int = Field(1, ge=0, description="Epochs between sample grids; 0 = only at the end.")
-    checkpoint_every: int = Field(10, ge=0, description="Epochs between kept checkpoints; last.pt is every epoch.")
+    sample_every: int = Field(1, ge=0, le=1_000_000, description="Epochs between sample grids; 0 = only at the end.")
+    checkpoint_every: int = Field(
+        10, ge=0, le=1_000_000, description="Epochs between kept checkpoints; last.pt is every epoch."
+    )
     checkpoint_minutes: float | None = Field(
         None,
         gt=0,
+        le=1_000_000,
         description="Also save last.pt mid-epoch when this many minutes have passed since it was last saved; "
         "null = only at the end of each epoch.",
     )
-    log_every: int = Field(100, ge=1, description="Steps between metric lines in metrics.jsonl and progress updates.")
-    num_workers: int = Field(0, ge=0, description="DataLoader workers for datasets not held in memory.")
+    log_every: int = Field(
+        100, ge=1, le=10**9, description="Steps between metric lines in metrics.jsonl and progress updates."
+    )
+    num_workers: int = Field(0, ge=0, le=256, description="DataLoader workers for datasets not held in memory.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
         description="Precision of the networks' forward passes: fp32, or bf16/fp16 mixed precision (autocast; fp16 "
@@ -97,22 +125,49 @@ class TrainConfig(Strict):
         "(SyncBatchNorm) instead of each process's share.",
     )
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not DEVICE_SETTING.match(device):
+            raise ValueError(f"not a device ganforge trains on; accepted: {DEVICES_ACCEPTED}")
+        return device
+
 
 class OutputConfig(Strict):
-    dir: Path | None = Field(None, description="Run folder; default runs/<name>.")
+    dir: Path | None = Field(None, description="Run folder; default runs/<name>. Not empty and not '.'.")
     tensorboard: bool | Literal["auto"] = Field(
         "auto", description="Also write TensorBoard events: true, false, or auto (when tensorboard is installed)."
     )
 
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _a_folder_of_its_own(cls, value: Any) -> Any:
+        # The run folder is made, filled and, with --overwrite, replaced: never the current directory itself.
+        if isinstance(value, str | os.PathLike):
+            text = os.fspath(value)
+            if isinstance(text, str) and os.path.normpath(text) == ".":
+                raise ValueError(
+                    "the current directory cannot be a run folder; name a folder of its own, e.g. runs/NAME, "
+                    "or leave output.dir out for runs/<name>"
+                )
+            if isinstance(text, str) and "\0" in text:
+                raise ValueError("a path cannot hold a NUL character")
+            if len(text) > MAX_PATH_LENGTH:
+                raise ValueError(f"a path of {len(text)} characters; at most {MAX_PATH_LENGTH}")
+        return value
+
 
 class EvalConfig(Strict):
-    every: int = Field(0, ge=0, description="Epochs between evaluations during training; 0 = none.")
-    metrics: list[str | ComponentConfig] = Field(
+    every: int = Field(0, ge=0, le=1_000_000, description="Epochs between evaluations during training; 0 = none.")
+    metrics: list[ComponentName | ComponentConfig] = Field(
         default_factory=lambda: ["fid", "kid", "classifier_score", "precision_recall", "mode_coverage"],
+        max_length=64,
         description="Metrics to compute: names, or {name, params}; see `ganforge list metrics`.",
     )
-    samples: int = Field(10_000, ge=2, description="Generated images per evaluation (and real reference images).")
-    best: str | None = Field(
+    samples: int = Field(
+        10_000, ge=2, le=1_000_000, description="Generated images per evaluation (and real reference images)."
+    )
+    best: Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)] | None = Field(
         "fid",
         description="Keep checkpoints/best.pt by this metric value (its direction comes from the metric); "
         "null keeps none.",
@@ -120,8 +175,12 @@ class EvalConfig(Strict):
 
 
 class RunConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name; the run folder's name.")
-    seed: int = Field(0, description="Seed of every random number the run draws.")
+    name: str = Field(
+        description="Run name; the run folder's name: letters, digits, '_', '.' and '-', starting with a letter or "
+        "digit.",
+        json_schema_extra={"pattern": RUN_NAME.pattern, "maxLength": MAX_NAME_LENGTH},
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of every random number the run draws.")
     data: ComponentConfig
     model: ComponentConfig
     loss: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="non_saturating"))
@@ -129,6 +188,16 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, name: str) -> str:
+        if len(name) > MAX_NAME_LENGTH or not RUN_NAME.match(name):
+            raise ValueError(
+                f"a run name is the name of its folder: 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit (so not empty, '.', '..' or a path)"
+            )
+        return name
 
     def run_dir(self) -> Path:
         return self.output.dir if self.output.dir is not None else DEFAULT_RUNS_DIR / self.name
@@ -138,17 +207,15 @@ COMPONENT_SECTIONS: dict[str, Kind] = {"data": Kind.DATASET, "model": Kind.ARCHI
 
 
 def parse_overrides(assignments: Iterable[str], option: str = "--set") -> list[tuple[list[str], Any]]:
-    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML."""
+    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML, within a config's bounds."""
     parsed = []
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         path = [part.strip() for part in key.split(".")]
         if not sep or not all(path):
-            raise ConfigError(f"{option} expects dotted.key=value, got {assignment!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{option} {assignment!r}: cannot read the value: {error}") from None
+            raise ConfigError(f"{option} expects dotted.key=value, got {quote(assignment)}")
+        where = f"{option} {quote(assignment)}"
+        value = load_yaml_text(raw, where) if raw.strip() else raw
         parsed.append((path, value))
     return parsed
 
@@ -161,28 +228,168 @@ def apply_overrides(
         for depth, part in enumerate(path[:-1]):
             existing = target.setdefault(part, {})
             if not isinstance(existing, dict):
-                raise ConfigError(f"{option} {'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a section")
+                shown = shorten(".".join(path), 100)
+                raise ConfigError(f"{option} {shown}: {shorten('.'.join(path[: depth + 1]), 100)} is not a section")
             target = existing
         target[path[-1]] = value
     return raw
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping, read within the bounds above (size, values, nesting)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; a run config is a few kilobytes of YAML"
+        )
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"config {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config {path} is not valid YAML:\n{error}") from None
+    raw = load_yaml_text(text, f"config {path}")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path}: expected a mapping of sections at the top, got {type(raw).__name__}")
     return raw
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """YAML text as plain data, or a ConfigError that starts with ``where`` (a file, or an option and its value).
+
+    Only YAML's plain types are built (as ``yaml.safe_load`` does), each mapping key appears once, and the
+    size of what the text expands to is bounded while it is read: an alias stands for a copy of its value,
+    so a few hundred bytes of nested aliases could otherwise stand for billions of values.
+    """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: longer than {MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        loader = _BoundedLoader(text, where)  # libyaml checks the characters here already
+        try:
+            return _unshared(loader.get_single_data())
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where} is not valid YAML:\n{_bounded_lines(str(error))}") from None
+
+
+def _bounded_lines(text: str, width: int = 200, lines: int = 12) -> str:
+    """A message from the YAML reader, which may quote the input, cut to a few lines of bounded width."""
+    kept = [shorten(line, width) for line in text.splitlines()[:lines]]
+    return "\n".join(kept)
+
+
+def _unshared(value: Any) -> Any:
+    """A copy in which no dict or list appears twice: an override then changes one place only, not every
+    place an alias stood for. The size is bounded by MAX_CONFIG_VALUES, so copying costs little."""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
+
+
+try:  # PyYAML built with libyaml: its parser reads text some 30 times faster than the pure-Python one
+    from yaml.cyaml import CParser as _EventParser
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+
+    class _EventParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _BoundedLoader(yaml.composer.Composer, _EventParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """``yaml.SafeLoader`` that counts what the document expands to while composing it.
+
+    Each node's expanded size (itself and everything below it, an alias counting the whole of the
+    value it names) is known when the node is complete, so the running total of the document is
+    too, and reading stops as soon as it passes MAX_CONFIG_VALUES: long before a bomb is built.
+    """
+
+    def __init__(self, text: str, where: str) -> None:
+        _EventParser.__init__(self, text)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.where = where
+        self.expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), once the node is complete
+        self.total = 0
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self.expanded:
+                raise self.refused(
+                    event.start_mark, f"alias *{shorten(event.anchor, 40)} is used inside the value it names"
+                )
+            node = super().compose_node(parent, index)
+            self.count(node, self.expanded[id(node)][0])
+            return node
+        if self.depth >= MAX_CONFIG_DEPTH:
+            raise self.refused(self.peek_event().start_mark, f"values nested more than {MAX_CONFIG_DEPTH} deep")
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        sizes = [self.expanded[id(child)] for child in children]
+        values = 1 + sum(size for size, _ in sizes)
+        depth = 1 + max((child_depth for _, child_depth in sizes), default=0)
+        self.expanded[id(node)] = (values, depth)
+        if depth > MAX_CONFIG_DEPTH:
+            raise self.refused(
+                node.start_mark,
+                f"the value here is nested more than {MAX_CONFIG_DEPTH} deep, counting what its aliases stand for",
+            )
+        self.count(node, 1)
+        return node
+
+    def count(self, node: yaml.Node, values: int) -> None:
+        self.total += values
+        if self.total > MAX_CONFIG_VALUES:
+            raise self.refused(
+                node.start_mark,
+                f"more than {MAX_CONFIG_VALUES:,} values by here, counting each use of an alias as a copy of the "
+                "value it names (an alias bomb?); a config holds at most that many",
+            )
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue
+            key = self.construct_object(key_node)
+            if key in first_lines:
+                raise self.refused(
+                    key_node.start_mark,
+                    f"key {quote(key)} appears twice in the same mapping (first on line {first_lines[key]})",
+                )
+            first_lines[key] = key_node.start_mark.line + 1
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as error:  # e.g. an integer of more digits than Python converts
+            raise self.refused(node.start_mark, f"cannot read this value: {shorten(str(error), 200)}") from None
+
+    def refused(self, mark: yaml.Mark, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where}: line {mark.line + 1}, column {mark.column + 1}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -242,6 +449,7 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
     )
     resolved = ResolvedRun(config, chosen["data"], chosen["model"], chosen["loss"], metrics)
     _check_best(resolved, source)
+    _check_metric_needs(resolved, source)
     return resolved
 
 
@@ -280,6 +488,20 @@ def _check_best(resolved: ResolvedRun, source: str) -> None:
             f"{source} is invalid:\n  eval.best: {best!r} is not a value of the metrics in eval.metrics; "
             f"accepted: {accepted}, or null"
         )
+
+
+def _check_metric_needs(resolved: ResolvedRun, source: str) -> None:
+    """eval.samples gives every metric the images it needs (the held-out count is checked once data is read)."""
+    settings = resolved.config.eval
+    if settings.every == 0:
+        return
+    for index, chosen in enumerate(resolved.metrics):
+        shortfall = chosen.build().sample_needs().shortfall(settings.samples, settings.samples)
+        if shortfall is not None:
+            raise ConfigError(
+                f"{source} is invalid:\n  eval.samples: {settings.samples} is too few for eval.metrics.{index} "
+                f"({chosen.component.name}), which needs {shortfall}"
+            )
 
 
 def json_schema() -> dict[str, Any]:

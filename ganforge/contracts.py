@@ -157,16 +157,42 @@ class Goal:
         return candidate < incumbent if self.better == "lower" else candidate > incumbent
 
 
+@dataclass(frozen=True)
+class SampleNeeds:
+    """The fewest generated and real images a metric can score, and why: checked before anything is scored."""
+
+    generated: int = 1
+    real: int = 1
+    reason: str = ""
+
+    def shortfall(self, generated: int, real: int) -> str | None:
+        """What is missing, in words ("at least 4 generated images, got 3 (...)"), or None when both counts do."""
+        missing = [
+            f"at least {need} {side} images, got {count}"
+            for side, need, count in (("generated", self.generated, generated), ("real", self.real, real))
+            if count < need
+        ]
+        if not missing:
+            return None
+        return " and ".join(missing) + (f" ({self.reason})" if self.reason else "")
+
+
 class GANMetric:
     """Scores generated images against real ones, both as :class:`FeatureSet`.
 
     ``goals`` names every value ``compute`` returns and says which way it gets better (what
     ``train.eval.best`` and the contract checks rely on). ``needs_probabilities`` is True where
     the metric reads class probabilities, which not every feature network provides.
+    ``sample_needs`` says how many images of each set ``compute`` needs at least (given its
+    params); ganforge checks the counts against it at ``validate``, before a run starts and
+    before ``eval`` scores anything, so ``compute`` is never called with fewer.
     """
 
     goals: ClassVar[Mapping[str, Goal]] = {}
     needs_probabilities: ClassVar[bool] = False
+
+    def sample_needs(self) -> SampleNeeds:
+        return SampleNeeds()
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
         raise NotImplementedError

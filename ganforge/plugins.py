@@ -4,6 +4,12 @@ pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fail
 here each entry point is loaded, validated and asked to register on its own, and a failure is
 recorded as a :class:`PluginStatus` (and reported through ``on_failure``) instead of raised,
 unless strict mode is on.
+
+A failure is anything the plugin's code raises, SystemExit and KeyboardInterrupt included: a
+plugin that calls ``sys.exit()`` on import must not end every ganforge command. The user's own
+Ctrl-C is told apart by the SIGINT that delivered it (see :mod:`ganforge.startup`): when one
+arrived while a plugin's code ran, loading stops, whatever that code raised or swallowed.
+``os._exit()`` in a plugin ends the process on the spot; nothing in-process can catch it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,13 +26,16 @@ from typing import Any
 
 import pluggy
 
-from ganforge import hookspecs
+from ganforge import hookspecs, startup
 from ganforge.errors import PluginError, RegistrationError
 from ganforge.registry import ComponentCollector, Kind, Provider, Registry
 
 ENTRY_POINT_GROUP = "ganforge"
 STRICT_ENV = "GANFORGE_STRICT_PLUGINS"
 DISABLE_ENV = "GANFORGE_DISABLE_PLUGINS"
+# Every ganforge command imports every plugin first: one slower than this is named in a warning.
+SLOW_IMPORT_SECONDS = 3.0
+MAX_ERROR_CHARS = 1000  # of a failure's message, as recorded and printed
 
 REGISTERING_HOOKS: dict[str, Kind] = {
     "register_architectures": Kind.ARCHITECTURE,
@@ -85,6 +95,7 @@ class PluginStatus:
     hooks: tuple[str, ...] = ()
     phase: Phase | None = None
     error: str | None = None
+    import_seconds: float | None = None
 
     @property
     def plugin_id(self) -> str:
@@ -92,6 +103,13 @@ class PluginStatus:
 
     def describe_failure(self) -> str:
         return f"plugin {self.name!r} from {self.distribution}=={self.version} failed at {self.phase}: {self.error}"
+
+    def describe_slow_import(self) -> str:
+        return (
+            f"plugin {self.name!r} from {self.distribution}=={self.version} took {self.import_seconds:.1f} s to import "
+            f"(over {SLOW_IMPORT_SECONDS:g} s), and every ganforge command waits for it; if you do not use it, "
+            f"leave it out with {DISABLE_ENV}={self.distribution}"
+        )
 
 
 @dataclass
@@ -103,6 +121,7 @@ class Plugins:
     registry: Registry
     strict: bool = False
     on_failure: Callable[[PluginStatus], None] | None = None
+    on_slow_import: Callable[[PluginStatus], None] | None = None
 
     def failed(self) -> list[PluginStatus]:
         return [status for status in self.statuses if status.state is PluginState.FAILED]
@@ -113,10 +132,13 @@ class Plugins:
             if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
                 continue
             plugin = self.manager.get_plugin(status.plugin_id)
-            try:
-                _call_for_plugin(self.manager, "register_commands", plugin, app=app)
-            except Exception as error:  # a plugin's bug must not take the CLI down
-                _record_failure(status, Phase.COMMANDS, error, self.strict, self.on_failure)
+            with startup.counting_sigints():
+                sigints = startup.sigints_received()
+                try:
+                    _call_for_plugin(self.manager, "register_commands", plugin, app=app)
+                except BaseException as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
+                    _record_plugin_failure(status, Phase.COMMANDS, error, sigints, self.strict, self.on_failure)
+                _stop_if_the_user_interrupted(sigints)
 
 
 def load_plugins(
@@ -125,13 +147,15 @@ def load_plugins(
     disabled: Iterable[str] | None = None,
     strict: bool | None = None,
     on_failure: Callable[[PluginStatus], None] | None = None,
+    on_slow_import: Callable[[PluginStatus], None] | None = None,
 ) -> Plugins:
     """Load plugins and fill a fresh registry.
 
     ``sources`` defaults to the entry points of the ``ganforge`` group; ``disabled`` (names,
     distributions or ``distribution:name``) to $GANFORGE_DISABLE_PLUGINS; ``strict`` to
     $GANFORGE_STRICT_PLUGINS. A failure calls ``on_failure`` (default: a warning on stderr) or, in
-    strict mode, raises PluginError.
+    strict mode, raises PluginError. An import slower than ``SLOW_IMPORT_SECONDS`` calls
+    ``on_slow_import`` (default: a warning on stderr). A Ctrl-C while plugins load stops loading.
     """
     if sources is None:
         sources = [PluginSource.from_entry_point(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
@@ -141,28 +165,38 @@ def load_plugins(
         strict = os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
     if on_failure is None:
         on_failure = _warn_on_stderr
+    if on_slow_import is None:
+        on_slow_import = _warn_slow_import_on_stderr
     blocked = set(disabled)
 
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    plugins = Plugins(manager, [], Registry(), strict=strict, on_failure=on_failure)
-    for source in sorted(sources, key=lambda s: (s.distribution != "ganforge", s.distribution, s.name)):
-        status = PluginStatus(source.name, source.distribution, source.version, PluginState.LOADED)
-        plugins.statuses.append(status)
-        if blocked & {source.name, source.distribution, source.plugin_id}:
-            status.state = PluginState.DISABLED
-            continue
-        _load_one(plugins, source, status)
+    plugins = Plugins(manager, [], Registry(), strict=strict, on_failure=on_failure, on_slow_import=on_slow_import)
+    with startup.counting_sigints():
+        for source in sorted(sources, key=lambda s: (s.distribution != "ganforge", s.distribution, s.name)):
+            status = PluginStatus(source.name, source.distribution, source.version, PluginState.LOADED)
+            plugins.statuses.append(status)
+            if blocked & {source.name, source.distribution, source.plugin_id}:
+                status.state = PluginState.DISABLED
+                continue
+            sigints = startup.sigints_received()
+            _load_one(plugins, source, status, sigints)
+            _stop_if_the_user_interrupted(sigints)  # even where the plugin's code caught and dropped the Ctrl-C
     return plugins
 
 
-def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus) -> None:
+def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus, sigints: int) -> None:
+    """Import, validate and register one plugin; whatever its code raises is recorded as its failure."""
     manager = plugins.manager
+    started = time.perf_counter()
     try:
         plugin = source.load()
-    except Exception as error:  # any import-time failure of third-party code
-        _record_failure(status, Phase.IMPORT, error, plugins.strict, plugins.on_failure)
+    except BaseException as error:  # any import-time failure of third-party code, sys.exit() included
+        _record_plugin_failure(status, Phase.IMPORT, error, sigints, plugins.strict, plugins.on_failure)
         return
+    status.import_seconds = time.perf_counter() - started
+    if status.import_seconds > SLOW_IMPORT_SECONDS and plugins.on_slow_import is not None:
+        plugins.on_slow_import(status)
 
     try:
         manager.register(plugin, name=source.plugin_id)
@@ -170,10 +204,10 @@ def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus) -> N
         if unknown:
             known = ", ".join(sorted(name for name in vars(hookspecs) if name.startswith("register_")))
             raise RegistrationError(f"implements unknown hook(s) {', '.join(unknown)}; ganforge's hooks are: {known}")
-    except Exception as error:  # pluggy's PluginValidationError, a duplicate name, unknown hooks
+    except BaseException as error:  # pluggy's PluginValidationError, a duplicate name, unknown hooks
         if manager.is_registered(plugin):
             manager.unregister(plugin)
-        _record_failure(status, Phase.VALIDATE, error, plugins.strict, plugins.on_failure)
+        _record_plugin_failure(status, Phase.VALIDATE, error, sigints, plugins.strict, plugins.on_failure)
         return
     status.hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or []))
 
@@ -184,9 +218,9 @@ def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus) -> N
             if hook_name in status.hooks:
                 _call_for_plugin(manager, hook_name, plugin, register=collector.register_function(kind))
         _check_same_distribution_duplicates(plugins.registry, collector, provider)
-    except Exception as error:  # a plugin's bug inside its own hook
+    except BaseException as error:  # a plugin's bug inside its own hook
         manager.unregister(plugin)
-        _record_failure(status, Phase.REGISTER, error, plugins.strict, plugins.on_failure)
+        _record_plugin_failure(status, Phase.REGISTER, error, sigints, plugins.strict, plugins.on_failure)
         return
     for component in collector.components:
         plugins.registry.add(component)
@@ -211,16 +245,47 @@ def _check_same_distribution_duplicates(registry: Registry, collector: Component
                 )
 
 
+def _stop_if_the_user_interrupted(sigints_before: int) -> None:
+    """A SIGINT arrived since ``sigints_before``: the user pressed Ctrl-C, and the command stops."""
+    if startup.sigints_received() != sigints_before:
+        startup.stop()
+
+
+def _record_plugin_failure(
+    status: PluginStatus,
+    phase: Phase,
+    error: BaseException,
+    sigints_before: int,
+    strict: bool,
+    on_failure: Callable[[PluginStatus], None] | None,
+) -> None:
+    """Record what the plugin's code raised; unless a SIGINT came meanwhile: then it is the user's Ctrl-C."""
+    if isinstance(error, startup.Interrupted) or startup.sigints_received() != sigints_before:
+        if isinstance(error, KeyboardInterrupt | startup.Interrupted):
+            raise error
+        startup.stop()  # the plugin turned the Ctrl-C into an error of its own
+    _record_failure(status, phase, error, strict, on_failure)
+
+
+def _describe_error(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit({error.code!r}): the plugin's code called sys.exit()"
+    if isinstance(error, KeyboardInterrupt):
+        return "KeyboardInterrupt raised by the plugin's own code (no Ctrl-C was pressed)"
+    text = f"{type(error).__name__}: {error}".strip()
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def _record_failure(
     status: PluginStatus,
     phase: Phase,
-    error: Exception,
+    error: BaseException,
     strict: bool,
     on_failure: Callable[[PluginStatus], None] | None,
 ) -> None:
     status.state = PluginState.FAILED
     status.phase = phase
-    status.error = f"{type(error).__name__}: {error}".strip()
+    status.error = _describe_error(error)
     if strict:
         raise PluginError(f"{status.describe_failure()} ({STRICT_ENV} is set)") from error
     if on_failure is not None:
@@ -229,6 +294,10 @@ def _record_failure(
 
 def _warn_on_stderr(status: PluginStatus) -> None:
     print(f"ganforge: warning: {status.describe_failure()}; skipped", file=sys.stderr)
+
+
+def _warn_slow_import_on_stderr(status: PluginStatus) -> None:
+    print(f"ganforge: warning: {status.describe_slow_import()}", file=sys.stderr)
 
 
 @functools.cache

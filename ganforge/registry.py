@@ -8,7 +8,9 @@ one with ``distribution:name``.
 from __future__ import annotations
 
 import difflib
+import numbers
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,9 +18,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from ganforge import startup
 from ganforge.errors import (
     AmbiguousComponentError,
     ComponentNotFoundError,
+    FactoryError,
     ParamsError,
     RegistrationError,
     describe_validation_error,
@@ -95,8 +99,101 @@ class Component:
             ) from None
 
     def build(self, params: Mapping[str, Any] | BaseModel | None = None, *args: Any, **kwargs: Any) -> Any:
-        """Validate params, then call the factory with them and the kind's other arguments."""
-        return self.factory(self.parse_params(params), *args, **kwargs)
+        """Validate params, call the factory with them and the kind's other arguments, check what it returned.
+
+        Every build of every kind, a built-in's too, passes here: a factory that returns anything but
+        its kind's contract type (see :func:`contract_problem`), or that exits, is named with its
+        plugin before anything uses what it made.
+        """
+        parsed = self.parse_params(params)
+        with startup.counting_sigints():
+            sigints = startup.sigints_received()
+            try:
+                built = self.factory(parsed, *args, **kwargs)
+            except BaseException as error:
+                if startup.sigints_received() != sigints:  # the user's Ctrl-C, whatever the factory made of it
+                    if isinstance(error, KeyboardInterrupt | startup.Interrupted):
+                        raise
+                    startup.stop()
+                if isinstance(error, SystemExit | KeyboardInterrupt) and not isinstance(error, startup.Interrupted):
+                    raise FactoryError(
+                        f"{self.describe()}: its factory {_exit_described(error)} while building"
+                    ) from None
+                raise
+            if startup.sigints_received() != sigints:  # the factory caught the Ctrl-C and went on
+                startup.stop()
+        problem = contract_problem(self.kind, built)
+        if problem is not None:
+            raise FactoryError(f"{self.describe()}: its factory returned {problem}")
+        return built
+
+    def describe(self) -> str:
+        """The component and who provides it, for a message: ``architecture 'x' of plugin 'dist:name' (dist==1.0)``."""
+        return f"{self.kind.value} {self.name!r} of plugin {self.provider.plugin!r} ({self.provider})"
+
+
+CONTRACTS = {
+    Kind.ARCHITECTURE: "an architecture factory returns GANModels(generator, discriminator: nn.Module, latent_dim)",
+    Kind.LOSS: "a loss factory returns a GANLoss",
+    Kind.DATASET: "a dataset factory returns LoadedDataset(dataset with __len__ and __getitem__, spec: DataSpec)",
+    Kind.METRIC: "a metric factory returns a GANMetric",
+}
+
+
+def contract_problem(kind: Kind, built: Any) -> str | None:
+    """What keeps a factory's result from being its kind's contract type (ganforge/contracts.py), or None."""
+    from torch import nn
+
+    from ganforge.contracts import DataSpec, GANLoss, GANMetric, GANModels, LoadedDataset
+
+    expected = {Kind.ARCHITECTURE: GANModels, Kind.LOSS: GANLoss, Kind.DATASET: LoadedDataset, Kind.METRIC: GANMetric}
+    if not isinstance(built, expected[kind]):
+        return f"{describe_value(built)}, but {CONTRACTS[kind]} (see ganforge.contracts)"
+    if isinstance(built, GANModels):
+        for role in ("generator", "discriminator"):
+            part = getattr(built, role)
+            if not isinstance(part, nn.Module):
+                return f"GANModels whose {role} is {describe_value(part)}, not a torch.nn.Module"
+        if not _is_count(built.latent_dim):
+            return f"GANModels whose latent_dim is {describe_value(built.latent_dim)}, not a positive int"
+    if isinstance(built, LoadedDataset):
+        dataset_type = type(built.dataset)
+        if not (hasattr(dataset_type, "__len__") and hasattr(dataset_type, "__getitem__")):
+            return f"LoadedDataset whose dataset {describe_value(built.dataset)} has no __len__ and __getitem__"
+        spec = built.spec
+        if not isinstance(spec, DataSpec):
+            return f"LoadedDataset whose spec is {describe_value(spec)}, not a DataSpec"
+        shape = spec.shape
+        if not (isinstance(shape, tuple | list) and len(shape) == 3 and all(_is_count(size) for size in shape)):
+            return f"a DataSpec whose shape is {describe_value(shape)}, not three positive ints (C, H, W)"
+        if spec.num_classes is not None and not _is_count(spec.num_classes):
+            return f"a DataSpec whose num_classes is {describe_value(spec.num_classes)}, not None or a positive int"
+    return None
+
+
+def _exit_described(error: SystemExit | KeyboardInterrupt) -> str:
+    return f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else "raised KeyboardInterrupt"
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
+def describe_value(value: Any) -> str:
+    """A value's type and the start of its repr, on one line: ``tuple ('built', 8, ...)``."""
+    if value is None:
+        return "None"
+    cls = type(value)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        text = " ".join(_short.repr(value).split())
+    except Exception:  # a plugin's own __repr__ may fail
+        return name
+    return f"{name} {text}"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,15 @@ import torch
 from torch import nn
 
 from ganforge.contracts import DataSpec
-from ganforge.errors import UsageError
+from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.registry import Kind, Registry
 from ganforge.training.devices import resolve_device
 from ganforge.training.run_folder import CheckpointError, load_checkpoint
-from ganforge.training.trainer import generate
+
+# Images made by one call of the generator: the training loop's chunk, so a seed gives the same images here.
+SAMPLE_CHUNK = 500
+FLOAT_BYTES = 4
+MAX_SEED = 2**63 - 1  # the largest seed every torch generator takes as a signed 64-bit integer
 
 
 @dataclass
@@ -28,11 +33,36 @@ class CheckpointGenerator:
     spec: DataSpec
     uses_ema: bool
 
-    def sample(self, n: int, seed: int = 0, device: str = "auto") -> torch.Tensor:
-        """``n`` images in [-1, 1] as a CPU tensor ``[n, C, H, W]``; the same seed gives the same images."""
-        target = resolve_device(device)
+    def sample(self, n: int, seed: int = 0, device: str | torch.device = "auto") -> torch.Tensor:
+        """``n`` images in [-1, 1] as a CPU tensor ``[n, C, H, W]``; the same seed gives the same images.
+
+        The noise is drawn whole (drawn in parts, it would differ); the images are made a chunk at a
+        time into one tensor, so the device holds one chunk and the host never holds two copies.
+        """
+        target = device if isinstance(device, torch.device) else resolve_device(device)
         noise = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
-        return generate(self.generator.to(target), noise, target)
+        images = torch.empty(n, *self.spec.shape)
+        generator = self.generator.to(target).eval()
+        with torch.no_grad():
+            for start in range(0, n, SAMPLE_CHUNK):
+                chunk = generator(noise[start : start + SAMPLE_CHUNK].to(target))
+                expected = (min(SAMPLE_CHUNK, n - start), *self.spec.shape)
+                if tuple(chunk.shape) != expected:
+                    raise GanforgeError(
+                        f"{self.path}: its generator made images of shape {list(chunk.shape)} where its data spec "
+                        f"says {list(expected)}"
+                    )
+                images[start : start + len(chunk)] = chunk.float().cpu()
+        return images
+
+    def host_bytes(self, n: int) -> int:
+        """Memory that ``sample(n)`` takes on the host: the noise and the images, in float32."""
+        return FLOAT_BYTES * n * (self.latent_dim + math.prod(self.spec.shape))
+
+    def device_bytes(self) -> int:
+        """At least what the device holds while sampling: the weights, one chunk of noise and of images."""
+        weights = sum(tensor.numel() * tensor.element_size() for tensor in self.generator.state_dict().values())
+        return weights + FLOAT_BYTES * SAMPLE_CHUNK * (self.latent_dim + math.prod(self.spec.shape))
 
     def describe(self) -> str:
         which = "EMA generator" if self.uses_ema else "generator"
@@ -40,18 +70,42 @@ class CheckpointGenerator:
 
 
 def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> CheckpointGenerator:
+    """The generator a checkpoint holds, built from the checkpoint's own config; any mismatch names the file."""
     path = Path(path)
-    state = load_checkpoint(path)
+    state = load_checkpoint(path)  # which checks the fields read here
     model = state["config"]["model"]
     spec = DataSpec(tuple(state["data_spec"]["shape"]), state["data_spec"]["num_classes"])
     try:
         component = registry.get(Kind.ARCHITECTURE, model["name"])
     except UsageError as error:
         raise CheckpointError(f"{path} was made with architecture {model['name']!r}: {error}") from None
-    models = component.build(model["params"], spec)
+    try:
+        models = component.build(model["params"], spec)
+    except GanforgeError as error:
+        raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
     uses_ema = bool(use_ema and state.get("ema_generator"))
-    models.generator.load_state_dict(state["ema_generator"] if uses_ema else state["generator"])
+    weights = "ema_generator" if uses_ema else "generator"
+    try:
+        models.generator.load_state_dict(state[weights])
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"{path}: its {weights} weights do not fit the {component.name} architecture that its own config "
+            f"describes: {weights_mismatch(error)}"
+        ) from None
     return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema)
+
+
+def grid_bytes(n: int, spec: DataSpec) -> int:
+    """About what a PNG grid of ``n`` images takes beyond the images: float copies, the RGB grid, its bytes."""
+    padded_rgb = n * 3 * (spec.height + 2) * (spec.width + 2)
+    return 2 * FLOAT_BYTES * n * math.prod(spec.shape) + padded_rgb * (3 * FLOAT_BYTES + 2)
+
+
+def weights_mismatch(error: Exception, limit: int = 400) -> str:
+    """load_state_dict's message in one line: its first line only says that there are errors."""
+    lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
+    details = "; ".join(lines[1:] if len(lines) > 1 else lines) or first_line(str(error)) or type(error).__name__
+    return details if len(details) <= limit else details[: limit - 3] + "..."
 
 
 def sample_from_checkpoint(

@@ -7,8 +7,9 @@ import types
 from pathlib import Path
 
 from pydantic import Field
+from torch import nn
 
-from ganforge import Params, hookimpl
+from ganforge import GANModels, Params, hookimpl
 
 
 class WidthParams(Params):
@@ -17,7 +18,7 @@ class WidthParams(Params):
 
 def make_architecture(params, data):
     """A stand-in architecture factory."""
-    return ("built", params.width, data)
+    return GANModels(nn.Linear(params.width, data.channels), nn.Linear(data.channels, 1), latent_dim=params.width)
 
 
 def plugin_module(name: str, **hooks) -> types.ModuleType:

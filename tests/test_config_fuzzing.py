@@ -5,6 +5,7 @@ traceback, never another exit code.
 """
 
 import copy
+import time
 
 import pytest
 import yaml
@@ -24,6 +25,10 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
     st.sampled_from(["mlp", "dcgan", "mnist", "synthetic", "hinge", "auto", "cpu", "cuda:7", "fp16", "1e-4", ""]),
+    # At and past the bounds of what can run: int64 and seed limits, sizes beyond any machine.
+    st.sampled_from(
+        [2**63 - 1, 2**63, 2**64, -(2**63), 2**70, 65_536, 65_537, 10**9, 10**12, 1.0e12, 1.0e300, ".", "tpu"]
+    ),
 )
 values = st.recursive(
     scalars,
@@ -62,6 +67,11 @@ keys = st.sampled_from(
         "dir",
         "n_critic",
         "ema_decay",
+        "num_workers",
+        "samples",
+        "channels",
+        "generator_width",
+        "checkpoint_minutes",
     ]
 ) | st.text(min_size=1, max_size=8)
 
@@ -100,6 +110,15 @@ NASTY_YAML = [
     "\x00\x01\x02",
     "\ufeffname: bom\n",
     "a: " + "[" * 200 + "]" * 200 + "\n",
+    # Bounded reading: an alias bomb, endless aliases, duplicate keys, values Python cannot make, a huge file.
+    "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 11)),
+    "a: &a {b: *a}\n",
+    "name: a\nname: b\n",
+    "seed: " + "9" * 5000 + "\n",
+    "seed: 2001-13-45\n",
+    "name: " + "x" * 100_000 + "\n",
+    "# " + "#" * 2**20 + "\n",
 ]
 
 
@@ -135,6 +154,41 @@ def test_arbitrary_text_is_accepted_or_rejected_with_a_message(app, tmp_path_fac
 @given(data=st.binary(max_size=200))
 def test_arbitrary_bytes_are_accepted_or_rejected_with_a_message(app, tmp_path_factory, data):
     assert_accepted_or_clearly_rejected(app, tmp_path_factory.mktemp("fuzz"), data)
+
+
+def nested_aliases(levels: int, fan_out: int, leaf: str) -> str:
+    """A flow value of ``levels`` nested lists, each holding the level below once and ``fan_out - 1``
+    aliases of it: ``fan_out ** levels`` leaves once expanded, in a few hundred bytes."""
+    value = f"&x0 [{', '.join([leaf] * fan_out)}]"
+    for level in range(1, levels):
+        value = f"&x{level} [{', '.join([value] + [f'*x{level - 1}'] * (fan_out - 1))}]"
+    return value
+
+
+@st.composite
+def aliased_configs(draw):
+    """The smoke config with one value made of nested anchors and aliases: from a plain list to a bomb."""
+    levels = draw(st.integers(min_value=1, max_value=12))
+    fan_out = draw(st.integers(min_value=1, max_value=12))
+    leaf = draw(st.sampled_from(["1", "64", "lol", "{a: 1}", "[]"]))
+    path = draw(
+        st.sampled_from([("model", "params", "hidden"), ("model",), ("eval", "metrics"), ("train",), ("seed",)])
+    )
+    config = copy.deepcopy(BASE)
+    node = config
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = "ALIASED"
+    text = yaml.safe_dump(config, allow_unicode=True, width=10**6)
+    return text.replace("ALIASED", nested_aliases(levels, fan_out, leaf), 1)
+
+
+@FUZZ
+@given(text=aliased_configs())
+def test_anchors_and_aliases_of_any_size_are_handled_quickly(app, tmp_path_factory, text):
+    started = time.perf_counter()
+    assert_accepted_or_clearly_rejected(app, tmp_path_factory.mktemp("fuzz"), text)
+    assert time.perf_counter() - started < 2.0
 
 
 @pytest.mark.parametrize("text", NASTY_YAML)

@@ -34,7 +34,8 @@ def test_components_record_their_provider_and_params_defaults():
     assert (component.provider.distribution, component.provider.version) == ("good-dist", "2.3")
     assert str(component.provider) == "good-dist==2.3"
     assert component.summary == "A stand-in architecture factory."
-    assert component.build(None, DataSpec((1, 4, 4))) == ("built", 8, DataSpec((1, 4, 4)))
+    models = component.build(None, DataSpec((1, 4, 4)))
+    assert (models.latent_dim, models.generator.in_features) == (8, 8)  # the params model's default width
     assert status_of(plugins, "good").hooks == ("register_architectures",)
 
 

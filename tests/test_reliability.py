@@ -86,7 +86,9 @@ def test_a_second_sigint_stops_at_once_and_keeps_the_last_whole_checkpoint(workd
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "aborted; nothing was saved. Continue with" in stderr and "Traceback" not in stderr
+    # Nothing was saved: the advice is to start over, not a --resume that would find no checkpoint.
+    assert "holds no checkpoint yet; to start over, run the same command with --overwrite" in stderr
+    assert "--resume" not in stderr and "Traceback" not in stderr
     assert not (run_dir / "checkpoints").exists() or not list((run_dir / "checkpoints").iterdir())
 
 

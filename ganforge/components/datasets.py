@@ -12,12 +12,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, BinaryIO, Literal, cast
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, Params
 from ganforge.data_root import DATA_ENV
@@ -26,9 +26,19 @@ from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Bounds of the params, far above what fits any machine: beyond them sizes overflow inside PyTorch.
+MAX_DATASET_IMAGES = 10**9
+MAX_IMAGE_SIZE = 8192
 
 
 # --- params -------------------------------------------------------------------------------------
+
+
+def _no_nul(path: Path | None) -> Path | None:
+    """The operating system takes no NUL in a path: say so here rather than fail deep in a read."""
+    if path is not None and "\0" in str(path):
+        raise ValueError("a path cannot hold a NUL character")
+    return path
 
 
 class SplitDatasetParams(Params):
@@ -42,9 +52,12 @@ class SplitDatasetParams(Params):
     limit: int | None = Field(
         None,
         gt=0,
+        le=MAX_DATASET_IMAGES,
         description="Train on only the first N images of the split (quick experiments, tests); null = all. "
         "Evaluation still measures against the whole dataset.",
     )
+
+    _root_without_nul = field_validator("root")(_no_nul)
 
 
 DEFAULT_IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "webp", "gif")
@@ -56,15 +69,25 @@ class ImageFolderParams(Params):
         description="Directory scanned recursively for images (a relative path is relative to the current "
         "directory); default: images/ under the data root ($GANFORGE_DATA).",
     )
-    size: int = Field(64, gt=0, description="Output side length: shorter side resized to it, then center-cropped.")
+    size: int = Field(
+        64,
+        gt=0,
+        le=MAX_IMAGE_SIZE,
+        description="Output side length: shorter side resized to it, then center-cropped.",
+    )
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
-    extensions: tuple[str, ...] = Field(
-        DEFAULT_IMAGE_EXTENSIONS, min_length=1, description="File extensions counted as images (case-insensitive)."
+    extensions: tuple[Annotated[str, StringConstraints(max_length=32)], ...] = Field(
+        DEFAULT_IMAGE_EXTENSIONS,
+        min_length=1,
+        max_length=64,
+        description="File extensions counted as images (case-insensitive).",
     )
     labels_from_subfolders: bool = Field(
         True,
         description="If every image is in an immediate subfolder of path, the sorted subfolder names are the classes.",
     )
+
+    _path_without_nul = field_validator("path")(_no_nul)
 
     @field_validator("extensions")
     @classmethod
@@ -73,11 +96,27 @@ class ImageFolderParams(Params):
 
 
 class SyntheticParams(Params):
-    num_samples: int = Field(1024, gt=0, description="Number of images to generate.")
-    num_classes: int = Field(10, ge=1, description="Number of classes, each with its own pattern.")
-    channels: int = Field(1, ge=1, description="Image channels (1 grayscale, 3 RGB; classes also differ in colour).")
-    size: int = Field(28, ge=8, description="Image side length in pixels.")
-    seed: int = Field(0, description="Random seed; the same seed gives the same images.")
+    num_samples: int = Field(1024, gt=0, le=MAX_DATASET_IMAGES, description="Number of images to generate.")
+    num_classes: int = Field(10, ge=1, le=100_000, description="Number of classes, each with its own pattern.")
+    channels: int = Field(
+        1, ge=1, le=64, description="Image channels (1 grayscale, 3 RGB; classes also differ in colour)."
+    )
+    size: int = Field(28, ge=8, le=MAX_IMAGE_SIZE, description="Image side length in pixels.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same images.")
+
+    # Read by the memory check before a run (ganforge/training/preflight.py), before any image is made.
+
+    def data_spec(self) -> DataSpec:
+        """The shape and classes of the images, known without generating them."""
+        return DataSpec((self.channels, self.size, self.size), self.num_classes)
+
+    def loading_bytes(self) -> int:
+        """The most memory loading takes: the uint8 images and int64 labels kept, and while one chunk is
+        rendered its float pixels, noise and clamped copy."""
+        pixels = self.channels * self.size * self.size
+        kept = self.num_samples * (pixels + 8)
+        rendering = min(self.num_samples, SYNTHETIC_CHUNK) * pixels * 4 * 3
+        return kept + rendering
 
 
 # --- IDX files (MNIST, Fashion-MNIST) -----------------------------------------------------------
@@ -85,6 +124,8 @@ class SyntheticParams(Params):
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 2**31  # of data in one IDX file: MNIST's 60,000 training images take 47 MB
+IDX_READ_CHUNK = 2**20  # what one read may allocate before it knows how much is there
 IDX_FILE_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -92,37 +133,66 @@ IDX_FILE_STEMS = {
 
 
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
-    """Read an IDX file of unsigned bytes (gzipped or not) into an array of the dimensions it declares."""
-    raw = _read_possibly_gzipped(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: file is truncated ({len(raw)} bytes, no IDX header)")
-    magic = int.from_bytes(raw[:4], "big")
+    """Read an IDX file of unsigned bytes (gzipped or not) into an array of the dimensions it declares.
+
+    The header comes first, and no more than it declares is ever read or unpacked, plus one byte to
+    see that the file ends there: a gzip bomb (a small file that unpacks to far more than its
+    header says) is refused after reading what the header promised, and a header that declares
+    more than ``MAX_IDX_BYTES`` is refused before any of the data is read.
+    """
+    try:
+        with _open_possibly_gzipped(path) as stream:
+            return _read_idx_stream(stream, path, expected_magic)
+    except (OSError, EOFError, zlib.error) as error:  # unreadable, a damaged or truncated gzip stream
+        raise DataError(f"{path}: cannot read the file: {error}") from None
+
+
+def _read_idx_stream(stream: BinaryIO, path: Path, expected_magic: int) -> np.ndarray:
+    magic_bytes = stream.read(4)
+    if len(magic_bytes) < 4:
+        raise DataError(f"{path}: file is truncated ({len(magic_bytes)} bytes, no IDX header)")
+    magic = int.from_bytes(magic_bytes, "big")
     if magic != expected_magic:
         raise DataError(
             f"{path}: not an IDX file of the expected kind: magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
         )
     ndim = expected_magic & 0xFF
     header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise DataError(f"{path}: file is truncated inside its header ({len(raw)} of {header_size} bytes)")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected_size = header_size + math.prod(dims)
-    if len(raw) != expected_size:
-        problem = "truncated" if len(raw) < expected_size else "longer than its header says"
+    dims_bytes = stream.read(4 * ndim)
+    if len(dims_bytes) < 4 * ndim:
+        raise DataError(f"{path}: file is truncated inside its header ({4 + len(dims_bytes)} of {header_size} bytes)")
+    dims = tuple(int.from_bytes(dims_bytes[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    data_size = math.prod(dims)
+    expected_size = header_size + data_size
+    if data_size > MAX_IDX_BYTES:
         raise DataError(
-            f"{path}: file is {problem}: header declares dimensions {dims}, "
-            f"which need {expected_size} bytes, but the file has {len(raw)}"
+            f"{path}: header declares dimensions {dims}, {data_size:,} bytes of data, more than the "
+            f"{MAX_IDX_BYTES:,} bytes ganforge reads from one IDX file: the file is damaged or not such a dataset"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims).copy()
+    data = bytearray()  # grows with what actually arrives, not with what the header claims
+    while len(data) < data_size:
+        chunk = stream.read(min(IDX_READ_CHUNK, data_size - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) < data_size:
+        raise DataError(
+            f"{path}: file is truncated: header declares dimensions {dims}, "
+            f"which need {expected_size} bytes, but the file has {header_size + len(data)}"
+        )
+    if stream.read(1):
+        raise DataError(
+            f"{path}: file is longer than its header says: header declares dimensions {dims}, "
+            f"which need {expected_size} bytes, and more follows (not read further)"
+        )
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
-def _read_possibly_gzipped(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-        # Decide by content, not by name: a ".gz" may have been unpacked in place, and vice versa.
-        return gzip.decompress(raw) if raw.startswith(GZIP_MAGIC) else raw
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read the file: {error}") from None
+def _open_possibly_gzipped(path: Path) -> BinaryIO:
+    # Decide by content, not by name: a ".gz" may have been unpacked in place, and vice versa.
+    with path.open("rb") as probe:
+        gzipped = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    return cast(BinaryIO, gzip.open(path, "rb")) if gzipped else path.open("rb")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ganforge.contracts import FeatureSet, GANMetric, Goal, NoParams, Params
+from ganforge.contracts import FeatureSet, GANMetric, Goal, NoParams, Params, SampleNeeds
 from ganforge.errors import UsageError
 from ganforge.evaluation import maths
 from ganforge.hookspecs import hookimpl
@@ -25,6 +25,9 @@ class FrechetDistance(GANMetric):
 
     def __init__(self, params: NoParams) -> None:
         self.params = params
+
+    def sample_needs(self) -> SampleNeeds:
+        return SampleNeeds(2, 2, "a covariance needs two images of each set")
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
         mean_generated, cov_generated = maths.feature_statistics(generated.features)
@@ -46,6 +49,10 @@ class KernelDistance(GANMetric):
 
     def __init__(self, params: KIDParams) -> None:
         self.params = params
+
+    def sample_needs(self) -> SampleNeeds:
+        # subset_size is capped at the smaller set, so it asks for no more than the unbiased estimate does.
+        return SampleNeeds(2, 2, "the unbiased estimate needs two images of each set")
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
         mean, std = maths.kernel_inception_distance(
@@ -88,6 +95,10 @@ class PrecisionRecall(GANMetric):
 
     def __init__(self, params: PrecisionRecallParams) -> None:
         self.params = params
+
+    def sample_needs(self) -> SampleNeeds:
+        k = self.params.k
+        return SampleNeeds(k + 1, k + 1, f"each image's radius is the distance to its k-th nearest other image, k={k}")
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
         precision, recall = maths.precision_recall(generated.features, real.features, k=self.params.k)

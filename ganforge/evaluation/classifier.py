@@ -14,14 +14,14 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from ganforge.contracts import DataSpec, FeatureSet, to_signed_unit
-from ganforge.errors import GanforgeError, UsageError
+from ganforge.errors import GanforgeError, UsageError, first_line, quote
 from ganforge.evaluation.domain import Domain, ImageSet
 from ganforge.files import write_atomically
 
@@ -109,15 +109,10 @@ def domain_classifier(
     """The cached classifier for this domain, trained first if there is none."""
     recipe = recipe or ClassifierRecipe()
     log = log or (lambda message: None)
-    if not domain.labelled:
-        raise UsageError(
-            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it, and "
-            "evaluation needs one (Inception features are not supported yet); for an image folder, put each "
-            "class in a subfolder"
-        )
+    check_labelled(domain)
     path = cache_path(domain, recipe, cache_dir)
     if path.is_file():
-        module, record = _load(path, domain.spec)
+        module, record = _load(path, domain)
     else:
         log(f"training the domain classifier for {domain.dataset} (once; cached as {path})")
         module = train_classifier(domain, recipe, device, log)
@@ -133,8 +128,21 @@ def domain_classifier(
             "tested_on": domain.held_out.description,
             "test_accuracy": accuracy,
         }
-        _save(path, module, record, domain.spec)
+        try:
+            _save(path, module, record, domain.spec)
+        except OSError as error:  # the scores do not need the cache; the next evaluation trains it again
+            log(f"warning: cannot cache the domain classifier as {path}: {error.strerror or error}")
     return FeatureNetwork(module, {**record, "file": str(path)}, device)
+
+
+def check_labelled(domain: Domain) -> None:
+    """A domain classifier learns the dataset's classes: a dataset without labels cannot have one."""
+    if not domain.labelled:
+        raise UsageError(
+            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it, and "
+            "evaluation needs one (Inception features are not supported yet); for an image folder, put each "
+            "class in a subfolder"
+        )
 
 
 def train_classifier(
@@ -203,14 +211,57 @@ def _save(path: Path, module: nn.Module, record: dict[str, Any], spec: DataSpec)
     write_atomically(path, lambda stream: torch.save(payload, stream))
 
 
-def _load(path: Path, spec: DataSpec) -> tuple[DomainClassifier, dict[str, Any]]:
+class FeatureNetworkRecord(BaseModel):
+    """What a cached classifier's file says about it: printed and stored beside every score it gives."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    feature_network: Literal["domain_classifier"]
+    architecture: str
+    dataset: str
+    dataset_params: dict[str, Any]
+    recipe: dict[str, Any]
+    trained_on: str
+    tested_on: str
+    test_accuracy: float = Field(ge=0, le=1)
+
+
+def _load(path: Path, domain: Domain) -> tuple[DomainClassifier, dict[str, Any]]:
+    start_over = "Delete the file and ganforge trains it again."
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        module = DomainClassifier(spec)
+        if not isinstance(payload, dict):
+            raise TypeError(f"it holds a {type(payload).__name__}, not a classifier's weights and record")
+        module = DomainClassifier(domain.spec)
         module.load_state_dict(payload["state_dict"])
     except Exception as error:  # truncated or from another version: say so, and how to start over
         raise FeatureNetworkError(
-            f"cannot use the cached domain classifier {path}: {type(error).__name__}: {error}. "
-            "Delete the file and ganforge trains it again."
+            f"cannot use the cached domain classifier {path}: {type(error).__name__}: {first_line(str(error))}. "
+            f"{start_over}"
         ) from None
-    return module.eval(), payload["record"]
+    if "record" not in payload:
+        raise FeatureNetworkError(
+            f"cannot use the cached domain classifier {path}: it has no record of how it was trained. {start_over}"
+        )
+    try:
+        record = FeatureNetworkRecord.model_validate(payload["record"])
+    except ValidationError as error:
+        missing = [".".join(map(str, e["loc"])) for e in error.errors() if e["type"] == "missing"]
+        wrong = [
+            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg'].split(' or instance of ')[0]} "
+            f"(given: {quote(e.get('input'))})"
+            for e in error.errors()
+            if e["type"] != "missing"
+        ]
+        problems = "; ".join(([f"no {', '.join(missing)}"] if missing else []) + wrong)
+        raise FeatureNetworkError(
+            f"cannot use the cached domain classifier {path}: its record is damaged: {problems}. {start_over}"
+        ) from None
+    # The file's name is a digest of both: a record that disagrees was not written with this file.
+    for field, expected in (("architecture", ARCHITECTURE), ("dataset", domain.dataset)):
+        if getattr(record, field) != expected:
+            raise FeatureNetworkError(
+                f"cannot use the cached domain classifier {path}: its record names {field} "
+                f"{getattr(record, field)!r}, where {expected!r} is evaluated. {start_over}"
+            )
+    return module.eval(), record.model_dump()

@@ -5,10 +5,16 @@ has one). The floor is the same metrics between ``n`` training images and that r
 a perfect generator (one that reproduces the training data) would score, shown beside every
 model score. Every image set is quantised to 8 bits first, as real images are, so a float
 generator is not told apart by precision the data never had.
+
+Before anything is scored (and before a classifier is trained) every count is checked against
+what each metric says it needs (``GANMetric.sample_needs``), and images that are NaN or infinite
+are refused: they would be quantised to arbitrary pixels and scored as if they were images.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,19 +24,37 @@ import torch
 
 from ganforge.config import Chosen
 from ganforge.contracts import DataSpec, GANMetric, Goal
-from ganforge.errors import UsageError
-from ganforge.evaluation.classifier import FeatureNetwork, domain_classifier
+from ganforge.errors import GanforgeError, UsageError, first_line
+from ganforge.evaluation.classifier import FEATURE_DIM, FeatureNetwork, check_labelled, domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
+from ganforge.memory import check_memory
 from ganforge.registry import Kind, Registry
 
 DEFAULT_SAMPLES = 10_000
 FLOOR_SEED = 1  # the training images of the floor; the reference draws with seed 0
+QUANTISE_CHUNK = 1000  # images converted to 8 bits at a time: one float copy of a chunk, never of the whole set
+SCORING_BYTES_PER_IMAGE = FEATURE_DIM * 4 + 4 * 1024  # features, and a row of precision/recall's distance chunks
+ACCEPTED_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+SAMPLE_DTYPES = "uint8 pixels, or float16/bfloat16/float32/float64 values"
 
 
 def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chosen]:
     """Metrics by name (default: every installed metric), each with its default params."""
     components = [registry.get(Kind.METRIC, name) for name in names] if names else registry.components(Kind.METRIC)
     return [Chosen(component, component.parse_params({})) for component in components]
+
+
+def check_sample_needs(metrics: Sequence[Chosen], *, generated: int, real: int, counted: str) -> None:
+    """Refuse counts below what a metric needs; ``counted`` says where the counts come from, for the message."""
+    for chosen in metrics:
+        shortfall = chosen.build().sample_needs().shortfall(generated, real)
+        if shortfall is not None:
+            raise UsageError(f"{counted}: metric {chosen.component.name} needs {shortfall}")
+
+
+def scoring_bytes(count: int, spec: DataSpec) -> int:
+    """About what scoring ``count`` images takes on the host: 8-bit pixels, features, class probabilities."""
+    return count * (math.prod(spec.shape) + SCORING_BYTES_PER_IMAGE + 8 * (spec.num_classes or 0))
 
 
 class Evaluation:
@@ -48,6 +72,7 @@ class Evaluation:
         self.metrics: list[tuple[Chosen, GANMetric]] = [(chosen, chosen.build()) for chosen in metrics]
         self.samples = samples
         self._check_value_names()
+        check_reference_sizes(domain, metrics, samples)
         self.reference = domain.held_out.subset(samples, seed=0)
         self.reference_features = network.extract(self.reference)
         self._floor: dict[str, float] | None = None
@@ -74,10 +99,21 @@ class Evaluation:
                 f"images of shape {tuple(images.images.shape[1:])} cannot be compared with "
                 f"{self.domain.dataset}, whose images are {tuple(self.spec.shape)}"
             )
+        metrics = [chosen for chosen, _ in self.metrics]
+        check_sample_needs(metrics, generated=len(images), real=len(self.reference), counted=images.description)
         features = self.network.extract(images)
         values: dict[str, float] = {}
-        for _, metric in self.metrics:
-            values.update(metric.compute(features, self.reference_features))
+        for chosen, metric in self.metrics:
+            try:
+                values.update(metric.compute(features, self.reference_features))
+            except GanforgeError:
+                raise
+            except Exception as error:  # a metric's own failure is named, never a traceback
+                raise GanforgeError(
+                    f"metric {chosen.component.qualified_name} ({chosen.component.provider}) failed on "
+                    f"{len(images)} generated and {len(self.reference)} real images: "
+                    f"{type(error).__name__}: {first_line(str(error))}"
+                ) from None
         return values
 
     def floor(self) -> dict[str, float]:
@@ -103,6 +139,13 @@ class Evaluation:
         }
 
 
+def check_reference_sizes(domain: Domain, metrics: Sequence[Chosen], samples: int) -> None:
+    """The held-out reference and the floor's training images are enough for every metric."""
+    reference, train = min(samples, len(domain.held_out)), min(samples, len(domain.train))
+    counted = f"{domain.dataset} gives {len(domain.held_out)} held-out and {len(domain.train)} training images"
+    check_sample_needs(metrics, generated=train, real=reference, counted=counted)
+
+
 def prepare_evaluation(
     data: Chosen,
     metrics: Sequence[Chosen],
@@ -113,64 +156,159 @@ def prepare_evaluation(
     cache_dir: Path,
     log: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """The domain of a dataset (train and held-out images), its classifier (trained if not cached), the metrics."""
+    """The domain of a dataset (train and held-out images), its classifier (trained if not cached), the metrics.
+
+    The counts are checked against every metric's needs first: before the data is read or a classifier trained.
+    """
+    check_sample_needs(metrics, generated=samples, real=samples, counted=f"eval.samples {samples}")
     domain = load_domain(data.component, data.params, data_root)
+    return evaluate_domain(domain, metrics, samples=samples, device=device, cache_dir=cache_dir, log=log)
+
+
+def evaluate_domain(
+    domain: Domain,
+    metrics: Sequence[Chosen],
+    *,
+    samples: int,
+    device: torch.device,
+    cache_dir: Path,
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """An evaluation over a domain already loaded: its classifier (trained if not cached) and the metrics."""
+    check_labelled(domain)
+    check_reference_sizes(domain, metrics, samples)
     network = domain_classifier(domain, device, cache_dir, log=log)
     return Evaluation(domain, network, metrics, samples)
 
 
 def generated_images(images: torch.Tensor, description: str) -> ImageSet:
-    """Generator output in [-1, 1] as 8-bit images, as the real ones are."""
-    return ImageSet(to_uint8(images), None, description)
+    """Generator output in [-1, 1] as 8-bit images, as the real ones are; NaN or infinity is refused."""
+    bad_values, bad_images = non_finite(images)
+    if bad_values:
+        raise GanforgeError(
+            f"{description}: {bad_values:,} values in {bad_images:,} of the {len(images):,} images are NaN or "
+            "infinite, so they cannot be scored (did the generator diverge?)"
+        )
+    return ImageSet(quantised(images), None, description)
 
 
-def read_samples(path: Path, spec: DataSpec) -> tuple[ImageSet, str]:
+def quantised(images: torch.Tensor, unit: bool = False) -> torch.Tensor:
+    """Float images in [-1, 1] (in [0, 1] with ``unit``) to uint8 pixels, a chunk at a time."""
+    pixels = torch.empty(images.shape, dtype=torch.uint8)
+    for start in range(0, len(images), QUANTISE_CHUNK):
+        chunk = images[start : start + QUANTISE_CHUNK]
+        pixels[start : start + QUANTISE_CHUNK] = to_uint8(chunk.float() * 2 - 1 if unit else chunk)
+    return pixels
+
+
+def non_finite(images: torch.Tensor) -> tuple[int, int]:
+    """How many values are NaN or infinite, and in how many images; (0, 0) for integer pixels."""
+    if not images.dtype.is_floating_point:
+        return 0, 0
+    values = images_hit = 0
+    for chunk in images.split(QUANTISE_CHUNK):
+        bad = ~torch.isfinite(chunk.reshape(len(chunk), -1))
+        values += int(bad.sum())
+        images_hit += int(bad.any(dim=1).sum())
+    return values, images_hit
+
+
+def read_samples(path: Path, spec: DataSpec, limit: int | None = None) -> tuple[ImageSet, str]:
     """Images made by any program: a .pt or .npy array [N, C, H, W] (or [N, H, W], or channels last).
 
-    uint8 is taken as pixels; floats with negative values as [-1, 1], other floats as [0, 1].
+    uint8 is taken as pixels; floats with negative values as [-1, 1], other floats as [0, 1]. Only
+    the first ``limit`` images are read: the file is memory-mapped, so the rest never enters memory.
     """
     suffix = path.suffix.lower()
     if suffix not in (".pt", ".npy"):
         raise UsageError(f"--samples {path}: use a .pt (torch.save of a tensor) or .npy (numpy.save) file")
     if not path.is_file():
         raise UsageError(f"--samples {path}: no such file")
-    try:
-        if suffix == ".pt":
-            array = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            array = torch.from_numpy(np.load(path, allow_pickle=False))
-    except Exception as error:
-        raise UsageError(f"--samples {path}: cannot read it: {type(error).__name__}: {error}") from None
-    if not isinstance(array, torch.Tensor):
-        raise UsageError(f"--samples {path}: holds a {type(array).__name__}, expected one tensor of images")
-    images = _to_channels_first(array, spec, path)
+    mapped = _open_mapped(path) if suffix == ".pt" else _open_mapped_numpy(path)
+    shape = tuple(mapped.shape)
+    if len(shape) == 0 or shape[0] == 0:
+        raise UsageError(f"--samples {path}: holds no images (an array of shape {list(shape)})")
+    layout = _layout(shape, spec, path)
+    total = shape[0]
+    count = total if limit is None else min(limit, total)
+    # The images read, their 8-bit copy and their features: weighed before anything is read.
+    check_memory(
+        f"--samples {path}: reading {count:,} images",
+        count * math.prod(spec.shape) * mapped.itemsize + scoring_bytes(count, spec),
+        advice="read fewer with --n",
+    )
+    if isinstance(mapped, np.ndarray):  # a copy of the slice alone, in this machine's byte order
+        images = torch.from_numpy(np.array(mapped[:count], dtype=mapped.dtype.newbyteorder("="), order="C", copy=True))
+    else:
+        images = mapped[:count].clone()
+    images = layout(images)
+    described = f"{count} images from {path}" if count == total else f"the first {count} of {total} images in {path}"
     if images.dtype == torch.uint8:
-        return ImageSet(images, None, f"{len(images)} images from {path}"), "uint8"
-    if not images.dtype.is_floating_point:
-        raise UsageError(f"--samples {path}: dtype {images.dtype}; expected uint8 or float images")
-    images = images.float()
+        return ImageSet(images, None, described), "uint8"
+    bad_values, bad_images = non_finite(images)
+    if bad_values:
+        raise UsageError(
+            f"--samples {path}: {bad_values:,} values in {bad_images:,} of the {count:,} images read are NaN or "
+            "infinite; only finite images can be scored"
+        )
     low, high = float(images.min()), float(images.max())
     if low < 0:
         if low < -1.001 or high > 1.001:
             raise UsageError(f"--samples {path}: values in [{low:.3f}, {high:.3f}]; expected [-1, 1] or [0, 1]")
-        value_range = "[-1, 1]"
-    else:
-        if high > 1.001:
-            raise UsageError(
-                f"--samples {path}: float values up to {high:.3f}; expected [0, 1] or [-1, 1] floats, or uint8"
-            )
-        images, value_range = images * 2 - 1, "[0, 1]"
-    return ImageSet(to_uint8(images), None, f"{len(images)} images from {path}"), value_range
+        return ImageSet(quantised(images), None, described), "[-1, 1]"
+    if high > 1.001:
+        raise UsageError(
+            f"--samples {path}: float values up to {high:.3f}; expected [0, 1] or [-1, 1] floats, or uint8"
+        )
+    return ImageSet(quantised(images, unit=True), None, described), "[0, 1]"
 
 
-def _to_channels_first(array: torch.Tensor, spec: DataSpec, path: Path) -> torch.Tensor:
-    shape = tuple(array.shape)
+def _open_mapped(path: Path) -> torch.Tensor:
+    """The tensor a .pt file holds, its storage mapped from the file rather than read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about sparse tensors, which are refused below
+            try:
+                value = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as error:
+                if "mmap" not in str(error):
+                    raise
+                value = torch.load(path, map_location="cpu", weights_only=True)  # torch's legacy, unzipped format
+    except Exception as error:
+        raise UsageError(
+            f"--samples {path}: cannot read it: {type(error).__name__}: {first_line(str(error))}"
+        ) from None
+    if not isinstance(value, torch.Tensor):
+        raise UsageError(f"--samples {path}: holds a {type(value).__name__}, expected one tensor of images")
+    if value.layout != torch.strided or value.is_quantized or value.is_nested:
+        kind = "quantized" if value.is_quantized else "nested" if value.is_nested else str(value.layout)
+        raise UsageError(f"--samples {path}: holds a {kind} tensor; expected a dense tensor of {SAMPLE_DTYPES}")
+    if value.dtype != torch.uint8 and value.dtype not in ACCEPTED_FLOATS:
+        raise UsageError(f"--samples {path}: dtype {value.dtype}; expected {SAMPLE_DTYPES}")
+    return value
+
+
+def _open_mapped_numpy(path: Path) -> np.ndarray:
+    """The array a .npy file holds, mapped from the file rather than read."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:
+        raise UsageError(
+            f"--samples {path}: cannot read it: {type(error).__name__}: {first_line(str(error))}"
+        ) from None
+    if (array.dtype.kind, array.dtype.itemsize) not in (("u", 1), ("f", 2), ("f", 4), ("f", 8)):
+        raise UsageError(f"--samples {path}: dtype {array.dtype}; expected {SAMPLE_DTYPES}")
+    return array
+
+
+def _layout(shape: tuple[int, ...], spec: DataSpec, path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How to turn images of this shape into [N, C, H, W]; checked on the shape alone, before reading."""
     if shape[1:] == tuple(spec.shape):
-        return array
+        return lambda images: images
     if spec.channels == 1 and shape[1:] == spec.shape[1:]:
-        return array.unsqueeze(1)
-    if array.dim() == 4 and shape[1:] == (spec.height, spec.width, spec.channels):
-        return array.permute(0, 3, 1, 2).contiguous()
+        return lambda images: images.unsqueeze(1)
+    if len(shape) == 4 and shape[1:] == (spec.height, spec.width, spec.channels):
+        return lambda images: images.permute(0, 3, 1, 2).contiguous()
     raise UsageError(
         f"--samples {path}: images of shape {shape}; the dataset's images are {tuple(spec.shape)}, so expected "
         f"[N, {', '.join(str(d) for d in spec.shape)}] (or channels last)"

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import torch
 
-from ganforge.errors import UsageError
+from ganforge.config import DEVICES_ACCEPTED
+from ganforge.errors import UsageError, quote
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist here."""
+def resolve_device(name: str, *, option: str = "train.device") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist here.
+
+    ``option`` names the setting the device came from in messages: ``train.device`` for a run,
+    ``--device`` for a command's option.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    given = quote(name)
     try:
         device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"train.device: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"{option}: {given} is not a device; use {DEVICES_ACCEPTED}") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"{option}: {given} is not supported; use {DEVICES_ACCEPTED}")
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise UsageError(f"train.device: {name!r} asked for, but this machine has no usable CUDA GPU")
+            raise UsageError(f"{option}: {given} asked for, but this machine has no usable CUDA GPU")
         if device.index is not None and device.index >= count:
-            raise UsageError(f"train.device: {name!r} asked for, but this machine has {count} CUDA GPU(s)")
+            raise UsageError(f"{option}: {given} asked for, but this machine has {count} CUDA GPU(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"train.device: {name!r} asked for, but MPS is not available here")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"train.device: {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(f"{option}: {given} asked for, but MPS is not available here")
     return device
 
 

@@ -1,8 +1,10 @@
 """Everything a run writes: resolved config, metrics.jsonl, sample grids, checkpoints, the plot.
 
-Files that must never be half-written (checkpoints, the config, a rewritten metrics file) go to a
-temporary file in the same folder, are fsynced, then renamed over the old one: a crash leaves
-either the old file or the new one, never a broken one.
+Every file but metrics.jsonl goes to a temporary file in the same folder, is fsynced, then renamed
+over the old one: a crash leaves either the old file or the new one, never a broken one; a line of
+metrics.jsonl is appended whole or not at all. One process at a time writes a run folder (it holds
+an OS lock on a file in it), nothing is written or deleted through a symbolic link in it, and
+--overwrite removes only what a run writes, from a folder a run made.
 """
 
 from __future__ import annotations
@@ -11,18 +13,36 @@ import json
 import math
 import os
 import pickle
+import re
+import reprlib
 import shutil
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from PIL import Image
 from torchvision.utils import save_image
 
 from ganforge.errors import DataError, GanforgeError, UsageError, first_line
-from ganforge.files import write_atomically
+from ganforge.files import (
+    FolderBusyError,
+    FolderLock,
+    WriteFailedError,
+    append_whole,
+    busy_message,
+    describe_write_failure,
+    is_cwd_or_above,
+    is_disk_full,
+    lock_holder,
+    refuse_links,
+    remove_inside,
+    write_atomically,
+)
+from ganforge.training.checkpoint_fields import malformed_fields
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -32,15 +52,18 @@ class CheckpointError(GanforgeError):
     """A checkpoint that cannot be read or is not a ganforge checkpoint."""
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+def save_checkpoint(state: dict[str, Any], path: Path, *, inside: Path | None = None) -> None:
+    """Write a checkpoint whole or not at all; with ``inside`` (its run folder), never through a link in it."""
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
     # torch.load notices a cut-off file but not flipped bytes inside a tensor: a checksum does.
     payload["checksum"] = checksum(payload)
     try:
-        write_atomically(path, lambda stream: torch.save(payload, stream))
+        write_atomically(path, lambda stream: torch.save(payload, stream), inside=inside)
     except OSError as error:  # a full disk, a folder gone: the previous checkpoint is still whole
         kept = f"; the previous {path.name} is kept" if path.exists() else ""
-        raise CheckpointError(f"cannot save checkpoint {path}: {error.strerror or error}{kept}") from None
+        then = f"; free some space, then continue with: ganforge run --resume {inside}" if inside else ""
+        message = f"cannot save checkpoint {path}: {describe_write_failure(path, error)}{kept}"
+        raise CheckpointError(message + (then if is_disk_full(error) else "")) from None
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
@@ -68,6 +91,9 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     saved_checksum = state.pop("checksum", None)
     if saved_checksum is not None and saved_checksum != checksum(state):
         raise CheckpointError(f"{path} is damaged: its contents do not match the checksum saved with them")
+    problem = malformed_fields(state)
+    if problem is not None:
+        raise CheckpointError(f"{path} is not a usable ganforge checkpoint: {problem}")
     return state
 
 
@@ -95,7 +121,7 @@ def load_newest_good_checkpoint(folder: RunFolder) -> tuple[dict[str, Any], Path
 
     Also returns the path loaded and the problems met on the way (empty when last.pt was fine).
     """
-    candidates = [folder.checkpoint_path(), *sorted(folder.checkpoints.glob("epoch_*.pt"), reverse=True)]
+    candidates = [folder.checkpoint_path(), *folder.epoch_checkpoints_newest_first()]
     problems: list[str] = []
     for path in candidates:
         try:
@@ -105,16 +131,60 @@ def load_newest_good_checkpoint(folder: RunFolder) -> tuple[dict[str, Any], Path
     raise CheckpointError("no checkpoint to resume from:\n  " + "\n  ".join(problems))
 
 
-def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> None:
-    """Images in [-1, 1] as one PNG grid (10 columns for 100 images)."""
+def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, *, inside: Path | None = None) -> None:
+    """Images in [-1, 1] as one image grid (10 columns for 100 images), written whole or not at all."""
     columns = columns or math.ceil(math.sqrt(images.shape[0]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=columns, padding=2)
+    grid = images.detach().float().cpu().add(1).div(2).clamp(0, 1)
+    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    write_atomically(
+        path,
+        lambda stream: save_image(grid, stream, nrow=columns, padding=2, format=image_format),
+        inside=inside,
+    )
+
+
+def metrics_record_problem(record: Any) -> str | None:
+    """What keeps a JSON value from being a metrics.jsonl record; None for a record."""
+    if not isinstance(record, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(record), "a number")
+        return f"it is {kind}, not an object"
+    for key, kind in (("event", str), ("epoch", int), ("step", int)):
+        if key not in record:
+            return f'it has no "{key}"'
+        value = record[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            wanted = "a string" if kind is str else "a whole number >= 0"
+            return f'its "{key}" is {reprlib.repr(value)}, not {wanted}'
+    return None
+
+
+# What ganforge writes in a run folder, and nothing else: --overwrite removes these and refuses the rest.
+MARKER_NAME = ".ganforge-run"
+LOCK_NAME = ".ganforge-lock"
+MARKER = {"format": "ganforge-run-folder", "version": 1}
+TOP_FILES = frozenset({"config.yaml", "metrics.jsonl", "plot.png", MARKER_NAME, LOCK_NAME})
+TOP_TEMPORARY = re.compile(r"\.(?:config\.yaml|metrics\.jsonl|plot\.png|\.ganforge-run)\..+\.tmp")
+SUBFOLDER_FILES = {
+    "samples": re.compile(r"\.?(?:real|epoch_\d+)\.png(?:\..+\.tmp)?"),
+    "checkpoints": re.compile(r"\.?(?:last|best|epoch_\d+)\.pt(?:\..+\.tmp)?"),
+    "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
+}
+EPOCH_CHECKPOINT = re.compile(r"epoch_(\d+)\.pt")
+LISTED_FOREIGN = 8  # foreign entries named in a refusal; the rest are counted
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class RunFolder:
+    """A run's folder: what it holds, and the lock that keeps one process at a time writing it.
+
+    Every write and delete goes through here, and none goes through a symbolic link inside the
+    folder (the folder itself may be one).
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.lock: FolderLock | None = None
+        self.records_written = 0  # lines in metrics.jsonl; a checkpoint records it, and a resume cuts back to it
 
     @property
     def config_path(self) -> Path:
@@ -137,11 +207,28 @@ class RunFolder:
         return self.path / "plot.png"
 
     @property
+    def marker_path(self) -> Path:
+        return self.path / MARKER_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_NAME
+
+    @property
     def best_checkpoint_path(self) -> Path:
         return self.checkpoints / "best.pt"
 
     def checkpoint_path(self, epoch: int | None = None) -> Path:
         return self.checkpoints / ("last.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
+
+    def epoch_checkpoints_newest_first(self) -> list[Path]:
+        """The kept epoch_NNNN.pt, by epoch number (epoch_10000.pt is newer than epoch_9999.pt)."""
+        numbered = []
+        for path in self.checkpoints.glob("epoch_*.pt"):
+            match = EPOCH_CHECKPOINT.fullmatch(path.name)
+            if match:
+                numbered.append((int(match.group(1)), path))
+        return [path for _, path in sorted(numbered, reverse=True)]
 
     def check_room(self, checkpoint_bytes: int) -> None:
         """Before training: the folder can be made here, and its disk has room to save a checkpoint."""
@@ -158,53 +245,225 @@ class RunFolder:
                 f"checkpoint of about {checkpoint_bytes / 2**20:.1f} MiB needs twice that"
             )
 
+    # -- owning the folder ------------------------------------------------------------------
+
     def create(self, overwrite: bool) -> None:
-        """Make a fresh folder; an existing non-empty one is an error unless ``overwrite``."""
-        if self.path.exists() and any(self.path.iterdir()):
-            if not overwrite:
-                raise UsageError(
-                    f"run folder {self.path} already exists; pass --overwrite to replace it, "
-                    f"--resume {self.path} to continue it, or --set name=... for a new one"
-                )
-            shutil.rmtree(self.path)
+        """Make a fresh folder and lock it for this process.
+
+        An existing one that holds anything is refused, unless ``overwrite``; then only a folder
+        that ganforge made, and only its files are removed: anything else is refused with nothing
+        touched. The lock is taken before anything is removed or written, and the folder checked
+        again under it: of two runs starting into one folder at once, the second is refused.
+        """
+        if is_cwd_or_above(self.path):
+            raise UsageError(
+                f"run folder {self.path} is the current directory or a folder above it; a run needs a folder of its "
+                "own: set output.dir or name"
+            )
+        if self.path.is_symlink() and not self.path.exists():
+            raise UsageError(f"cannot create run folder {self.path}: it is a link to {os.readlink(self.path)}, gone")
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"cannot create run folder {self.path}: it is a file")
+        if self._entries():
+            self._check_may_replace(overwrite)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"cannot create run folder {self.path}: {error.strerror or error}") from None
+        self._lock()
+        try:
+            leftover = self._entries()
+            if leftover:  # another run may have written here between the check and the lock
+                self._check_may_replace(overwrite)
+                for name in leftover:
+                    remove_inside(self.path, self.path / name)
+            self.records_written = 0
+            with self._reporting_failures(self.marker_path):
+                text = json.dumps(MARKER).encode()
+                write_atomically(self.marker_path, lambda stream: stream.write(text), inside=self.path)
+        except BaseException:
+            self.release()
+            raise
+
+    def open_for_resume(self) -> None:
+        """Lock the folder for this process, before anything in it is read or cleared, and check it for links."""
+        if not self.path.is_dir():
+            raise UsageError(f"--resume {self.path}: no such run folder")
+        self._lock()
+        try:
+            self.check_no_links()
+            if not self.marker_path.exists():  # a folder from before the marker: it is a run folder all the same
+                text = json.dumps(MARKER).encode()
+                with self._reporting_failures(self.marker_path):
+                    write_atomically(self.marker_path, lambda stream: stream.write(text), inside=self.path)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _lock(self) -> None:
+        self.lock = FolderLock.acquire(self.lock_path, f"run folder {self.path}")
+
+    def check_no_links(self) -> None:
+        """Any symbolic link among the files ganforge reads, writes or deletes is refused, naming it."""
+        for name in sorted(TOP_FILES | set(SUBFOLDER_FILES)):
+            path = self.path / name
+            refuse_links(self.path, path)
+            if name in SUBFOLDER_FILES and path.is_dir():
+                for inside in sorted(path.iterdir()):
+                    refuse_links(self.path, inside)
+        for leftover in self.path.glob(".*.tmp"):
+            refuse_links(self.path, leftover)
+
+    def _entries(self) -> list[str]:
+        """What the folder holds, but the lock file (which stays for good: see FolderLock)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(name for name in os.listdir(self.path) if name != LOCK_NAME)
+
+    def _check_may_replace(self, overwrite: bool) -> None:
+        holder = None if self.lock is not None else lock_holder(self.lock_path)
+        if holder is not None:
+            raise FolderBusyError(busy_message(f"run folder {self.path}", self.lock_path, holder))
+        if not overwrite:
+            raise UsageError(
+                f"run folder {self.path} already exists; pass --overwrite to replace it, "
+                f"--resume {self.path} to continue it, or --set name=... for a new one"
+            )
+        if not self._made_by_ganforge():
+            raise UsageError(
+                f"--overwrite: {self.path} is not a ganforge run folder (it has no {MARKER_NAME} and not the layout "
+                "of one); ganforge replaces only run folders it made. Nothing was touched: set output.dir or name "
+                "to a new folder"
+            )
+        foreign = self.foreign_entries()
+        if foreign:
+            listed = ", ".join(foreign[:LISTED_FOREIGN])
+            more = f" and {len(foreign) - LISTED_FOREIGN} more" if len(foreign) > LISTED_FOREIGN else ""
+            raise UsageError(
+                f"--overwrite: run folder {self.path} holds files that ganforge did not write: {listed}{more}. "
+                "ganforge replaces only its own files; nothing was touched: move those away, or set output.dir "
+                "or name to a new folder"
+            )
+
+    def foreign_entries(self) -> list[str]:
+        """What the folder holds that a run does not write (links included, whatever they are named)."""
+        foreign = []
+        for entry in sorted(os.scandir(self.path), key=lambda entry: entry.name):
+            if entry.is_symlink():
+                foreign.append(f"{entry.name} (a symbolic link)")
+            elif entry.name in SUBFOLDER_FILES and entry.is_dir(follow_symlinks=False):
+                pattern = SUBFOLDER_FILES[entry.name]
+                for inner in sorted(os.scandir(entry.path), key=lambda inner: inner.name):
+                    ours = inner.is_file(follow_symlinks=False) and pattern.fullmatch(inner.name)
+                    if not ours:
+                        link = " (a symbolic link)" if inner.is_symlink() else ""
+                        foreign.append(f"{entry.name}/{inner.name}{link}")
+            elif not (
+                entry.is_file(follow_symlinks=False)
+                and (entry.name in TOP_FILES or TOP_TEMPORARY.fullmatch(entry.name))
+            ):
+                foreign.append(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""))
+        return foreign
+
+    def _made_by_ganforge(self) -> bool:
+        """The marker a run writes, or (a folder from before the marker) a resolved run config."""
+        if self._file_holds(self.marker_path, _is_marker):
+            return True
+        return self._file_holds(self.config_path, _is_resolved_run_config)
+
+    @staticmethod
+    def _file_holds(path: Path, test: Any) -> bool:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
+            return False
+        try:
+            return bool(test(path.read_text()))
+        except (OSError, ValueError, yaml.YAMLError):
+            return False
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _reporting_failures(self, path: Path) -> Iterator[None]:
+        """A failed write (a full disk, above all) as a message saying what, why and where, without a traceback."""
+        try:
+            yield
+        except OSError as error:
+            then = f"; free some space, then continue with: ganforge run --resume {self.path}"
+            message = f"cannot write {path}: {describe_write_failure(path, error)}"
+            raise WriteFailedError(message + (then if is_disk_full(error) else "")) from None
 
     def write_config(self, config: dict[str, Any]) -> None:
         text = yaml.safe_dump(config, sort_keys=False).encode()
-        write_atomically(self.config_path, lambda stream: stream.write(text))
+        with self._reporting_failures(self.config_path):
+            write_atomically(self.config_path, lambda stream: stream.write(text), inside=self.path)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with self.metrics_path.open("a") as stream:
-            stream.write(json.dumps(record) + "\n")
+        """One line, whole: a write that fails (a full disk) leaves the file as it was."""
+        with self._reporting_failures(self.metrics_path):
+            append_whole(self.metrics_path, (json.dumps(record) + "\n").encode(), inside=self.path)
+        self.records_written += 1
+
+    def save_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        """A checkpoint that also records how many lines metrics.jsonl held when it was saved."""
+        save_checkpoint({**state, "metrics_records": self.records_written}, path, inside=self.path)
+
+    def save_samples(self, images: torch.Tensor, name: str) -> None:
+        path = self.samples / name
+        with self._reporting_failures(path):
+            save_grid(images, path, columns=10, inside=self.path)
 
     def read_metrics(self) -> Iterator[dict[str, Any]]:
-        """The logged records; a last line cut short (the process was killed while appending it) is left out."""
+        """The logged records; a last line cut short (the process was killed while appending it) is left out.
+
+        A line that is not a record (not JSON, or JSON that is not an object with an event, epoch
+        and step) is a DataError naming the file and the line.
+        """
         if not self.metrics_path.exists():
             return
-        with self.metrics_path.open() as stream:
+        if not self.metrics_path.is_file():
+            raise DataError(f"{self.metrics_path} is not a file")
+        with self.metrics_path.open(encoding="utf-8", errors="replace") as stream:
             for number, line in enumerate(stream, start=1):
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     if line.endswith("\n"):  # a whole line that is not JSON: damage, not a cut-off write
                         raise DataError(f"{self.metrics_path}, line {number}, is not a JSON record") from None
+                    continue
+                problem = metrics_record_problem(record)
+                if problem is not None:
+                    raise DataError(f"{self.metrics_path}, line {number}, is not a metrics record: {problem}")
+                yield record
 
     def clear_unfinished_writes(self) -> None:
-        """Remove the temporary files of writes that a killed process left unfinished."""
-        for folder in (self.path, self.checkpoints):
+        """Remove the temporary files of writes that a killed process left unfinished; never through a link."""
+        for folder in (self.path, self.checkpoints, self.samples):
+            refuse_links(self.path, folder)
+            if not folder.is_dir():
+                continue
             for leftover in folder.glob(".*.tmp"):
-                leftover.unlink(missing_ok=True)
+                remove_inside(self.path, leftover)
 
-    def drop_metrics_after(self, step: int) -> None:
-        """On resume: forget lines logged after the checkpoint, since those steps run again."""
-        kept = [record for record in self.read_metrics() if record["step"] <= step]
+    def drop_metrics_after(self, step: int, records: int | None = None) -> None:
+        """On resume: forget lines logged after the checkpoint was saved, since those steps run again.
+
+        A checkpoint records how many lines there were (``records``): exactly those are kept. One
+        saved before it did is cut at its step, which keeps an epoch's line logged after a
+        checkpoint at the epoch's last step.
+        """
+        logged = list(self.read_metrics())
+        kept = logged[:records] if records is not None else [record for record in logged if record["step"] <= step]
         text = "".join(json.dumps(record) + "\n" for record in kept).encode()
-        write_atomically(self.metrics_path, lambda stream: stream.write(text))
+        with self._reporting_failures(self.metrics_path):
+            write_atomically(self.metrics_path, lambda stream: stream.write(text), inside=self.path)
+        self.records_written = len(kept)
 
     def plot(self) -> None:
         """Loss curves and D's outputs over the run's steps, as one PNG."""
@@ -219,14 +478,44 @@ class RunFolder:
         steps = [r["step"] for r in records]
         figure, (losses, outputs) = plt.subplots(1, 2, figsize=(11, 4))
         for key in ("d_loss", "g_loss"):
-            losses.plot(steps, [r[key] for r in records], label=key)
+            losses.plot(steps, [_plotted(r.get(key)) for r in records], label=key)
         losses.set(title="losses", xlabel="step")
         for key in ("D(x)", "D(G(z))"):
-            outputs.plot(steps, [r[key] for r in records], label=key)
+            outputs.plot(steps, [_plotted(r.get(key)) for r in records], label=key)
         outputs.set(title="discriminator outputs", xlabel="step")
         for axes in (losses, outputs):
             axes.legend()
             axes.grid(alpha=0.3)
         figure.tight_layout()
-        figure.savefig(self.plot_path, dpi=100)
-        plt.close(figure)
+        try:
+            with self._reporting_failures(self.plot_path):
+                write_atomically(
+                    self.plot_path, lambda stream: figure.savefig(stream, format="png", dpi=100), inside=self.path
+                )
+        finally:
+            plt.close(figure)
+
+
+def _plotted(value: Any) -> float:
+    """A logged value as a point; a missing or non-finite one (logged as null) leaves a gap."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def _is_marker(text: str) -> bool:
+    marker = json.loads(text)
+    return isinstance(marker, dict) and marker.get("format") == MARKER["format"]
+
+
+def _is_resolved_run_config(text: str) -> bool:
+    config = yaml.safe_load(text)
+    return isinstance(config, dict) and {"name", "data", "model", "train"} <= config.keys()
+
+
+def checkpoint_metrics_records(state: dict[str, Any], path: Path | None) -> int | None:
+    """How many lines metrics.jsonl held when the checkpoint was saved; None for one saved before that was kept."""
+    records = state.get("metrics_records")
+    if records is None:
+        return None
+    if not isinstance(records, int) or isinstance(records, bool) or records < 0:
+        raise CheckpointError(f"{path}: metrics_records is {reprlib.repr(records)}, not a count of lines")
+    return records

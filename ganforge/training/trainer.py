@@ -24,17 +24,19 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ganforge import __version__
+from ganforge import __version__, startup
 from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
+from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.interruption import RunInterrupted, StopRequest, stop_signals
-from ganforge.training.run_folder import RunFolder, load_newest_good_checkpoint, save_checkpoint, save_grid
+from ganforge.training.preflight import check_memory
+from ganforge.training.run_folder import RunFolder, checkpoint_metrics_records, load_newest_good_checkpoint
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
@@ -97,7 +99,9 @@ class Components:
 
 
 def build_components(run: ResolvedRun, device: torch.device) -> Components:
+    check_memory(run, device)  # the dataset, where its params tell its size
     data = run.data.build(default_data_root())
+    check_memory(run, device, data)  # the models, estimated on the meta device
     models = run.model.build(data.spec)
     return Components(
         data=data,
@@ -328,8 +332,8 @@ class Trainer:
         self.discriminator.load_state_dict(state["discriminator"])
         if self.ema_generator is not None:
             self.ema_generator.load_state_dict(state["ema_generator"] or state["generator"])
-        self.optimizer_g.load_state_dict(state["optimizer_generator"])
-        self.optimizer_d.load_state_dict(state["optimizer_discriminator"])
+        load_optimizer_state(self.optimizer_g, state["optimizer_generator"], "generator")
+        load_optimizer_state(self.optimizer_d, state["optimizer_discriminator"], "discriminator")
         scalers = state.get("grad_scalers") or {}
         for scaler, saved in ((self.scaler_g, scalers.get("generator")), (self.scaler_d, scalers.get("discriminator"))):
             if scaler is not None and saved:  # a checkpoint from an fp32 run starts fp16's scale afresh
@@ -343,9 +347,11 @@ class Trainer:
         if self.use_tensorboard and self.is_main:
             self.tensorboard = TensorBoardLog(self.folder.path / "tensorboard")
         if self.epoch == 0 and self.is_main:
-            save_grid(self.real_grid, self.folder.samples / "real.png", columns=10)
+            self.folder.save_samples(self.real_grid, "real.png")
             if self.tensorboard is not None:
                 self.tensorboard.grid("samples/real", self.real_grid, 0)
+        # A Ctrl-C during set-up that some code caught and dropped: stop before training, not after it.
+        startup.stop_if_interrupted()
         self.reporter.start(self.epoch, train.epochs, len(self.batches), self.epoch_step)
         try:
             # In a launch, Ctrl-C comes from the terminal and again from torchrun: one request.
@@ -428,7 +434,7 @@ class Trainer:
         self._check_weights_finite()
         state = self.checkpoint_state()
         if state is not None:
-            save_checkpoint(state, self.folder.checkpoint_path())
+            self.folder.save_checkpoint(state, self.folder.checkpoint_path())
         self._saved()
 
     def _saved(self) -> None:
@@ -564,7 +570,7 @@ class Trainer:
             return
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
             samples = self.sample(self.fixed_noise)
-            save_grid(samples, self.folder.samples / f"epoch_{self.epoch:04d}.png", columns=10)
+            self.folder.save_samples(samples, f"epoch_{self.epoch:04d}.png")
             if self.tensorboard is not None:
                 self.tensorboard.grid("samples/generated", samples, self.step)
         evaluations = self.config.eval.every
@@ -574,10 +580,10 @@ class Trainer:
         state = self.checkpoint_state()
         assert state is not None
         if train.checkpoint_every and self.epoch % train.checkpoint_every == 0:
-            save_checkpoint(state, self.folder.checkpoint_path(self.epoch))
+            self.folder.save_checkpoint(state, self.folder.checkpoint_path(self.epoch))
         if improved:
-            save_checkpoint(state, self.folder.best_checkpoint_path)
-        save_checkpoint(state, self.folder.checkpoint_path())
+            self.folder.save_checkpoint(state, self.folder.best_checkpoint_path)
+        self.folder.save_checkpoint(state, self.folder.checkpoint_path())
         self._saved()
 
     # -- evaluation --------------------------------------------------------------------------
@@ -681,14 +687,21 @@ def start_run(
     reporter: Reporter | None = None,
     processes: Processes | None = None,
 ) -> Trainer:
-    """Everything that can fail on bad input (data, device, shapes) fails before the folder exists."""
+    """Everything that can fail on bad input (data, device, shapes) fails before the folder exists.
+
+    Rank 0 alone makes and writes the folder, and holds its lock until the run ends.
+    """
     folder = RunFolder(run.config.run_dir())
     trainer = Trainer(run, folder, reporter, processes)
-    if trainer.is_main:
-        folder.check_room(trainer.checkpoint_bytes())
-        folder.create(overwrite)
-        folder.write_config(trainer.resolved_config)
-    trainer.fit()
+    try:
+        if trainer.is_main:
+            folder.check_room(trainer.checkpoint_bytes())
+            with startup.interrupts_deferred():  # a Ctrl-C waits: a folder half replaced could not be overwritten
+                folder.create(overwrite)
+                folder.write_config(trainer.resolved_config)
+        trainer.fit()
+    finally:
+        folder.release()
     return trainer
 
 
@@ -697,28 +710,36 @@ def resume_run(
 ) -> Trainer:
     """Continue from ``run_dir/checkpoints/last.pt`` with the run's config (plus any overrides).
 
-    Rank 0 reads the checkpoint and hands it to the other processes, which need no run folder.
+    Rank 0 locks the folder before it reads or clears anything in it, reads the checkpoint and
+    hands it to the other processes, which need no run folder.
     """
     folder = RunFolder(run_dir)
     main = processes is None or processes.is_main
-    state, path, problems = load_newest_good_checkpoint(folder) if main else (None, None, [])
-    trainer = Trainer(run, folder, reporter, processes)
-    for problem in problems:
-        trainer.reporter.note(f"warning: {problem}")
-    if problems:
-        trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
-    state = trainer.processes.from_main(state)
     try:
-        trainer.load_state(state)
-    except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
-        raise UsageError(
-            f"{path or 'the checkpoint'} does not fit the config being resumed (was model, data or optim "
-            f"changed with --set?): {first_line(str(error))}"
-        ) from None
-    if trainer.is_main:
-        folder.clear_unfinished_writes()
-        folder.check_room(trainer.checkpoint_bytes())
-        folder.drop_metrics_after(trainer.step)
-        folder.write_config(trainer.resolved_config)
-    trainer.fit()
+        if main:
+            folder.open_for_resume()
+        state, path, problems = load_newest_good_checkpoint(folder) if main else (None, None, [])
+        metrics_records = checkpoint_metrics_records(state, path) if state is not None else None
+        trainer = Trainer(run, folder, reporter, processes)
+        for problem in problems:
+            trainer.reporter.note(f"warning: {problem}")
+        if problems:
+            trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
+        state = trainer.processes.from_main(state)
+        try:
+            trainer.load_state(state)
+        except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
+            raise UsageError(
+                f"{path or 'the checkpoint'} does not fit the config being resumed (was model, data or optim "
+                f"changed with --set?): {first_line(str(error))}"
+            ) from None
+        if trainer.is_main:
+            folder.clear_unfinished_writes()
+            folder.check_room(trainer.checkpoint_bytes())
+            with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
+                folder.drop_metrics_after(trainer.step, records=metrics_records)
+                folder.write_config(trainer.resolved_config)
+        trainer.fit()
+    finally:
+        folder.release()
     return trainer

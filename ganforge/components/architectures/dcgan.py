@@ -15,6 +15,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
+from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
 from ganforge.contracts import DataSpec, GANModels, Params
 from ganforge.errors import ParamsError
 
@@ -23,16 +24,23 @@ INIT_STD = 0.02
 
 
 class DCGANParams(Params):
-    latent_dim: int = Field(default=100, gt=0, description="Size of the noise vector z the generator reads.")
-    generator_channels: list[int] | None = Field(
+    latent_dim: int = Field(
+        default=100, gt=0, le=MAX_LATENT_DIM, description="Size of the noise vector z the generator reads."
+    )
+    generator_channels: list[Width] | None = Field(
         default=None,
+        max_length=MAX_LAYERS,
         description=(
             "Generator channels from the base projection to the last upsampling block: one entry per doubling of "
-            "the image size, plus one with generator_output 'conv'. None: halving per level down to generator_width."
+            f"the image size, plus one with generator_output 'conv'; each 1 to {MAX_WIDTH}. None: halving per level "
+            "down to generator_width."
         ),
     )
     generator_width: int = Field(
-        default=64, gt=0, description="Channels of the generator's last block when generator_channels is None."
+        default=64,
+        gt=0,
+        le=MAX_WIDTH,
+        description="Channels of the generator's last block when generator_channels is None.",
     )
     generator_norm: Literal["batch", "none"] = Field(
         default="batch", description="Normalisation after the projection and each upsampling block of the generator."
@@ -48,17 +56,24 @@ class DCGANParams(Params):
         ),
     )
     output_kernel_size: int = Field(
-        default=7, gt=0, description="Kernel size (odd) of the output Conv2d; used only with generator_output 'conv'."
+        default=7,
+        gt=0,
+        le=63,
+        description="Kernel size (odd) of the output Conv2d; used only with generator_output 'conv'.",
     )
-    discriminator_channels: list[int] | None = Field(
+    discriminator_channels: list[Width] | None = Field(
         default=None,
+        max_length=MAX_LAYERS,
         description=(
-            "Channels of the discriminator's stride-2 convolutions, one per halving of the image size. "
-            "None: discriminator_width doubling per level."
+            "Channels of the discriminator's stride-2 convolutions, one per halving of the image size; each 1 to "
+            f"{MAX_WIDTH}. None: discriminator_width doubling per level."
         ),
     )
     discriminator_width: int = Field(
-        default=64, gt=0, description="Channels of the discriminator's first conv when discriminator_channels is None."
+        default=64,
+        gt=0,
+        le=MAX_WIDTH,
+        description="Channels of the discriminator's first conv when discriminator_channels is None.",
     )
     discriminator_kernel_size: int = Field(
         default=4, ge=2, le=7, description="Kernel size of the discriminator's stride-2 convolutions."
@@ -83,13 +98,6 @@ class DCGANParams(Params):
             "'default': PyTorch's own initialisation."
         ),
     )
-
-    @field_validator("generator_channels", "discriminator_channels")
-    @classmethod
-    def _positive_widths(cls, widths: list[int] | None) -> list[int] | None:
-        if widths is not None and any(width <= 0 for width in widths):
-            raise ValueError("every width must be a positive integer")
-        return widths
 
     @field_validator("output_kernel_size")
     @classmethod

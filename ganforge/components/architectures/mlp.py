@@ -5,18 +5,23 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
+from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
 from ganforge.contracts import DataSpec, GANModels, Params
 
 
 class MLPParams(Params):
-    latent_dim: int = Field(default=64, gt=0, description="Size of the noise vector z the generator reads.")
-    hidden: list[int] = Field(
+    latent_dim: int = Field(
+        default=64, gt=0, le=MAX_LATENT_DIM, description="Size of the noise vector z the generator reads."
+    )
+    hidden: list[Width] = Field(
         default=[256, 256],
         min_length=1,
-        description="Widths of the hidden layers: the generator uses them in this order, the discriminator reversed.",
+        max_length=MAX_LAYERS,
+        description=f"Widths of the hidden layers (each 1 to {MAX_WIDTH}, at most {MAX_LAYERS} layers): the "
+        "generator uses them in this order, the discriminator reversed.",
     )
     leaky_slope: float = Field(
         default=0.2, ge=0.0, lt=1.0, description="Negative slope of the discriminator's LeakyReLU activations."
@@ -27,13 +32,6 @@ class MLPParams(Params):
         lt=1.0,
         description="Dropout probability after each hidden activation of the discriminator; 0 = no dropout.",
     )
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, widths: list[int]) -> list[int]:
-        if any(width <= 0 for width in widths):
-            raise ValueError("every width must be a positive integer")
-        return widths
 
 
 class MLPGenerator(nn.Module):

@@ -1,0 +1,194 @@
+"""What a run will need of this machine's memory, checked before anything large is allocated.
+
+The models are built once on PyTorch's meta device, which records every shape and allocates
+nothing, so their size is known for any architecture, a third party's too; a factory that cannot
+build there is simply not estimated. A dataset's params model may say, before loading, what images
+it yields (``data_spec()``) and the most memory loading takes (``loading_bytes()``); the built-in
+synthetic dataset does. The estimates leave out activations, so they are lower bounds: a run they
+refuse could never have fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganforge.config import ResolvedRun
+from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
+from ganforge.errors import GanforgeError, UsageError
+from ganforge.memory import available_bytes, device_free_bytes, readable_bytes
+from ganforge.training.devices import resolve_device
+
+FLOAT32_BYTES = 4
+OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments
+
+
+@dataclass(frozen=True)
+class Need:
+    """Memory one part of a run holds at once: on the host, and on a CUDA GPU it trains on (the CPU
+    and Apple's GPU share the host's memory)."""
+
+    what: str
+    settings: str  # where the config sets its size
+    host: int = 0
+    gpu: int = 0
+
+
+def check_memory(run: ResolvedRun, device: torch.device, data: LoadedDataset | None = None) -> None:
+    """Refuse a run whose dataset or models cannot fit here, with the estimate, before they are allocated.
+
+    Called twice by the trainer: before the dataset is loaded (``data`` None: the dataset, where its
+    params tell), and after, before the models are built (the models, evaluation's buffers and the
+    dataset's copy on a GPU).
+    """
+    if data is None:
+        needs = [need for need in (dataset_need(run),) if need is not None]
+    else:
+        needs = models_needs(run, data.spec, device)
+        needs += [need for need in (dataset_copy_need(run, data, device),) if need is not None]
+    problem = shortfall(needs, device)
+    if problem is not None:
+        raise UsageError(problem)
+
+
+def machine_warnings(run: ResolvedRun) -> list[str]:
+    """What ``ganforge run`` would refuse on this machine in a valid config: a device it lacks, too
+    little memory. ``ganforge validate`` prints them as warnings: a config is often written on one
+    machine and run on another. A mistake in the config itself found on the way (an architecture
+    that cannot take the dataset's images) is raised."""
+    warnings = []
+    try:
+        device = resolve_device(run.config.train.device)
+    except UsageError as error:
+        warnings.append(f"{error}; `ganforge run` would refuse this config on this machine")
+        device = None
+    needs = [need for need in (dataset_need(run),) if need is not None]
+    spec = known_data_spec(run)
+    if spec is not None:
+        # Built even without the device, for the mistakes it finds; counted only with it.
+        models = models_needs(run, spec, device or torch.device("cpu"))
+        if device is not None:
+            needs += models
+    problem = shortfall(needs, device or torch.device("cpu"))
+    if problem is not None:
+        warnings.append(f"{problem}; `ganforge run` would refuse this config on this machine")
+    return warnings
+
+
+# -- estimates -----------------------------------------------------------------------------------
+
+
+def known_data_spec(run: ResolvedRun) -> DataSpec | None:
+    tell = getattr(run.data.params, "data_spec", None)
+    return _asked(tell, DataSpec)
+
+
+def dataset_need(run: ResolvedRun) -> Need | None:
+    tell = getattr(run.data.params, "loading_bytes", None)
+    size = _asked(tell, int)
+    if size is None:
+        return None
+    return Need(f"the dataset {run.data.component.name} while it loads", "data.params", host=size)
+
+
+def dataset_copy_need(run: ResolvedRun, data: LoadedDataset, device: torch.device) -> Need | None:
+    """A dataset held in memory is copied whole to a GPU, where batches are drawn."""
+    if device.type == "cpu" or not isinstance(data.dataset, ImageTensorDataset):
+        return None
+    dataset = data.dataset
+    size = dataset.images.nbytes + dataset.labels.nbytes
+    what = f"the dataset {run.data.component.name} on {device}"
+    return Need(what, "data.params", gpu=size) if device.type == "cuda" else Need(what, "data.params", host=size)
+
+
+def models_needs(run: ResolvedRun, spec: DataSpec, device: torch.device) -> list[Need]:
+    """The generator's and discriminator's weights, gradients and Adam's state (and an EMA copy of G);
+    with evaluation during training, its noise and generated images too.
+
+    The architecture is built on the meta device, which allocates nothing; where it cannot be built
+    there, nothing is estimated. A GanforgeError from the factory (params that cannot take this data)
+    is raised: the real build would raise it too.
+    """
+    try:
+        with torch.device("meta"):
+            models = run.model.build(spec)
+        generator, discriminator = models.generator, models.discriminator
+        weights = _tensor_bytes(generator) + _tensor_bytes(discriminator)
+        trainable = _trainable_bytes(generator) + _trainable_bytes(discriminator)
+        parameters = _count(generator) + _count(discriminator)
+        latent_dim = int(models.latent_dim)
+        ema = _tensor_bytes(generator) if run.config.train.ema_decay is not None else 0
+    except GanforgeError:
+        raise
+    except Exception:  # this factory does something the meta device cannot: no estimate, as before
+        return []
+    what = (
+        f"the models ({parameters:,} parameters, with gradients and Adam's state"
+        f"{' and an EMA copy of G' if ema else ''})"
+    )
+    training = weights + OPTIMIZER_COPIES * trainable + ema
+    if device.type == "cuda":  # built on the host, then moved
+        needs = [Need(what, "model.params", host=weights, gpu=training)]
+    else:
+        needs = [Need(what, "model.params", host=training)]
+    evaluation = run.config.eval
+    if evaluation.every:  # the fixed evaluation noise, and the images generated from it, on the host
+        images = evaluation.samples * (latent_dim + spec.channels * spec.height * spec.width) * FLOAT32_BYTES
+        needs.append(Need(f"evaluation's {evaluation.samples:,} generated images", "eval.samples", host=images))
+    return needs
+
+
+def _asked(method: object, kind: type) -> object | None:
+    """The answer of an optional estimate method of a params model, or None where it has none or fails."""
+    if not callable(method):
+        return None
+    try:
+        answer = method()
+    except Exception:  # a third party's estimate that fails is no estimate
+        return None
+    return answer if isinstance(answer, kind) else None
+
+
+def _tensor_bytes(module: nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+def _trainable_bytes(module: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# -- what this machine has -----------------------------------------------------------------------
+
+
+def shortfall(needs: list[Need], device: torch.device) -> str | None:
+    """A message when the needs exceed what the host or the GPU has free; None when they fit or
+    when what is free cannot be read here."""
+    places = [("host", "host memory", available_bytes())]
+    if device.type == "cuda":
+        places.append(("gpu", f"{device} memory", _device_free_bytes(device)))
+    for side, place, available in places:
+        parts = [need for need in needs if getattr(need, side)]
+        needed = sum(getattr(need, side) for need in parts)
+        if available is None or needed <= available:
+            continue
+        described = "; ".join(f"{need.what}: {readable_bytes(getattr(need, side))}" for need in parts)
+        settings = " or ".join(dict.fromkeys(need.settings for need in parts))
+        return (
+            f"not enough memory: this run needs at least {readable_bytes(needed)} of {place} before any activations "
+            f"({described}), but {readable_bytes(available)} is available; make it smaller ({settings})"
+        )
+    return None
+
+
+def _device_free_bytes(device: torch.device) -> int | None:
+    try:
+        return device_free_bytes(device)
+    except Exception:  # a driver that cannot be asked: no estimate
+        return None
