@@ -75,10 +75,10 @@ def test_time_to_quality_trains_and_prints_the_fid_curve():
 
 def test_time_to_quality_reads_a_finished_run(tmp_path):
     records = [
-        {"event": "epoch", "epoch": 1, "seconds": 2.0},
-        {"event": "eval", "epoch": 1, "fid": 30.0, "seconds": 1.0},
-        {"event": "epoch", "epoch": 2, "seconds": 2.5},
-        {"event": "eval", "epoch": 2, "fid": 12.0, "seconds": 1.0},
+        {"event": "epoch", "epoch": 1, "step": 10, "seconds": 2.0},
+        {"event": "eval", "epoch": 1, "step": 10, "fid": 30.0, "seconds": 1.0},
+        {"event": "epoch", "epoch": 2, "step": 20, "seconds": 2.5},
+        {"event": "eval", "epoch": 2, "step": 20, "fid": 12.0, "seconds": 1.0},
     ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     output = script("time_to_quality.py", "--run-dir", tmp_path, "--target", 20)
