@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from ganforge import __version__, startup
 from ganforge.config import apply_overrides, json_schema, load_config, parse_overrides
+from ganforge.contracts import MAX_SEED
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import ConfigError, GanforgeError, UsageError
 from ganforge.evaluation.domain import load_domain
@@ -37,7 +38,7 @@ from ganforge.memory import check_memory
 from ganforge.outputs import check_output_file, reported_write_failure
 from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
-from ganforge.sampling import MAX_SEED, grid_bytes, load_generator
+from ganforge.sampling import grid_bytes, load_generator
 from ganforge.startup import Interrupted
 from ganforge.testing import CHECKS, CheckResult, check_component
 from ganforge.training.devices import resolve_device

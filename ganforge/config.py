@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from ganforge.contracts import MAX_SEED
 from ganforge.errors import ConfigError, ParamsError, UsageError, describe_validation_error, quote, shorten
 from ganforge.registry import Component, Kind, Registry
 
@@ -27,7 +28,6 @@ DEFAULT_RUNS_DIR = Path("runs")
 MAX_CONFIG_BYTES = 2**20
 MAX_CONFIG_VALUES = 10_000  # every value of the file, each use of an alias counting all it stands for
 MAX_CONFIG_DEPTH = 50  # collections inside collections
-MAX_SEED = 2**63 - 1  # the largest seed torch.manual_seed takes that is also a valid int64
 MAX_NAME_LENGTH = 100
 MAX_PATH_LENGTH = 4096
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 from torch.utils.data import Dataset
 
+# The largest seed every torch generator takes (a signed 64-bit integer): configs, datasets and commands.
+MAX_SEED = 2**63 - 1
+
 
 class Params(BaseModel):
     """Base for component params models: unknown keys are errors, values are immutable."""

@@ -19,7 +19,6 @@ from ganforge.training.run_folder import CheckpointError, load_checkpoint
 # Images made by one call of the generator: the training loop's chunk, so a seed gives the same images here.
 SAMPLE_CHUNK = 500
 FLOAT_BYTES = 4
-MAX_SEED = 2**63 - 1  # the largest seed every torch generator takes as a signed 64-bit integer
 
 
 @dataclass

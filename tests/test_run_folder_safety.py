@@ -233,6 +233,15 @@ def ganforge_command(*args):
     return [sys.executable, "-m", "ganforge", "run", *args, "--quiet"]
 
 
+def assert_the_second_was_refused(winner, winner_code, winner_err, loser_code, loser_err, run_dir):
+    """The loser of a race exits 2 naming the winner's pid; the winner's metrics hold each record once."""
+    assert loser_code == 2, loser_err
+    assert f"is in use by another ganforge process (pid {winner.pid}, which holds" in " ".join(loser_err.split())
+    assert "Traceback" not in loser_err + winner_err
+    assert winner_code in (0, 130), winner_err
+    assert_each_record_once(run_dir)
+
+
 @pytest.mark.slow
 def test_two_runs_into_one_fresh_folder_at_once_the_second_is_always_refused(workdir):
     long_run = ["--set", "train.epochs=1000"]
@@ -243,11 +252,7 @@ def test_two_runs_into_one_fresh_folder_at_once_the_second_is_always_refused(wor
         (winner, winner_code, winner_err), (_, loser_code, loser_err) = race(
             [command, command], workdir, run_dir, lambda run_dir=run_dir: logged_lines(run_dir) >= 2
         )
-        assert loser_code == 2, loser_err
-        assert f"is in use by another ganforge process (pid {winner.pid}, which holds" in " ".join(loser_err.split())
-        assert "Traceback" not in loser_err + winner_err
-        assert winner_code in (0, 130), winner_err
-        assert_each_record_once(run_dir)
+        assert_the_second_was_refused(winner, winner_code, winner_err, loser_code, loser_err, run_dir)
         refusals += 1
     print(f"two runs at once into one fresh folder: second refused {refusals}/10, metrics.jsonl intact 10/10")
 
@@ -264,11 +269,7 @@ def test_two_resumes_of_one_folder_at_once_the_second_is_always_refused(app, wor
         (winner, winner_code, winner_err), (_, loser_code, loser_err) = race(
             [command, command], workdir, run_dir, lambda run_dir=run_dir, before=before: logged_lines(run_dir) > before
         )
-        assert loser_code == 2, loser_err
-        assert f"is in use by another ganforge process (pid {winner.pid}, which holds" in " ".join(loser_err.split())
-        assert "Traceback" not in loser_err + winner_err
-        assert winner_code in (0, 130), winner_err
-        assert_each_record_once(run_dir)
+        assert_the_second_was_refused(winner, winner_code, winner_err, loser_code, loser_err, run_dir)
         refusals += 1
     print(f"two resumes at once of one folder: second refused {refusals}/10, metrics.jsonl intact 10/10")
 

@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageOps
 from pydantic import Field, StringConstraints, field_validator
 
-from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, Params
+from ganforge.contracts import MAX_SEED, DataSpec, ImageTensorDataset, LoadedDataset, Params
 from ganforge.data_root import DATA_ENV
 from ganforge.errors import DataError, DatasetNotFoundError
 from ganforge.hookspecs import hookimpl
@@ -102,7 +102,7 @@ class SyntheticParams(Params):
         1, ge=1, le=64, description="Image channels (1 grayscale, 3 RGB; classes also differ in colour)."
     )
     size: int = Field(28, ge=8, le=MAX_IMAGE_SIZE, description="Image side length in pixels.")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same images.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed; the same seed gives the same images.")
 
     # Read by the memory check before a run (ganforge/training/preflight.py), before any image is made.
 
