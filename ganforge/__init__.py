@@ -1,4 +1,10 @@
-"""ganforge: a plugin-based framework for training GANs on PyTorch."""
+"""ganforge: a plugin-based framework for training GANs on PyTorch.
+
+What a plugin author needs is importable from here: ``hookimpl`` and the ``Register`` each hook
+receives, the contracts a component obeys (contracts.py states every convention), the penalties a
+loss may add, and the errors a factory raises for bad params. ``ganforge.testing`` holds the
+contract-test kit.
+"""
 
 # ruff: noqa: E402 (the guard comes first, so that a Ctrl-C while torch imports ends the command cleanly too)
 from ganforge.startup import guard_command_line
@@ -7,6 +13,7 @@ guard_command_line()
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ganforge.components.penalties import gradient_penalty, r1_penalty
 from ganforge.contracts import (
     DataSpec,
     FeatureSet,
@@ -20,9 +27,9 @@ from ganforge.contracts import (
     Params,
     SampleNeeds,
 )
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, ParamsError, UsageError
 from ganforge.hookspecs import hookimpl
-from ganforge.registry import Component, Kind, Registry
+from ganforge.registry import Component, Kind, Register, Registry
 
 try:
     __version__ = version("ganforge")
@@ -43,8 +50,13 @@ __all__ = [
     "LoadedDataset",
     "NoParams",
     "Params",
+    "ParamsError",
+    "Register",
     "Registry",
     "SampleNeeds",
+    "UsageError",
     "__version__",
+    "gradient_penalty",
     "hookimpl",
+    "r1_penalty",
 ]

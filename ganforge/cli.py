@@ -18,9 +18,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ganforge import __version__, startup
+from ganforge.checkpoint import CheckpointError
 from ganforge.config import apply_overrides, json_schema, load_config, parse_overrides
 from ganforge.contracts import MAX_SEED
 from ganforge.data_root import default_cache_dir, default_data_root
+from ganforge.devices import resolve_device
 from ganforge.errors import ConfigError, GanforgeError, UsageError
 from ganforge.evaluation.domain import load_domain
 from ganforge.evaluation.protocol import (
@@ -34,14 +36,14 @@ from ganforge.evaluation.protocol import (
     scoring_bytes,
 )
 from ganforge.files import write_atomically
+from ganforge.generation import load_generator
+from ganforge.grids import grid_bytes, save_grid
 from ganforge.memory import check_memory
 from ganforge.outputs import check_output_file, reported_write_failure
 from ganforge.plugins import Plugins, PluginState, default_plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
-from ganforge.sampling import grid_bytes, load_generator
 from ganforge.startup import Interrupted
 from ganforge.testing import CHECKS, CheckResult, check_component
-from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import (
     LaunchStopped,
     check_launch,
@@ -53,7 +55,6 @@ from ganforge.training.distributed import (
 from ganforge.training.interruption import RunInterrupted
 from ganforge.training.preflight import machine_warnings
 from ganforge.training.progress import LineReporter, RichReporter
-from ganforge.training.run_folder import CheckpointError, save_grid
 from ganforge.training.trainer import resume_run, start_run
 
 console = Console()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from ganforge.contracts import MAX_SEED
 from ganforge.errors import ConfigError, ParamsError, UsageError, describe_validation_error, quote, shorten
-from ganforge.registry import Component, Kind, Registry
+from ganforge.registry import Chosen, Kind, Registry
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -390,17 +390,6 @@ class _BoundedLoader(yaml.composer.Composer, _EventParser, yaml.constructor.Safe
 
     def refused(self, mark: yaml.Mark, problem: str) -> ConfigError:
         return ConfigError(f"{self.where}: line {mark.line + 1}, column {mark.column + 1}: {problem}")
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """A component picked by a config, with its params validated by the component's own model."""
-
-    component: Component
-    params: BaseModel
-
-    def build(self, *args: Any) -> Any:
-        return self.component.build(self.params, *args)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ganforge.checkpoint import CHECKPOINT_FORMAT
 from ganforge.errors import UsageError
 from ganforge.files import WriteFailedError, describe_write_failure
-from ganforge.training.run_folder import CHECKPOINT_FORMAT
 
 # The checkpoint's format marker is the first entry of its pickled dict: it lies near the start of data.pkl.
 MARKER_WINDOW = 1 << 20

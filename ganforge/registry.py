@@ -197,6 +197,17 @@ def describe_value(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Chosen:
+    """A component picked by a config, with its params validated by the component's own model."""
+
+    component: Component
+    params: BaseModel
+
+    def build(self, *args: Any) -> Any:
+        return self.component.build(self.params, *args)
+
+
+@dataclass(frozen=True)
 class Conflict:
     kind: Kind
     name: str

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from ganforge import GANModels, Params
 from ganforge.config import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES, validate_config
+from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
 from ganforge.registry import Component, Kind, Provider, Registry
-from ganforge.training.devices import resolve_device
 from ganforge.training.preflight import check_memory, machine_warnings
 
 GOOD = """

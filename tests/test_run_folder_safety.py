@@ -16,8 +16,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from ganforge.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
-from ganforge.training.run_folder import RunFolder, load_checkpoint, save_checkpoint
+from ganforge.training.run_folder import RunFolder
 from tests.test_reliability import start, wait_for
 from tests.test_training import SMOKE, metrics, run, train, without_timing
 

@@ -21,13 +21,12 @@ import torch
 from typer.testing import CliRunner
 
 from ganforge import GANMetric, Goal, SampleNeeds
+from ganforge.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.cli import create_app
 from ganforge.errors import UsageError
+from ganforge.generation import generate, load_generator
 from ganforge.memory import check_memory
 from ganforge.plugins import PluginSource, load_plugins
-from ganforge.sampling import load_generator
-from ganforge.training.run_folder import load_checkpoint, save_checkpoint
-from ganforge.training.trainer import generate
 from tests.plugin_fixtures import plugin_module
 
 SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
@@ -216,11 +215,16 @@ def test_seeds_torch_cannot_take_are_refused_by_sample_and_eval(app, checkpoint,
     invoke(app, "sample", "ck.pt", "--out", "grid.png", "--n", 2, "--seed", 2**63 - 1)
 
 
-def test_sampling_in_chunks_gives_the_images_of_the_training_loop(registry, checkpoint):
+def test_sampling_in_chunks_gives_the_images_of_one_pass_and_of_the_training_loop(registry, checkpoint):
     loaded = load_generator(checkpoint, registry)
     noise = torch.randn(1234, loaded.latent_dim, generator=torch.Generator().manual_seed(5))
-    expected = generate(loaded.generator, noise, torch.device("cpu"))
-    assert torch.equal(loaded.sample(1234, seed=5, device="cpu"), expected)
+    sampled = loaded.sample(1234, seed=5, device="cpu")
+    # The training loop's samples and evaluations go through the same generate().
+    assert torch.equal(sampled, generate(loaded.generator, noise, torch.device("cpu"), loaded.spec.shape))
+    with torch.no_grad():
+        in_one_pass = loaded.generator.eval()(noise)
+    assert sampled.shape == in_one_pass.shape == (1234, *loaded.spec.shape)
+    torch.testing.assert_close(sampled, in_one_pass, rtol=0, atol=1e-6)
 
 
 # -- 3. --device is named as --device --------------------------------------------------------------

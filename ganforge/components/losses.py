@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from ganforge.components.penalties import gradient_penalty, r1_penalty
 from ganforge.contracts import GANLoss, Params
 from ganforge.hookspecs import hookimpl
 
@@ -51,23 +52,6 @@ class WassersteinParams(Params):
         description="Weight lambda of the WGAN-GP penalty lambda * E(||grad D(x_hat)||_2 - 1)^2 on random "
         "interpolates of real and fake (Gulrajani et al. 2017); 0 disables it.",
     )
-
-
-def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float) -> torch.Tensor:
-    """gamma/2 * mean over samples of the squared gradient norm of D at real images."""
-    real = real.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(discriminator(real).sum(), real, create_graph=True)
-    return 0.5 * gamma * gradient.pow(2).flatten(1).sum(dim=1).mean()
-
-
-def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float) -> torch.Tensor:
-    """WGAN-GP: one interpolation weight per sample, gradient norm over all non-batch dims."""
-    alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
-    mixed = (alpha * real.detach() + (1.0 - alpha) * fake.detach()).requires_grad_(True)
-    (gradient,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
-    norms = gradient.flatten(1).norm(2, dim=1)
-    return weight * (norms - 1.0).pow(2).mean()
 
 
 class _R1Mixin:

@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganforge.config import Chosen
 from ganforge.contracts import DataSpec, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.classifier import FEATURE_DIM, FeatureNetwork, check_labelled, domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
 from ganforge.memory import check_memory
-from ganforge.registry import Kind, Registry
+from ganforge.registry import Chosen, Kind, Registry
 
 DEFAULT_SAMPLES = 10_000
 FLOOR_SEED = 1  # the training images of the floor; the reference draws with seed 0

@@ -4,6 +4,9 @@
     registry = isolated_registry(my_plugin_module, distribution="mygan")
     results = check_component(registry.get(Kind.ARCHITECTURE, "tiny"))
 
+or, for a package already installed, ``installed_registry()``: every plugin found through its
+entry point, as ``ganforge list`` sees them, failing loudly where one does not load.
+
 With pytest, ``parametrize_with_checks(components)`` gives one test per (component, check).
 """
 
@@ -35,6 +38,11 @@ def isolated_registry(*plugins: Any, distribution: str = "local", version: str =
     return load_plugins(sources, disabled=[], strict=True).registry
 
 
+def installed_registry() -> Registry:
+    """The registry of every installed plugin (built-ins included); strict: a plugin that fails raises."""
+    return load_plugins(strict=True).registry
+
+
 __all__ = [
     "CHECKS",
     "CheckResult",
@@ -43,6 +51,7 @@ __all__ = [
     "assert_check",
     "check_component",
     "checks_for",
+    "installed_registry",
     "isolated_registry",
     "parametrize_with_checks",
     "run_check",

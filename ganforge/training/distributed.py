@@ -22,8 +22,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ganforge.devices import distributed_device, resolve_device
 from ganforge.errors import GanforgeError, UsageError
-from ganforge.training.devices import distributed_device, resolve_device
 
 # Rank 0 evaluates and writes checkpoints while the others wait in the next collective: long
 # enough for training a domain classifier on a CPU, short enough that a lost peer is noticed.

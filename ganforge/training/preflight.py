@@ -17,9 +17,9 @@ from torch import nn
 
 from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
+from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.memory import available_bytes, device_free_bytes, readable_bytes
-from ganforge.training.devices import resolve_device
 
 FLOAT32_BYTES = 4
 OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments

@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import re
 import reprlib
 import shutil
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +22,9 @@ from typing import Any
 
 import torch
 import yaml
-from PIL import Image
-from torchvision.utils import save_image
 
-from ganforge.errors import DataError, GanforgeError, UsageError, first_line
+from ganforge.checkpoint import load_first_good_checkpoint, save_checkpoint
+from ganforge.errors import DataError, UsageError
 from ganforge.files import (
     FolderBusyError,
     FolderLock,
@@ -42,105 +39,7 @@ from ganforge.files import (
     remove_inside,
     write_atomically,
 )
-from ganforge.training.checkpoint_fields import malformed_fields
-
-CHECKPOINT_FORMAT = "ganforge-checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(GanforgeError):
-    """A checkpoint that cannot be read or is not a ganforge checkpoint."""
-
-
-def save_checkpoint(state: dict[str, Any], path: Path, *, inside: Path | None = None) -> None:
-    """Write a checkpoint whole or not at all; with ``inside`` (its run folder), never through a link in it."""
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
-    # torch.load notices a cut-off file but not flipped bytes inside a tensor: a checksum does.
-    payload["checksum"] = checksum(payload)
-    try:
-        write_atomically(path, lambda stream: torch.save(payload, stream), inside=inside)
-    except OSError as error:  # a full disk, a folder gone: the previous checkpoint is still whole
-        kept = f"; the previous {path.name} is kept" if path.exists() else ""
-        then = f"; free some space, then continue with: ganforge run --resume {inside}" if inside else ""
-        message = f"cannot save checkpoint {path}: {describe_write_failure(path, error)}{kept}"
-        raise CheckpointError(message + (then if is_disk_full(error) else "")) from None
-
-
-def load_checkpoint(path: Path | str) -> dict[str, Any]:
-    """Load tensors and plain data only (weights_only): a checkpoint can never run code."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        refused = next((line for line in str(error).splitlines() if "GLOBAL" in line), "").strip()
-        raise CheckpointError(
-            f"refused to load {path}: it holds Python objects beyond tensors and plain data"
-            f"{f' ({refused})' if refused else ''}, and loading them could run code; ganforge checkpoints never do"
-        ) from None
-    except Exception as error:  # cut off or damaged
-        reason = first_line(str(error))
-        raise CheckpointError(f"{path} is damaged or not a checkpoint ({type(error).__name__}: {reason})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a ganforge checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint version {state.get('version')}; this ganforge reads {CHECKPOINT_VERSION}"
-        )
-    saved_checksum = state.pop("checksum", None)
-    if saved_checksum is not None and saved_checksum != checksum(state):
-        raise CheckpointError(f"{path} is damaged: its contents do not match the checksum saved with them")
-    problem = malformed_fields(state)
-    if problem is not None:
-        raise CheckpointError(f"{path} is not a usable ganforge checkpoint: {problem}")
-    return state
-
-
-def checksum(value: Any) -> int:
-    """CRC-32 of a checkpoint's contents: every tensor's bytes and every other value, in a fixed order."""
-    crc = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key in sorted(item, key=str, reverse=True):
-                stack += [item[key], key]
-        elif isinstance(item, list | tuple):
-            stack += reversed(item)
-        elif isinstance(item, torch.Tensor):
-            data = item.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-            crc = zlib.crc32(data, zlib.crc32(f"{item.dtype}{tuple(item.shape)}".encode(), crc))
-        else:
-            crc = zlib.crc32(repr(item).encode(), crc)
-    return crc
-
-
-def load_newest_good_checkpoint(folder: RunFolder) -> tuple[dict[str, Any], Path, list[str]]:
-    """The state of last.pt or, where it is damaged, of the newest kept epoch checkpoint that is not.
-
-    Also returns the path loaded and the problems met on the way (empty when last.pt was fine).
-    """
-    candidates = [folder.checkpoint_path(), *folder.epoch_checkpoints_newest_first()]
-    problems: list[str] = []
-    for path in candidates:
-        try:
-            return load_checkpoint(path), path, problems
-        except CheckpointError as error:
-            problems.append(str(error))
-    raise CheckpointError("no checkpoint to resume from:\n  " + "\n  ".join(problems))
-
-
-def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, *, inside: Path | None = None) -> None:
-    """Images in [-1, 1] as one image grid (10 columns for 100 images), written whole or not at all."""
-    columns = columns or math.ceil(math.sqrt(images.shape[0]))
-    grid = images.detach().float().cpu().add(1).div(2).clamp(0, 1)
-    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    write_atomically(
-        path,
-        lambda stream: save_image(grid, stream, nrow=columns, padding=2, format=image_format),
-        inside=inside,
-    )
+from ganforge.grids import save_grid
 
 
 def metrics_record_problem(record: Any) -> str | None:
@@ -229,6 +128,13 @@ class RunFolder:
             if match:
                 numbered.append((int(match.group(1)), path))
         return [path for _, path in sorted(numbered, reverse=True)]
+
+    def load_newest_good_checkpoint(self) -> tuple[dict[str, Any], Path, list[str]]:
+        """The state of last.pt or, where it is damaged, of the newest kept epoch checkpoint that is not.
+
+        Also returns the path loaded and the problems met on the way (empty when last.pt was fine).
+        """
+        return load_first_good_checkpoint([self.checkpoint_path(), *self.epoch_checkpoints_newest_first()])
 
     def check_room(self, checkpoint_bytes: int) -> None:
         """Before training: the folder can be made here, and its disk has room to save a checkpoint."""
@@ -509,13 +415,3 @@ def _is_marker(text: str) -> bool:
 def _is_resolved_run_config(text: str) -> bool:
     config = yaml.safe_load(text)
     return isinstance(config, dict) and {"name", "data", "model", "train"} <= config.keys()
-
-
-def checkpoint_metrics_records(state: dict[str, Any], path: Path | None) -> int | None:
-    """How many lines metrics.jsonl held when the checkpoint was saved; None for one saved before that was kept."""
-    records = state.get("metrics_records")
-    if records is None:
-        return None
-    if not isinstance(records, int) or isinstance(records, bool) or records < 0:
-        raise CheckpointError(f"{path}: metrics_records is {reprlib.repr(records)}, not a count of lines")
-    return records

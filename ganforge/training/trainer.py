@@ -25,18 +25,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganforge import __version__, startup
+from ganforge.checkpoint import checkpoint_metrics_records
 from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, GANLoss, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_cache_dir, default_data_root
+from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
+from ganforge.generation import generate
 from ganforge.training.batches import InMemoryBatches, LoaderBatches, ShardedOrder
 from ganforge.training.checkpoint_fields import load_optimizer_state
-from ganforge.training.devices import resolve_device
 from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.interruption import RunInterrupted, StopRequest, stop_signals
 from ganforge.training.preflight import check_memory
-from ganforge.training.run_folder import RunFolder, checkpoint_metrics_records, load_newest_good_checkpoint
+from ganforge.training.run_folder import RunFolder
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
@@ -629,17 +631,7 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, noise: torch.Tensor) -> torch.Tensor:
-        return generate(self.ema_generator or self.generator, noise, self.device)
-
-
-def generate(generator: nn.Module, noise: torch.Tensor, device: torch.device, batch_size: int = 500) -> torch.Tensor:
-    """Images for the given noise, in eval mode, returned on the CPU."""
-    was_training = generator.training
-    generator.eval()
-    with torch.no_grad():
-        images = torch.cat([generator(chunk.to(device)).cpu() for chunk in noise.split(batch_size)])
-    generator.train(was_training)
-    return images
+        return generate(self.ema_generator or self.generator, noise, self.device, self.spec.shape)
 
 
 def apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
@@ -718,7 +710,7 @@ def resume_run(
     try:
         if main:
             folder.open_for_resume()
-        state, path, problems = load_newest_good_checkpoint(folder) if main else (None, None, [])
+        state, path, problems = folder.load_newest_good_checkpoint() if main else (None, None, [])
         metrics_records = checkpoint_metrics_records(state, path) if state is not None else None
         trainer = Trainer(run, folder, reporter, processes)
         for problem in problems:

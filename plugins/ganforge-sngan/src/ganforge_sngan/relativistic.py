@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ganforge.components.losses import r1_penalty
-from ganforge.contracts import GANLoss, Params
+from ganforge import GANLoss, Params, r1_penalty
 
 
 class RelativisticParams(Params):

@@ -19,8 +19,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganforge.contracts import DataSpec, GANModels, Params
-from ganforge.errors import ParamsError
+from ganforge import DataSpec, GANModels, Params, ParamsError
 
 BASE_SIZES = {28: 7, 32: 4}  # image side -> side of the generator's first feature map
 RESIDUAL_GAIN = math.sqrt(2.0)

@@ -1,8 +1,13 @@
-"""Generating images from a checkpoint alone, with no dataset."""
+"""Images from a generator: in training (samples, evaluation) and from a checkpoint alone, with no dataset.
+
+Both go through ``generate``, so a seed gives the same images from a run's checkpoint as it did
+in training.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,15 +15,47 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.checkpoint import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec
+from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.registry import Kind, Registry
-from ganforge.training.devices import resolve_device
-from ganforge.training.run_folder import CheckpointError, load_checkpoint
 
-# Images made by one call of the generator: the training loop's chunk, so a seed gives the same images here.
+# Images made by one call of the generator: the device holds one chunk at a time.
 SAMPLE_CHUNK = 500
 FLOAT_BYTES = 4
+
+
+class GeneratorShapeError(GanforgeError):
+    """A generator made images of another shape than its data spec says."""
+
+
+def generate(
+    generator: nn.Module, noise: torch.Tensor, device: torch.device, image_shape: Sequence[int]
+) -> torch.Tensor:
+    """Images for the given noise, in eval mode, as one float32 CPU tensor ``[len(noise), *image_shape]``.
+
+    The images are made a chunk at a time into that tensor, so the device holds one chunk and the
+    host never holds two copies.
+    """
+    n = len(noise)
+    images = torch.empty(n, *image_shape)
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, n, SAMPLE_CHUNK):
+                chunk = generator(noise[start : start + SAMPLE_CHUNK].to(device))
+                expected = (min(SAMPLE_CHUNK, n - start), *image_shape)
+                if tuple(chunk.shape) != expected:
+                    raise GeneratorShapeError(
+                        f"its generator made images of shape {list(chunk.shape)} where its data spec says "
+                        f"{list(expected)}"
+                    )
+                images[start : start + len(chunk)] = chunk.float().cpu()
+    finally:
+        generator.train(was_training)
+    return images
 
 
 @dataclass
@@ -35,24 +72,14 @@ class CheckpointGenerator:
     def sample(self, n: int, seed: int = 0, device: str | torch.device = "auto") -> torch.Tensor:
         """``n`` images in [-1, 1] as a CPU tensor ``[n, C, H, W]``; the same seed gives the same images.
 
-        The noise is drawn whole (drawn in parts, it would differ); the images are made a chunk at a
-        time into one tensor, so the device holds one chunk and the host never holds two copies.
+        The noise is drawn whole: drawn in parts, it would differ.
         """
         target = device if isinstance(device, torch.device) else resolve_device(device)
         noise = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
-        images = torch.empty(n, *self.spec.shape)
-        generator = self.generator.to(target).eval()
-        with torch.no_grad():
-            for start in range(0, n, SAMPLE_CHUNK):
-                chunk = generator(noise[start : start + SAMPLE_CHUNK].to(target))
-                expected = (min(SAMPLE_CHUNK, n - start), *self.spec.shape)
-                if tuple(chunk.shape) != expected:
-                    raise GanforgeError(
-                        f"{self.path}: its generator made images of shape {list(chunk.shape)} where its data spec "
-                        f"says {list(expected)}"
-                    )
-                images[start : start + len(chunk)] = chunk.float().cpu()
-        return images
+        try:
+            return generate(self.generator, noise, target, self.spec.shape)
+        except GeneratorShapeError as error:
+            raise GanforgeError(f"{self.path}: {error}") from None
 
     def host_bytes(self, n: int) -> int:
         """Memory that ``sample(n)`` takes on the host: the noise and the images, in float32."""
@@ -94,21 +121,8 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
     return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema)
 
 
-def grid_bytes(n: int, spec: DataSpec) -> int:
-    """About what a PNG grid of ``n`` images takes beyond the images: float copies, the RGB grid, its bytes."""
-    padded_rgb = n * 3 * (spec.height + 2) * (spec.width + 2)
-    return 2 * FLOAT_BYTES * n * math.prod(spec.shape) + padded_rgb * (3 * FLOAT_BYTES + 2)
-
-
 def weights_mismatch(error: Exception, limit: int = 400) -> str:
     """load_state_dict's message in one line: its first line only says that there are errors."""
     lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
     details = "; ".join(lines[1:] if len(lines) > 1 else lines) or first_line(str(error)) or type(error).__name__
     return details if len(details) <= limit else details[: limit - 3] + "..."
-
-
-def sample_from_checkpoint(
-    path: Path, registry: Registry, *, n: int, seed: int = 0, device: str = "auto", use_ema: bool = True
-) -> torch.Tensor:
-    """``n`` images in [-1, 1] as a CPU tensor ``[n, C, H, W]``."""
-    return load_generator(path, registry, use_ema=use_ema).sample(n, seed, device)
