@@ -51,7 +51,8 @@ from ganforge.registry import Registry
 from ganforge.training.progress import RichReporter
 from ganforge.training.run_folder import RunFolder
 from ganforge.training.speed import SpeedPlan
-from ganforge.training.trainer import Trainer, make_adam
+from ganforge.training.step import make_adam
+from ganforge.training.trainer import Trainer
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RECIPES = {
@@ -77,16 +78,17 @@ def main() -> None:
         check_plain_loops_match(run)
         reporter = RichReporter(Console(file=io.StringIO(), force_terminal=True))
         trainer = make_trainer(run, reporter)
+        speed = trainer.gan_step.speed
         contenders: dict[str, Callable[[], int]] = {
             "ganforge": ganforge_round(trainer),
-            "seeds_loader": PlainLoop(run, trainer, seeds_loader_batches(run, trainer.speed, scratch_dir)).round,
-            "plain_tensor": PlainLoop(run, trainer, tensor_batches(run, trainer.speed)).round,
+            "seeds_loader": PlainLoop(run, trainer, seeds_loader_batches(run, speed, scratch_dir)).round,
+            "plain_tensor": PlainLoop(run, trainer, tensor_batches(run, speed)).round,
         }
-        print_setup(args, run, trainer.speed)
+        print_setup(args, run, speed)
         # ganforge's live display runs as in `ganforge run`, drawing into a string.
         reporter.start(0, 1, len(trainer.batches))
         try:
-            rates = race(contenders, args.rounds, args.warmup, trainer.speed.device)
+            rates = race(contenders, args.rounds, args.warmup, speed.device)
         finally:
             reporter.finish()
     print_results(rates)
@@ -143,7 +145,7 @@ class PlainLoop:
     """A GAN step written out by hand, fed by any iterator of real batches."""
 
     def __init__(self, run: ResolvedRun, trainer: Trainer, epoch_batches: Callable[[], Iterator[torch.Tensor]]):
-        config, speed = run.config, trainer.speed
+        config, speed = run.config, trainer.gan_step.speed
         torch.manual_seed(config.seed)  # the same initial weights as ganforge's networks
         models = run.model.build(trainer.spec)
         self.generator = models.generator.to(speed.device)

@@ -25,7 +25,7 @@ from ganforge.config import load_config
 from ganforge.plugins import load_plugins
 from ganforge.training.progress import LineReporter
 from ganforge.training.run_folder import RunFolder
-from ganforge.training.trainer import start_run
+from ganforge.training.runs import start_run
 
 METRIC = "fid"
 

@@ -22,7 +22,8 @@ from ganforge import GANLoss, Params
 from ganforge.cli import create_app
 from ganforge.config import load_config
 from ganforge.plugins import PluginSource, load_plugins
-from ganforge.training.trainer import SilentReporter, start_run
+from ganforge.training.progress import SilentReporter
+from ganforge.training.runs import start_run
 from tests.plugin_fixtures import plugin_module
 from tests.test_training import SMOKE, assert_same_weights, metrics, run, train, without_timing
 

@@ -100,6 +100,33 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(app, tmp_path, mon
     assert torch.equal(fallen_back, eager)
 
 
+def test_a_failing_compile_in_a_distributed_run_falls_back_to_the_ddp_modules(registry, tmp_path, monkeypatch):
+    """The eager retry must keep DistributedDataParallel: the plain networks would stop averaging gradients."""
+    from torch import distributed
+    from torch.nn.parallel import DistributedDataParallel
+
+    from ganforge.training.distributed import Processes
+    from ganforge.training.run_folder import RunFolder
+    from ganforge.training.trainer import Trainer
+
+    class CannotCompile(torch.nn.Module):
+        def forward(self, *args):
+            raise RuntimeError("no C++ compiler found")
+
+    # A group of one process stands for the run's two: DDP and the collectives need a group, not a peer.
+    distributed.init_process_group("gloo", store=distributed.HashStore(), rank=0, world_size=1)
+    try:
+        monkeypatch.setattr(torch, "compile", lambda module: CannotCompile())
+        run = load_config(SMOKE, registry, ["train.compile=true"])
+        trainer = Trainer(run, RunFolder(tmp_path / "run"), processes=Processes(torch.device("cpu"), 0, 2))
+        assert isinstance(trainer.gan_step.step_generator, CannotCompile)
+        trainer.gan_step.train_on(next(iter(trainer.batches)), 0)
+        assert isinstance(trainer.gan_step.step_generator, DistributedDataParallel)
+        assert isinstance(trainer.gan_step.step_discriminator, DistributedDataParallel)
+    finally:
+        distributed.destroy_process_group()
+
+
 def test_the_trainer_matches_a_plain_loop_with_unfused_adam(app, registry, tmp_path):
     """ganforge's step (fused Adam, in-memory batches, statistics on the device) against the textbook loop."""
     trained, _ = train(app, tmp_path, "ganforge")

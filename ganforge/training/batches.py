@@ -16,6 +16,31 @@ import torch
 from torch.utils.data import DataLoader
 
 from ganforge.contracts import ImageTensorDataset, LoadedDataset, to_signed_unit
+from ganforge.errors import UsageError
+from ganforge.training.distributed import Processes
+
+
+def make_batches(
+    data: LoadedDataset, batch_size: int, num_workers: int, seed: int, processes: Processes
+) -> InMemoryBatches | LoaderBatches:
+    """This process's batches, drawn on the device where the dataset is held in memory."""
+    dataset_size = len(data.dataset)
+    if batch_size > dataset_size:
+        raise UsageError(f"train.batch_size: {batch_size} is larger than the dataset ({dataset_size} images)")
+    # The same permutation in every process: each takes its own share of every step's batch.
+    data_generator = torch.Generator().manual_seed(seed)
+    in_memory = isinstance(data.dataset, ImageTensorDataset)
+    order = ShardedOrder(
+        dataset_size,
+        batch_size,
+        data_generator,
+        processes.rank,
+        processes.world_size,
+        device=processes.device if in_memory else torch.device("cpu"),
+    )
+    if in_memory:
+        return InMemoryBatches(data.dataset, order, processes.device)
+    return LoaderBatches(data, order, processes.device, num_workers)
 
 
 class ShardedOrder:

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
+from ganforge.training.statistics import STAT_KEYS, Counts
+
 # Shapes beyond this are not images ganforge could train on; refusing them keeps a crafted
 # checkpoint from making an architecture allocate terabytes.
 MAX_IMAGE_VALUES = 1 << 28
@@ -116,9 +118,6 @@ class RunningStatistics(_Fields):
     counts: list[dict[str, NonNegativeInt]] = Field(min_length=2, max_length=2)
 
     def check_shapes(self, where: str) -> list[str]:
-        # The trainer defines what a row holds; it imports this module's caller, so it is read here, late.
-        from ganforge.training.trainer import STAT_KEYS, Counts
-
         problems = [
             f"{where}.{name}: expected floating point values, got {tensor.dtype}"
             for name, tensor in (("sums", self.sums), ("g_loss_sums", self.g_loss_sums))

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -160,6 +161,19 @@ def check_launch(nproc: int, batch_size: int, device_setting: str) -> None:
     batch_share(batch_size, nproc)
     for local_rank in range(nproc):
         distributed_device(device_setting, local_rank)
+
+
+def run_command_for_processes(
+    config: Path | None, resume: Path | None, overrides: Sequence[str], *, overwrite: bool, quiet: bool
+) -> list[str]:
+    """The ``ganforge run`` arguments every launched process gets: the same run as asked for, less ``--nproc``.
+
+    ``config`` starts a run and ``resume`` continues one; exactly one of them is given.
+    """
+    command = ["run", str(config)] if config is not None else ["run", "--resume", str(resume)]
+    for override in overrides:
+        command += ["--set", override]
+    return command + ["--overwrite"] * overwrite + ["--quiet"] * quiet
 
 
 def launch_on_this_machine(nproc: int, command: Sequence[str]) -> None:

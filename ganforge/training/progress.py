@@ -1,11 +1,42 @@
-"""Progress reporters: a live rich display, or one plain line per epoch for logs (--quiet)."""
+"""Progress reporters: a live rich display, one plain line per epoch for logs (--quiet), or nothing."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class Reporter(Protocol):
+    """Where progress goes: a live display, plain log lines, or nowhere."""
+
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def advance(self) -> None: ...
+
+    def log(self, record: dict[str, Any]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, first_epoch: int, epochs: int, steps_per_epoch: int, done_steps: int = 0) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
 
 
 def describe(record: dict[str, Any]) -> str:

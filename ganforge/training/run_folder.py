@@ -28,6 +28,7 @@ from ganforge.errors import DataError, UsageError
 from ganforge.files import (
     FolderBusyError,
     FolderLock,
+    RunDiskFullError,
     WriteFailedError,
     append_whole,
     busy_message,
@@ -71,6 +72,29 @@ SUBFOLDER_FILES = {
 EPOCH_CHECKPOINT = re.compile(r"epoch_(\d+)\.pt")
 LISTED_FOREIGN = 8  # foreign entries named in a refusal; the rest are counted
 MAX_CONFIG_BYTES = 1 << 20
+
+
+class RunFolderExistsError(UsageError):
+    """A new run whose folder holds a run already; ``path`` is the folder."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"run folder {path} already exists; allow overwriting to replace it, resume it to continue it, "
+            "or set name or output.dir for a new one"
+        )
+        self.path = path
+
+
+class OverwriteRefusedError(UsageError):
+    """A folder that overwriting would not replace: ganforge did not make it, or it holds others' files."""
+
+
+class RunFolderMissingError(UsageError):
+    """A run to resume whose folder does not exist; ``path`` is the folder."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: no such run folder")
+        self.path = path
 
 
 class RunFolder:
@@ -194,7 +218,7 @@ class RunFolder:
     def open_for_resume(self) -> None:
         """Lock the folder for this process, before anything in it is read or cleared, and check it for links."""
         if not self.path.is_dir():
-            raise UsageError(f"--resume {self.path}: no such run folder")
+            raise RunFolderMissingError(self.path)
         self._lock()
         try:
             self.check_no_links()
@@ -236,22 +260,19 @@ class RunFolder:
         if holder is not None:
             raise FolderBusyError(busy_message(f"run folder {self.path}", self.lock_path, holder))
         if not overwrite:
-            raise UsageError(
-                f"run folder {self.path} already exists; pass --overwrite to replace it, "
-                f"--resume {self.path} to continue it, or --set name=... for a new one"
-            )
+            raise RunFolderExistsError(self.path)
         if not self._made_by_ganforge():
-            raise UsageError(
-                f"--overwrite: {self.path} is not a ganforge run folder (it has no {MARKER_NAME} and not the layout "
-                "of one); ganforge replaces only run folders it made. Nothing was touched: set output.dir or name "
-                "to a new folder"
+            raise OverwriteRefusedError(
+                f"{self.path} is not a ganforge run folder (it has no {MARKER_NAME} and not the layout of one); "
+                "ganforge replaces only run folders it made. Nothing was touched: set output.dir or name to a new "
+                "folder"
             )
         foreign = self.foreign_entries()
         if foreign:
             listed = ", ".join(foreign[:LISTED_FOREIGN])
             more = f" and {len(foreign) - LISTED_FOREIGN} more" if len(foreign) > LISTED_FOREIGN else ""
-            raise UsageError(
-                f"--overwrite: run folder {self.path} holds files that ganforge did not write: {listed}{more}. "
+            raise OverwriteRefusedError(
+                f"run folder {self.path} holds files that ganforge did not write: {listed}{more}. "
                 "ganforge replaces only its own files; nothing was touched: move those away, or set output.dir "
                 "or name to a new folder"
             )
@@ -299,9 +320,10 @@ class RunFolder:
         try:
             yield
         except OSError as error:
-            then = f"; free some space, then continue with: ganforge run --resume {self.path}"
             message = f"cannot write {path}: {describe_write_failure(path, error)}"
-            raise WriteFailedError(message + (then if is_disk_full(error) else "")) from None
+            if is_disk_full(error):
+                raise RunDiskFullError(message, self.path) from None
+            raise WriteFailedError(message) from None
 
     def write_config(self, config: dict[str, Any]) -> None:
         text = yaml.safe_dump(config, sort_keys=False).encode()
