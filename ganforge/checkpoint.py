@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ganforge.errors import GanforgeError, first_line
-from ganforge.files import describe_write_failure, is_disk_full, write_atomically
+from ganforge.files import RunDiskFullError, describe_write_failure, is_disk_full, write_atomically
 from ganforge.training.checkpoint_fields import malformed_fields
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
@@ -26,6 +26,10 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(GanforgeError):
     """A checkpoint that cannot be read or is not a ganforge checkpoint."""
+
+
+class CheckpointDiskFullError(RunDiskFullError, CheckpointError):
+    """A checkpoint of a run that the full disk had no room for; the previous one is kept."""
 
 
 def save_checkpoint(state: dict[str, Any], path: Path, *, inside: Path | None = None) -> None:
@@ -37,9 +41,10 @@ def save_checkpoint(state: dict[str, Any], path: Path, *, inside: Path | None = 
         write_atomically(path, lambda stream: torch.save(payload, stream), inside=inside)
     except OSError as error:  # a full disk, a folder gone: the previous checkpoint is still whole
         kept = f"; the previous {path.name} is kept" if path.exists() else ""
-        then = f"; free some space, then continue with: ganforge run --resume {inside}" if inside else ""
         message = f"cannot save checkpoint {path}: {describe_write_failure(path, error)}{kept}"
-        raise CheckpointError(message + (then if is_disk_full(error) else "")) from None
+        if inside is not None and is_disk_full(error):
+            raise CheckpointDiskFullError(message, inside) from None
+        raise CheckpointError(message) from None
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:

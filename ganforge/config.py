@@ -206,8 +206,11 @@ class RunConfig(Strict):
 COMPONENT_SECTIONS: dict[str, Kind] = {"data": Kind.DATASET, "model": Kind.ARCHITECTURE, "loss": Kind.LOSS}
 
 
-def parse_overrides(assignments: Iterable[str], option: str = "--set") -> list[tuple[list[str], Any]]:
-    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML, within a config's bounds."""
+def parse_overrides(assignments: Iterable[str], option: str = "override") -> list[tuple[list[str], Any]]:
+    """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML, within a config's bounds.
+
+    ``option`` names where the assignments came from in messages (a command line passes its option's name).
+    """
     parsed = []
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
@@ -221,8 +224,9 @@ def parse_overrides(assignments: Iterable[str], option: str = "--set") -> list[t
 
 
 def apply_overrides(
-    raw: dict[str, Any], overrides: Iterable[tuple[list[str], Any]], option: str = "--set"
+    raw: dict[str, Any], overrides: Iterable[tuple[list[str], Any]], option: str = "override"
 ) -> dict[str, Any]:
+    """Set each dotted key of ``overrides`` in ``raw``, making missing sections; ``option`` as for parse_overrides."""
     for path, value in overrides:
         target = raw
         for depth, part in enumerate(path[:-1]):
@@ -416,10 +420,15 @@ class ResolvedRun:
         return data
 
 
-def load_config(path: Path | str, registry: Registry, overrides: Iterable[str] = ()) -> ResolvedRun:
-    """Read, override and validate a config file; resolve each named component and its params."""
+def load_config(
+    path: Path | str, registry: Registry, overrides: Iterable[str] = (), *, overrides_option: str = "override"
+) -> ResolvedRun:
+    """Read, override and validate a config file; resolve each named component and its params.
+
+    ``overrides_option`` names where the overrides came from in messages (the CLI's ``--set``).
+    """
     path = Path(path)
-    raw = apply_overrides(read_yaml(path), parse_overrides(overrides))
+    raw = apply_overrides(read_yaml(path), parse_overrides(overrides, overrides_option), overrides_option)
     return validate_config(raw, registry, source=str(path))
 
 

@@ -35,6 +35,18 @@ class WriteFailedError(GanforgeError):
     """A write that failed (a full disk, a folder gone); what was there before is kept."""
 
 
+class RunDiskFullError(WriteFailedError):
+    """A run's write that found the disk full; the run continues from ``run_folder`` once space is freed.
+
+    ``problem`` says what could not be written and why; the message adds what to do.
+    """
+
+    def __init__(self, problem: str, run_folder: Path) -> None:
+        super().__init__(f"{problem}; free some space, then resume the run in {run_folder}")
+        self.problem = problem
+        self.run_folder = run_folder
+
+
 def refuse_links(root: Path, path: Path) -> Path:
     """``path`` (inside ``root``) reached with no symbolic link on the way from ``root``, the last part included.
 

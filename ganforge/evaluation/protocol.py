@@ -14,27 +14,22 @@ are refused: they would be quantised to arbitrary pixels and scored as if they w
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ganforge.contracts import DataSpec, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.classifier import FEATURE_DIM, FeatureNetwork, check_labelled, domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
-from ganforge.memory import check_memory
 from ganforge.registry import Chosen, Kind, Registry
 
 DEFAULT_SAMPLES = 10_000
 FLOOR_SEED = 1  # the training images of the floor; the reference draws with seed 0
 QUANTISE_CHUNK = 1000  # images converted to 8 bits at a time: one float copy of a chunk, never of the whole set
 SCORING_BYTES_PER_IMAGE = FEATURE_DIM * 4 + 4 * 1024  # features, and a row of precision/recall's distance chunks
-ACCEPTED_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-SAMPLE_DTYPES = "uint8 pixels, or float16/bfloat16/float32/float64 values"
 
 
 def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chosen]:
@@ -43,12 +38,20 @@ def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chos
     return [Chosen(component, component.parse_params({})) for component in components]
 
 
-def check_sample_needs(metrics: Sequence[Chosen], *, generated: int, real: int, counted: str) -> None:
-    """Refuse counts below what a metric needs; ``counted`` says where the counts come from, for the message."""
+def sample_needs_problem(metrics: Sequence[Chosen], *, generated: int, real: int) -> str | None:
+    """What the first metric short of images needs (``metric fid needs ...``); None when every one has enough."""
     for chosen in metrics:
         shortfall = chosen.build().sample_needs().shortfall(generated, real)
         if shortfall is not None:
-            raise UsageError(f"{counted}: metric {chosen.component.name} needs {shortfall}")
+            return f"metric {chosen.component.name} needs {shortfall}"
+    return None
+
+
+def check_sample_needs(metrics: Sequence[Chosen], *, generated: int, real: int, counted: str) -> None:
+    """Refuse counts below what a metric needs; ``counted`` says where the counts come from, for the message."""
+    problem = sample_needs_problem(metrics, generated=generated, real=real)
+    if problem is not None:
+        raise UsageError(f"{counted}: {problem}")
 
 
 def scoring_bytes(count: int, spec: DataSpec) -> int:
@@ -210,105 +213,3 @@ def non_finite(images: torch.Tensor) -> tuple[int, int]:
         values += int(bad.sum())
         images_hit += int(bad.any(dim=1).sum())
     return values, images_hit
-
-
-def read_samples(path: Path, spec: DataSpec, limit: int | None = None) -> tuple[ImageSet, str]:
-    """Images made by any program: a .pt or .npy array [N, C, H, W] (or [N, H, W], or channels last).
-
-    uint8 is taken as pixels; floats with negative values as [-1, 1], other floats as [0, 1]. Only
-    the first ``limit`` images are read: the file is memory-mapped, so the rest never enters memory.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in (".pt", ".npy"):
-        raise UsageError(f"--samples {path}: use a .pt (torch.save of a tensor) or .npy (numpy.save) file")
-    if not path.is_file():
-        raise UsageError(f"--samples {path}: no such file")
-    mapped = _open_mapped(path) if suffix == ".pt" else _open_mapped_numpy(path)
-    shape = tuple(mapped.shape)
-    if len(shape) == 0 or shape[0] == 0:
-        raise UsageError(f"--samples {path}: holds no images (an array of shape {list(shape)})")
-    layout = _layout(shape, spec, path)
-    total = shape[0]
-    count = total if limit is None else min(limit, total)
-    # The images read, their 8-bit copy and their features: weighed before anything is read.
-    check_memory(
-        f"--samples {path}: reading {count:,} images",
-        count * math.prod(spec.shape) * mapped.itemsize + scoring_bytes(count, spec),
-        advice="read fewer with --n",
-    )
-    if isinstance(mapped, np.ndarray):  # a copy of the slice alone, in this machine's byte order
-        images = torch.from_numpy(np.array(mapped[:count], dtype=mapped.dtype.newbyteorder("="), order="C", copy=True))
-    else:
-        images = mapped[:count].clone()
-    images = layout(images)
-    described = f"{count} images from {path}" if count == total else f"the first {count} of {total} images in {path}"
-    if images.dtype == torch.uint8:
-        return ImageSet(images, None, described), "uint8"
-    bad_values, bad_images = non_finite(images)
-    if bad_values:
-        raise UsageError(
-            f"--samples {path}: {bad_values:,} values in {bad_images:,} of the {count:,} images read are NaN or "
-            "infinite; only finite images can be scored"
-        )
-    low, high = float(images.min()), float(images.max())
-    if low < 0:
-        if low < -1.001 or high > 1.001:
-            raise UsageError(f"--samples {path}: values in [{low:.3f}, {high:.3f}]; expected [-1, 1] or [0, 1]")
-        return ImageSet(quantised(images), None, described), "[-1, 1]"
-    if high > 1.001:
-        raise UsageError(
-            f"--samples {path}: float values up to {high:.3f}; expected [0, 1] or [-1, 1] floats, or uint8"
-        )
-    return ImageSet(quantised(images, unit=True), None, described), "[0, 1]"
-
-
-def _open_mapped(path: Path) -> torch.Tensor:
-    """The tensor a .pt file holds, its storage mapped from the file rather than read."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about sparse tensors, which are refused below
-            try:
-                value = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as error:
-                if "mmap" not in str(error):
-                    raise
-                value = torch.load(path, map_location="cpu", weights_only=True)  # torch's legacy, unzipped format
-    except Exception as error:
-        raise UsageError(
-            f"--samples {path}: cannot read it: {type(error).__name__}: {first_line(str(error))}"
-        ) from None
-    if not isinstance(value, torch.Tensor):
-        raise UsageError(f"--samples {path}: holds a {type(value).__name__}, expected one tensor of images")
-    if value.layout != torch.strided or value.is_quantized or value.is_nested:
-        kind = "quantized" if value.is_quantized else "nested" if value.is_nested else str(value.layout)
-        raise UsageError(f"--samples {path}: holds a {kind} tensor; expected a dense tensor of {SAMPLE_DTYPES}")
-    if value.dtype != torch.uint8 and value.dtype not in ACCEPTED_FLOATS:
-        raise UsageError(f"--samples {path}: dtype {value.dtype}; expected {SAMPLE_DTYPES}")
-    return value
-
-
-def _open_mapped_numpy(path: Path) -> np.ndarray:
-    """The array a .npy file holds, mapped from the file rather than read."""
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as error:
-        raise UsageError(
-            f"--samples {path}: cannot read it: {type(error).__name__}: {first_line(str(error))}"
-        ) from None
-    if (array.dtype.kind, array.dtype.itemsize) not in (("u", 1), ("f", 2), ("f", 4), ("f", 8)):
-        raise UsageError(f"--samples {path}: dtype {array.dtype}; expected {SAMPLE_DTYPES}")
-    return array
-
-
-def _layout(shape: tuple[int, ...], spec: DataSpec, path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    """How to turn images of this shape into [N, C, H, W]; checked on the shape alone, before reading."""
-    if shape[1:] == tuple(spec.shape):
-        return lambda images: images
-    if spec.channels == 1 and shape[1:] == spec.shape[1:]:
-        return lambda images: images.unsqueeze(1)
-    if len(shape) == 4 and shape[1:] == (spec.height, spec.width, spec.channels):
-        return lambda images: images.permute(0, 3, 1, 2).contiguous()
-    raise UsageError(
-        f"--samples {path}: images of shape {shape}; the dataset's images are {tuple(spec.shape)}, so expected "
-        f"[N, {', '.join(str(d) for d in spec.shape)}] (or channels last)"
-    )

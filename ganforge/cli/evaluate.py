@@ -1,0 +1,127 @@
+"""The ``eval`` command: a checkpoint, a file of images or real data scored offline, beside the real floor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ganforge.cli.render import console, print_json, print_note
+from ganforge.config import apply_overrides, parse_overrides
+from ganforge.contracts import MAX_SEED
+from ganforge.data_root import default_cache_dir, default_data_root
+from ganforge.devices import resolve_device
+from ganforge.errors import UsageError
+from ganforge.evaluation.offline import (
+    OfflineScores,
+    Scoring,
+    score_checkpoint,
+    score_real_data,
+    score_samples_file,
+)
+from ganforge.evaluation.protocol import DEFAULT_SAMPLES, check_sample_needs, choose_metrics
+from ganforge.plugins import Plugins
+from ganforge.training.run_folder import RunFolder
+
+
+def evaluate(
+    ctx: typer.Context,
+    target: Annotated[
+        Path | None, typer.Argument(help="A run folder (its checkpoints/last.pt) or a checkpoint file.")
+    ] = None,
+    samples: Annotated[
+        Path | None,
+        typer.Option("--samples", help="Score images made elsewhere: a .pt or .npy tensor [N, C, H, W]."),
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", help="The dataset --samples is compared with.")] = None,
+    real: Annotated[
+        str | None, typer.Option("--real", help="Score a dataset's train split against its test split: the floor.")
+    ] = None,
+    data_param: Annotated[
+        list[str] | None, typer.Option("--data-param", help="A param of --data/--real as key=value; repeatable.")
+    ] = None,
+    n: Annotated[
+        int,
+        typer.Option("--n", min=1, help="Generated (and reference) images to score; of --samples, the first N."),
+    ] = DEFAULT_SAMPLES,
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="Comma-separated metric names; default: every installed one.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the generator's noise.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable scores, floor and protocol.")] = False,
+) -> None:
+    """Score a checkpoint, a file of images, or real data with FID, KID, classifier score, ... offline."""
+    check_one_source(target, samples, data, real)
+    plugins: Plugins = ctx.obj
+    registry = plugins.registry
+    names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+    chosen_metrics = choose_metrics(registry, names)
+    check_sample_needs(chosen_metrics, generated=n, real=n, counted=f"--n {n}")
+    params = apply_overrides({}, parse_overrides(data_param or [], option="--data-param"), option="--data-param")
+    scoring = Scoring(
+        metrics=chosen_metrics,
+        count=n,
+        device=resolve_device(device, option="--device"),
+        data_root=default_data_root(),
+        cache_dir=default_cache_dir(),
+        log=print_note,
+    )
+    if target is not None:
+        checkpoint = RunFolder(target).checkpoint_path() if target.is_dir() else target
+        advice = "score fewer with --n"
+        result = score_checkpoint(
+            checkpoint, registry, scoring, seed=seed, use_ema=ema, data_params=params, memory_advice=advice
+        )
+    elif samples is not None:
+        advice = "read fewer with --n"
+        result = score_samples_file(samples, data, registry, scoring, data_params=params, memory_advice=advice)
+    else:
+        result = score_real_data(real, registry, scoring, data_params=params)
+    if as_json:
+        goals = {key: goal.better for key, goal in result.goals().items()}
+        print_json({"scores": result.scores, "floor": result.floor, "goals": goals, "protocol": result.protocol})
+    else:
+        print_scores(result, floor_only=real is not None)
+
+
+def check_one_source(target: Path | None, samples: Path | None, data: str | None, real: str | None) -> None:
+    """Exactly one thing to score: a checkpoint, a file of images with the dataset it is compared with, or a dataset."""
+    given = [option for option, value in (("TARGET", target), ("--samples", samples), ("--real", real)) if value]
+    if len(given) != 1:
+        raise UsageError(
+            "give one of: TARGET (a run folder or checkpoint), --samples FILE --data DATASET, or --real DATASET"
+        )
+    if samples is not None and data is None:
+        raise UsageError("--samples needs --data DATASET: the real images they are compared with")
+    if data is not None and samples is None:
+        raise UsageError("--data goes with --samples; a checkpoint brings its own dataset, --real names one")
+
+
+def print_scores(result: OfflineScores, floor_only: bool) -> None:
+    """A table of each value, generated beside the real floor (the floor alone for --real), then the protocol."""
+    arrows = {"lower": "lower", "higher": "higher", None: ""}
+    table = Table(title="Scores", title_justify="left")
+    table.add_column("value", no_wrap=True)
+    if not floor_only:
+        table.add_column("generated", justify="right")
+    table.add_column("real floor", justify="right")
+    table.add_column("better", no_wrap=True)
+    goals, floor = result.goals(), result.floor
+    for key, value in result.scores.items():
+        cells = [f"{floor[key]:.4g}"] if floor_only else [f"{value:.4g}", f"{floor[key]:.4g}"]
+        table.add_row(key, *cells, arrows[goals[key].better])
+    console.print(table)
+    protocol = result.protocol
+    network = protocol["feature_network"]
+    for line in (
+        f"feature network: {network['architecture']} trained on {network['trained_on']}, test accuracy "
+        f"{network['test_accuracy']:.2%} ({network['file']})",
+        f"generated: {protocol['generated']}",
+        f"reference: {protocol['reference']}",
+        f"real floor: {protocol['floor']}",
+    ):
+        console.print(line, highlight=False, soft_wrap=True)

@@ -1,0 +1,58 @@
+"""The ``sample`` command: images from a checkpoint alone, as a grid or a tensor file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from ganforge.cli.render import console
+from ganforge.contracts import MAX_SEED
+from ganforge.devices import resolve_device
+from ganforge.errors import UsageError
+from ganforge.files import write_atomically
+from ganforge.generation import load_generator
+from ganforge.grids import grid_bytes, save_grid
+from ganforge.memory import check_memory
+from ganforge.outputs import check_output_file, reported_write_failure
+from ganforge.plugins import Plugins
+
+
+def sample(
+    ctx: typer.Context,
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. runs/NAME/checkpoints/last.pt.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="grid.png for a grid; samples.pt for a tensor. Never an input or a checkpoint."
+        ),
+    ],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many images.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the noise.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")] = True,
+) -> None:
+    """Generate images from a checkpoint alone: no dataset needed."""
+    plugins: Plugins = ctx.obj
+    as_grid = out.suffix.lower() == ".png"
+    if not as_grid and out.suffix.lower() != ".pt":
+        raise UsageError(f"--out {out}: use a .png (a grid) or a .pt (a tensor [N, C, H, W] in [-1, 1])")
+    check_output_file(out, "--out", inputs=[checkpoint])
+    torch_device = resolve_device(device, option="--device")
+    generator = load_generator(checkpoint, plugins.registry, use_ema=ema)
+    check_memory(
+        f"--n {n}: {n:,} images{' in one grid' if as_grid else ''}",
+        generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else 0),
+        advice="ask for fewer with --n",
+        device=torch_device,
+        device_bytes=generator.device_bytes(),
+    )
+    images = generator.sample(n, seed, torch_device)
+    with reported_write_failure(out, "--out"):
+        if as_grid:
+            save_grid(images, out)
+        else:
+            write_atomically(out, lambda stream: torch.save(images, stream))
+    console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
