@@ -1,15 +1,80 @@
-"""The interfaces every component obeys, whoever provides it.
+"""Every convention a component may rely on or must provide, in one place, whoever provides it.
 
-- Architecture factory: ``(params, data: DataSpec) -> GANModels``. The generator maps
-  ``z: [B, latent_dim]`` to images ``[B, C, H, W]`` in [-1, 1]; the discriminator maps images to
-  raw scores ``[B]`` (logits, never probabilities: the loss owns sigmoid/softplus).
-- Loss factory: ``(params) -> GANLoss``.
-- Dataset factory: ``(params, root: Path) -> LoadedDataset``; images are float in [-1, 1].
-  ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
-  with a ``root`` param of its own lets that override it.
-- Metric factory: ``(params) -> GANMetric``. A metric compares two image sets as a feature
-  network sees them (:class:`FeatureSet`); ganforge extracts the features once for all metrics
-  and records the protocol (feature network, sample counts, splits) beside the scores.
+Code that relies on a convention refers to it here (a named constant, a documented helper); the
+contract checks in ``ganforge.testing`` test the ones that can be tested on a component alone.
+
+Noise and images
+  - ``z ~ N(0, I)`` of shape ``[B, latent_dim]``, float32, drawn by ganforge (``torch.randn``) on
+    the training device, never by a component. ``latent_dim`` is what the architecture's factory
+    returned in :class:`GANModels`.
+  - Images are float ``[B, C, H, W]`` in [-1, 1], channels first, ``(C, H, W)`` as the dataset's
+    :class:`DataSpec` says. 8-bit data is kept as uint8 pixels in [0, 255]
+    (:class:`ImageTensorDataset`); :func:`to_signed_unit` and :func:`to_uint8` convert between the
+    two (exactly, for images that came from 8-bit data).
+
+Architecture factory ``(params, data: DataSpec) -> GANModels``
+  - The generator maps ``z: [B, latent_dim]`` to images ``[B, C, H, W]`` in [-1, 1], for any B >= 1.
+  - The discriminator maps images ``[B, C, H, W]`` to raw scores of shape ``[B]``: logits, never
+    probabilities (no sigmoid at the end): the loss owns sigmoid/softplus, where it is stable.
+  - Both are ``nn.Module``s that train and evaluate (``.train()``/``.eval()``), round-trip through
+    ``state_dict`` and build the same weights from the same ``torch.manual_seed``. The training
+    step may wrap them (DistributedDataParallel, torch.compile) and feed them channels_last
+    tensors under autocast; penalties and sampling call the plain modules. ganforge samples in
+    eval mode under ``torch.no_grad``, ``SAMPLE_CHUNK`` (generation.py) images per call.
+  - The factory may be called inside ``torch.device("meta")`` to weigh the models before training
+    (nothing allocated, no random numbers drawn); where it cannot build there, the estimate is
+    skipped, which is not an error.
+
+Loss factory ``(params) -> GANLoss``
+  - ``discriminator_loss(real_scores, fake_scores)`` and ``generator_loss(fake_scores)`` take raw
+    discriminator scores ``[B]`` (float32, whatever the precision of the forward passes), never
+    probabilities, and return a scalar tensor.
+  - ``penalty(discriminator, real, fake)`` returns a regulariser added to D's loss, or None; it is
+    a mean over samples (``ganforge.r1_penalty``, ``ganforge.gradient_penalty``) and receives the
+    plain discriminator (it may differentiate twice) and ``fake`` still attached to G's graph.
+  - ``probability(scores)`` is elementwise (any shape), or returns None where the objective has no
+    probability; ``decision_threshold`` is the score above which D calls an image real, or None.
+
+Dataset factory ``(params, root: Path) -> LoadedDataset``
+  - Items are ``(image, label)``: a float32 image of ``spec.shape`` in [-1, 1] and an int label in
+    ``[0, spec.num_classes)`` (any int, e.g. 0, where ``num_classes`` is None). The dataset is not
+    empty, has a stable length, gives the same items for the same params, and pickles (DataLoader
+    workers). Data that fits in memory is best an :class:`ImageTensorDataset`: the trainer then
+    keeps it on the device and indexes batches there.
+  - ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
+    with a ``root`` param of its own lets that override it.
+  - Optional params that ganforge reads by name (``evaluation/domain.py``), each only where the
+    dataset's params model has a field of that name (:func:`declares_param`):
+
+    ``split`` (:data:`SPLIT_PARAM`): which part of the dataset to load. Where the params model
+    accepts ``"test"`` (:data:`TEST_SPLIT`), evaluation builds the dataset twice, with
+    ``"train"`` (:data:`TRAIN_SPLIT`, which it must then accept too) for the training side and
+    ``"test"`` for the held-out images that generated ones are compared with. A ``split`` field
+    that refuses ``"test"``, or none at all: the dataset is built once and a fixed, seeded sixth
+    of it is held out (``HELD_OUT_FRACTION``, ``PARTITION_SEED`` in evaluation/domain.py).
+
+    ``limit`` (:data:`LIMIT_PARAM`): train on a subset. It must accept None
+    (:data:`ALL_IMAGES`), meaning every image: evaluation measures against the whole dataset, so
+    it builds with ``limit: None``, whatever the config says.
+  - Optional methods of the params model, read before loading (``training/preflight.py``):
+    ``data_spec() -> DataSpec`` and ``loading_bytes() -> int``, the images the dataset will give
+    and the most memory loading takes. Without them, nothing of the dataset is weighed before it loads.
+
+Metric factory ``(params) -> GANMetric``
+  - A metric compares two image sets as a feature network sees them (:class:`FeatureSet`:
+    features ``[N, D]``, class probabilities ``[N, K]`` or None); ganforge extracts the features
+    once for all metrics, from images quantised to 8 bits, and records the protocol (feature
+    network, sample counts, splits) beside the scores.
+  - ``compute`` returns a float for every name in ``goals`` (and no other); no two metrics of one
+    evaluation may report the same name. ``Goal`` says which way each value gets better and what
+    two identical sets score. ``sample_needs()`` is the fewest images ``compute`` takes: ganforge
+    never calls it with fewer.
+
+Every factory
+  - takes its params already validated by the params model it registered (best a :class:`Params`
+    subclass: unknown keys are errors, values frozen; the contract checks want a default for every
+    field), and returns its kind's type above, or it is an error naming the plugin
+    (``contract_problem`` in registry.py). Params that cannot take the data raise ``ParamsError``.
 """
 
 from __future__ import annotations
@@ -25,6 +90,19 @@ from torch.utils.data import Dataset
 
 # The largest seed every torch generator takes (a signed 64-bit integer): configs, datasets and commands.
 MAX_SEED = 2**63 - 1
+
+# Dataset params ganforge reads by name, where a dataset's params model has them (see the module docstring).
+SPLIT_PARAM = "split"
+TRAIN_SPLIT = "train"
+TEST_SPLIT = "test"
+LIMIT_PARAM = "limit"
+ALL_IMAGES = None  # the value of LIMIT_PARAM that means every image of the dataset (or of its split)
+
+
+def declares_param(params_model: type[BaseModel], name: str) -> bool:
+    """Whether a component's params model has the field ``name``: how ganforge tells that a component
+    follows one of the optional conventions above (a dataset's ``split``, ``limit``)."""
+    return name in params_model.model_fields
 
 
 class Params(BaseModel):
@@ -94,6 +172,11 @@ def to_signed_unit(images: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"expected uint8 pixels, got {images.dtype}")
     # The conversion makes a new tensor, so the arithmetic can work in place on it.
     return images.to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] to uint8 pixels (exact for images that came from 8-bit data)."""
+    return images.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 @dataclass

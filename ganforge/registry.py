@@ -17,8 +17,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
+from torch import nn
 
 from ganforge import startup
+from ganforge.contracts import DataSpec, GANLoss, GANMetric, GANModels, LoadedDataset, NoParams
 from ganforge.errors import (
     AmbiguousComponentError,
     ComponentNotFoundError,
@@ -142,10 +144,6 @@ CONTRACTS = {
 
 def contract_problem(kind: Kind, built: Any) -> str | None:
     """What keeps a factory's result from being its kind's contract type (ganforge/contracts.py), or None."""
-    from torch import nn
-
-    from ganforge.contracts import DataSpec, GANLoss, GANMetric, GANModels, LoadedDataset
-
     expected = {Kind.ARCHITECTURE: GANModels, Kind.LOSS: GANLoss, Kind.DATASET: LoadedDataset, Kind.METRIC: GANMetric}
     if not isinstance(built, expected[kind]):
         return f"{describe_value(built)}, but {CONTRACTS[kind]} (see ganforge.contracts)"
@@ -319,8 +317,6 @@ class ComponentCollector:
         summary: str | None,
         aliases: tuple[str, ...],
     ) -> None:
-        from ganforge.contracts import NoParams
-
         for key in (name, *aliases):
             if not isinstance(key, str) or not NAME_PATTERN.match(key):
                 raise RegistrationError(

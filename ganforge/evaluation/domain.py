@@ -1,9 +1,11 @@
 """The data side of evaluation: a dataset's training images and the images held out from them.
 
-A dataset with a ``split`` param (mnist, fashion_mnist, cifar10, a plugin's) gives its train and
-test splits. Any other dataset is partitioned once, seeded: the last sixth of a fixed permutation
-is held out. The domain classifier learns from the training side and is tested on the held-out
-side, which is also the real set that generated images are compared with.
+A dataset with a ``split`` param that takes ``"test"`` (mnist, fashion_mnist, cifar10, a plugin's)
+gives its train and test splits. Any other dataset is partitioned once, seeded: the first sixth of
+a fixed permutation is held out. A ``limit`` param is set to None: the domain is the whole dataset.
+What a dataset must do for this is stated in ganforge/contracts.py (dataset factory). The domain
+classifier learns from the training side and is tested on the held-out side, which is also the
+real set that generated images are compared with.
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ import torch
 from pydantic import BaseModel
 from torch.utils.data import DataLoader
 
-from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
+from ganforge.contracts import (
+    ALL_IMAGES,
+    LIMIT_PARAM,
+    SPLIT_PARAM,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+    DataSpec,
+    ImageTensorDataset,
+    LoadedDataset,
+    declares_param,
+    to_uint8,
+)
 from ganforge.errors import ParamsError
 from ganforge.registry import Component
 
@@ -68,11 +81,11 @@ def load_domain(component: Component, params: BaseModel | dict[str, Any] | None,
     name = component.qualified_name
     test_params = _test_split_params(component, params)
     if test_params is not None:
-        train_params = component.parse_params({**params.model_dump(), "split": "train"})
+        train_params = component.parse_params({**params.model_dump(), SPLIT_PARAM: TRAIN_SPLIT})
         train_loaded = component.build(train_params, root)
         held_loaded = component.build(test_params, root)
-        train = _image_set(train_loaded, f"{name} split=train")
-        held_out = _image_set(held_loaded, f"{name} split=test")
+        train = _image_set(train_loaded, f"{name} {SPLIT_PARAM}={TRAIN_SPLIT}")
+        held_out = _image_set(held_loaded, f"{name} {SPLIT_PARAM}={TEST_SPLIT}")
         recorded = train_params.model_dump(mode="json")
     else:
         loaded = component.build(params, root)
@@ -85,16 +98,16 @@ def load_domain(component: Component, params: BaseModel | dict[str, Any] | None,
 
 def _whole_dataset(component: Component, params: BaseModel) -> BaseModel:
     """A ``limit`` param picks a training subset; the domain a run is measured against is the whole dataset."""
-    if "limit" not in component.params_model.model_fields:
+    if not declares_param(component.params_model, LIMIT_PARAM):
         return params
-    return component.parse_params({**params.model_dump(), "limit": None})
+    return component.parse_params({**params.model_dump(), LIMIT_PARAM: ALL_IMAGES})
 
 
 def _test_split_params(component: Component, params: BaseModel) -> BaseModel | None:
-    if "split" not in component.params_model.model_fields:
+    if not declares_param(component.params_model, SPLIT_PARAM):
         return None
     try:
-        return component.parse_params({**params.model_dump(), "split": "test"})
+        return component.parse_params({**params.model_dump(), SPLIT_PARAM: TEST_SPLIT})
     except ParamsError:  # a split param without a "test" value
         return None
 
@@ -120,8 +133,3 @@ def _image_set(loaded: LoadedDataset, description: str) -> ImageSet:
         labels.append(torch.as_tensor(batch_labels, dtype=torch.int64))
     labelled = loaded.spec.num_classes is not None
     return ImageSet(torch.cat(images), torch.cat(labels) if labelled else None, description)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Float images in [-1, 1] to uint8 pixels (exact for images that came from 8-bit data)."""
-    return images.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
