@@ -87,7 +87,8 @@ def run_once(args: argparse.Namespace, nproc: int, run_dir: Path) -> float:
 
 
 def recipe_batch_size(args: argparse.Namespace) -> int:
-    return load_config(RECIPES[args.recipe], load_plugins().registry, args.overrides).config.train.batch_size
+    run = load_config(RECIPES[args.recipe], load_plugins().registry, args.overrides, overrides_option="--set")
+    return run.config.train.batch_size
 
 
 def print_setup(args: argparse.Namespace) -> None:

@@ -95,7 +95,8 @@ def main() -> None:
 
 
 def benchmark_overrides(args: argparse.Namespace, registry: Registry, scratch_dir: Path) -> list[str]:
-    batch_size = load_config(RECIPES[args.recipe], registry, args.overrides).config.train.batch_size
+    run = load_config(RECIPES[args.recipe], registry, args.overrides, overrides_option="--set")
+    batch_size = run.config.train.batch_size
     return [
         f"data.params.limit={args.steps * batch_size}",
         "eval.every=0",

@@ -64,7 +64,7 @@ def main() -> None:
     if args.config is not None:
         with tempfile.TemporaryDirectory(prefix="ganforge-ttq-") as scratch:
             overrides = [f"output.dir={Path(scratch) / 'run'}", *args.overrides]
-            run = load_config(args.config, load_plugins().registry, overrides)
+            run = load_config(args.config, load_plugins().registry, overrides, overrides_option="--set")
             if run.config.eval.every == 0:
                 sys.exit(f"{args.config}: eval.every is 0, so the run never measures {METRIC}; try --set eval.every=1")
             reporter = StampingReporter(Console(stderr=True))
