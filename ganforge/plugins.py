@@ -120,6 +120,8 @@ class Plugins:
     statuses: list[PluginStatus]
     registry: Registry
     strict: bool = False
+    # Why a failure raises, said in the error: the environment variable or the caller's argument.
+    strict_reason: str = ""
     on_failure: Callable[[PluginStatus], None] | None = None
     on_slow_import: Callable[[PluginStatus], None] | None = None
 
@@ -137,7 +139,7 @@ class Plugins:
                 try:
                     _call_for_plugin(self.manager, "register_commands", plugin, app=app)
                 except BaseException as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
-                    _record_plugin_failure(status, Phase.COMMANDS, error, sigints, self.strict, self.on_failure)
+                    _record_plugin_failure(status, Phase.COMMANDS, error, sigints, self.strict_reason, self.on_failure)
                 _stop_if_the_user_interrupted(sigints)
 
 
@@ -163,6 +165,9 @@ def load_plugins(
         disabled = [token.strip() for token in os.environ.get(DISABLE_ENV, "").split(",") if token.strip()]
     if strict is None:
         strict = os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        strict_reason = f"{STRICT_ENV} is set" if strict else ""
+    else:
+        strict_reason = "strict mode: load_plugins(strict=True)" if strict else ""
     if on_failure is None:
         on_failure = _warn_on_stderr
     if on_slow_import is None:
@@ -171,7 +176,15 @@ def load_plugins(
 
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    plugins = Plugins(manager, [], Registry(), strict=strict, on_failure=on_failure, on_slow_import=on_slow_import)
+    plugins = Plugins(
+        manager,
+        [],
+        Registry(),
+        strict=strict,
+        strict_reason=strict_reason,
+        on_failure=on_failure,
+        on_slow_import=on_slow_import,
+    )
     with startup.counting_sigints():
         for source in sorted(sources, key=lambda s: (s.distribution != "ganforge", s.distribution, s.name)):
             status = PluginStatus(source.name, source.distribution, source.version, PluginState.LOADED)
@@ -192,7 +205,7 @@ def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus, sigi
     try:
         plugin = source.load()
     except BaseException as error:  # any import-time failure of third-party code, sys.exit() included
-        _record_plugin_failure(status, Phase.IMPORT, error, sigints, plugins.strict, plugins.on_failure)
+        _record_plugin_failure(status, Phase.IMPORT, error, sigints, plugins.strict_reason, plugins.on_failure)
         return
     status.import_seconds = time.perf_counter() - started
     if status.import_seconds > SLOW_IMPORT_SECONDS and plugins.on_slow_import is not None:
@@ -207,7 +220,7 @@ def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus, sigi
     except BaseException as error:  # pluggy's PluginValidationError, a duplicate name, unknown hooks
         if manager.is_registered(plugin):
             manager.unregister(plugin)
-        _record_plugin_failure(status, Phase.VALIDATE, error, sigints, plugins.strict, plugins.on_failure)
+        _record_plugin_failure(status, Phase.VALIDATE, error, sigints, plugins.strict_reason, plugins.on_failure)
         return
     status.hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or []))
 
@@ -220,7 +233,7 @@ def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus, sigi
         _check_same_distribution_duplicates(plugins.registry, collector, provider)
     except BaseException as error:  # a plugin's bug inside its own hook
         manager.unregister(plugin)
-        _record_plugin_failure(status, Phase.REGISTER, error, sigints, plugins.strict, plugins.on_failure)
+        _record_plugin_failure(status, Phase.REGISTER, error, sigints, plugins.strict_reason, plugins.on_failure)
         return
     for component in collector.components:
         plugins.registry.add(component)
@@ -256,7 +269,7 @@ def _record_plugin_failure(
     phase: Phase,
     error: BaseException,
     sigints_before: int,
-    strict: bool,
+    strict_reason: str,
     on_failure: Callable[[PluginStatus], None] | None,
 ) -> None:
     """Record what the plugin's code raised; unless a SIGINT came meanwhile: then it is the user's Ctrl-C."""
@@ -264,7 +277,7 @@ def _record_plugin_failure(
         if isinstance(error, KeyboardInterrupt | startup.Interrupted):
             raise error
         startup.stop()  # the plugin turned the Ctrl-C into an error of its own
-    _record_failure(status, phase, error, strict, on_failure)
+    _record_failure(status, phase, error, strict_reason, on_failure)
 
 
 def _describe_error(error: BaseException) -> str:
@@ -280,14 +293,15 @@ def _record_failure(
     status: PluginStatus,
     phase: Phase,
     error: BaseException,
-    strict: bool,
+    strict_reason: str,
     on_failure: Callable[[PluginStatus], None] | None,
 ) -> None:
+    """Raise in strict mode (``strict_reason`` says why it is on), else tell ``on_failure``."""
     status.state = PluginState.FAILED
     status.phase = phase
     status.error = _describe_error(error)
-    if strict:
-        raise PluginError(f"{status.describe_failure()} ({STRICT_ENV} is set)") from error
+    if strict_reason:
+        raise PluginError(f"{status.describe_failure()} ({strict_reason})") from error
     if on_failure is not None:
         on_failure(status)
 

@@ -75,6 +75,9 @@ class Component:
     summary: str
     provider: Provider
     aliases: tuple[str, ...] = ()
+    # Contract checks the plugin knows its component fails, each with the reason: `ganforge check` and
+    # `ganforge.testing.parametrize_with_checks` report them as known failures, and a fixed one as a failure.
+    known_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def qualified_name(self) -> str:
@@ -223,6 +226,7 @@ class Register(Protocol):
         params: type[BaseModel] | None = None,
         summary: str | None = None,
         aliases: Sequence[str] = (),
+        known_failures: Mapping[str, str] | None = None,
     ) -> None: ...
 
 
@@ -303,8 +307,9 @@ class ComponentCollector:
             params: type[BaseModel] | None = None,
             summary: str | None = None,
             aliases: Sequence[str] = (),
+            known_failures: Mapping[str, str] | None = None,
         ) -> None:
-            self._add(kind, name, factory, params, summary, tuple(aliases))
+            self._add(kind, name, factory, params, summary, tuple(aliases), known_failures or {})
 
         return register
 
@@ -316,6 +321,7 @@ class ComponentCollector:
         params: type[BaseModel] | None,
         summary: str | None,
         aliases: tuple[str, ...],
+        known_failures: Mapping[str, str],
     ) -> None:
         for key in (name, *aliases):
             if not isinstance(key, str) or not NAME_PATTERN.match(key):
@@ -333,6 +339,7 @@ class ComponentCollector:
             params = NoParams
         if not (isinstance(params, type) and issubclass(params, BaseModel)):
             raise RegistrationError(f"{kind.value} {name!r}: params must be a pydantic model class, got {params!r}")
+        _check_known_failures(kind, name, known_failures)
         for key in (name, *aliases):
             self._taken[(kind, key)] = name
         self.components.append(
@@ -344,5 +351,18 @@ class ComponentCollector:
                 summary=summary if summary is not None else first_line(factory.__doc__),
                 provider=self.provider,
                 aliases=aliases,
+                known_failures=dict(known_failures),
             )
+        )
+
+
+def _check_known_failures(kind: Kind, name: str, known_failures: Any) -> None:
+    """Check names and reasons as text; whether each check exists is the contract kit's to say."""
+    if not isinstance(known_failures, Mapping) or not all(
+        isinstance(check, str) and check.startswith("check_") and isinstance(reason, str) and reason.strip()
+        for check, reason in known_failures.items()
+    ):
+        raise RegistrationError(
+            f"{kind.value} {name!r}: known_failures must map check names (check_...) to the reason each fails, "
+            f"got {known_failures!r}"
         )

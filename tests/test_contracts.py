@@ -1,5 +1,6 @@
 """The contract-test kit: every built-in passes it, and each kind of broken component is caught."""
 
+import dataclasses
 import types
 
 import pytest
@@ -8,9 +9,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from ganforge import DataSpec, GANLoss, GANMetric, GANModels, Goal, ImageTensorDataset, LoadedDataset, hookimpl
+from ganforge.errors import PluginError
 from ganforge.plugins import load_plugins
 from ganforge.registry import Kind
 from ganforge.testing import ContractError, assert_check, check_component, isolated_registry, parametrize_with_checks
+from ganforge.testing.checks import check_loss_direction
 
 BUILTINS = [c for c in load_plugins(strict=True).registry.components() if c.provider.distribution == "ganforge"]
 
@@ -196,3 +199,52 @@ def test_check_command_passes_for_the_builtins_and_exits_1_on_a_failure(app, mon
 
     unknown = CliRunner().invoke(app, ["check", "nobody"])
     assert unknown.exit_code == 2 and "no installed distribution 'nobody'" in unknown.stderr
+
+
+def known_failure_app(known_failures):
+    """The CLI over one plugin whose loss has the wrong sign and declares ``known_failures``."""
+    from ganforge.cli import create_app
+    from ganforge.plugins import PluginSource
+
+    module = types.ModuleType("known_plugin")
+    module.register_losses = hookimpl(lambda register: register("known", WrongSignLoss, known_failures=known_failures))
+    return create_app(load_plugins([PluginSource.from_object(module, "k", "known-dist")], disabled=[], strict=True))
+
+
+def test_a_declared_known_failure_is_reported_as_known_and_does_not_fail_ganforge_check():
+    app = known_failure_app({"check_loss_direction": "the sign is flipped on purpose"})
+    result = CliRunner().invoke(app, ["check", "known-dist"])
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.stdout and "1 known failures" in result.stdout
+    assert "the sign is flipped on purpose" in result.stdout
+
+
+def test_a_known_failure_that_passes_or_names_no_check_fails_ganforge_check():
+    fixed = CliRunner().invoke(known_failure_app({"check_default_params": "once summed"}), ["check"])
+    assert fixed.exit_code == 1
+    assert "declared a known failure (once summed) but passed" in fixed.stdout
+    typo = CliRunner().invoke(
+        known_failure_app({"check_loss_direction": "flipped", "check_loss_directoin": "typo"}),
+        ["check", "known-dist", "--json"],
+    )
+    assert typo.exit_code == 1
+    import json
+
+    [unknown] = [r for r in json.loads(typo.stdout)["results"] if r["check"] == "check_loss_directoin"]
+    assert unknown["status"] == "failed" and "not a check of losses" in unknown["message"]
+
+
+def test_known_failures_become_strict_xfail_marks_and_bad_declarations_are_refused():
+    from ganforge.plugins import PluginSource
+
+    component = plugin(Kind.LOSS, WrongSignLoss)
+    declared = dataclasses.replace(component, known_failures={"check_loss_direction": "declared"})
+    [marked] = [p for p in parametrize_with_checks([declared]).args[1] if p.id.endswith("check_loss_direction")]
+    assert marked.marks[0].kwargs == {"reason": "declared", "strict": True, "raises": ContractError}
+    with pytest.raises(ContractError):  # the xfail mark expects exactly this
+        assert_check(declared, check_loss_direction)
+
+    module = types.ModuleType("bad_declaration")
+    module.register_losses = hookimpl(lambda register: register("bad", WrongSignLoss, known_failures={"x": ""}))
+    with pytest.raises(PluginError, match="known_failures must map check names"):
+        load_plugins([PluginSource.from_object(module, "b", "bad-dist")], disabled=[], strict=True)

@@ -134,9 +134,13 @@ def test_disabled_plugins_are_not_loaded():
     assert failures == []
 
 
-def test_strict_mode_turns_a_failure_into_an_error():
-    with pytest.raises(PluginError, match=r"broken-dist==0\.1"):
+def test_strict_mode_turns_a_failure_into_an_error(monkeypatch):
+    monkeypatch.delenv("GANFORGE_STRICT_PLUGINS", raising=False)
+    with pytest.raises(PluginError, match=r"broken-dist==0\.1") as raised:
         quiet_load([PluginSource("broken", "broken-dist", "0.1", failing_import)], strict=True)
+    # The caller asked for strict mode: the environment variable, not set, is not blamed.
+    assert "load_plugins(strict=True)" in str(raised.value)
+    assert "GANFORGE_STRICT_PLUGINS" not in str(raised.value)
 
 
 def test_strict_mode_and_disabling_come_from_the_environment(monkeypatch):
@@ -145,7 +149,7 @@ def test_strict_mode_and_disabling_come_from_the_environment(monkeypatch):
     plugins = load_plugins([PluginSource("broken", "broken-dist", "0.1", failing_import)])
     assert status_of(plugins, "broken").state is PluginState.DISABLED
     monkeypatch.setenv("GANFORGE_DISABLE_PLUGINS", "")
-    with pytest.raises(PluginError):
+    with pytest.raises(PluginError, match="GANFORGE_STRICT_PLUGINS is set"):
         load_plugins([PluginSource("broken", "broken-dist", "0.1", failing_import)])
 
 

@@ -7,6 +7,7 @@ in a second or so per component; checks that need a GPU run only where one is pr
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import pickle
@@ -440,11 +441,27 @@ class CheckResult:
     component: str
     kind: str
     check: str
-    status: str  # "passed", "failed" or "skipped"
+    status: str  # "passed", "failed", "skipped", or "known failure" (declared at registration, still failing)
     message: str = ""
 
 
 def run_check(component: Component, check: Check) -> CheckResult:
+    """Run one check; a failure the component declared (``known_failures`` at registration) is a known
+    failure, and a declared one that passes is a failure: the declaration must go."""
+    outcome = _run_check(component, check)
+    reason = component.known_failures.get(check.__name__)
+    if reason is None or outcome.status == "skipped":
+        return outcome
+    if outcome.status == "failed":
+        return dataclasses.replace(outcome, status="known failure", message=f"{reason} ({outcome.message})")
+    return dataclasses.replace(
+        outcome,
+        status="failed",
+        message=f"declared a known failure ({reason}) but passed: remove {check.__name__} from its known_failures",
+    )
+
+
+def _run_check(component: Component, check: Check) -> CheckResult:
     def result(status: str, message: str = "") -> CheckResult:
         return CheckResult(component.qualified_name, component.kind.value, check.__name__, status, message)
 
@@ -462,14 +479,33 @@ def run_check(component: Component, check: Check) -> CheckResult:
 
 def check_component(component: Component) -> list[CheckResult]:
     """Run every check of the component's kind; failures are returned, not raised."""
-    return [run_check(component, check) for check in checks_for(component)]
+    return [run_check(component, check) for check in checks_for(component)] + _unknown_known_failures(component)
+
+
+def _unknown_known_failures(component: Component) -> list[CheckResult]:
+    """A known failure naming no check of the component's kind is a mistake: most likely a typo."""
+    names = [check.__name__ for check in checks_for(component)]
+    return [
+        CheckResult(
+            component.qualified_name,
+            component.kind.value,
+            declared,
+            "failed",
+            f"known_failures names {declared}, which is not a check of {component.kind.plural}; "
+            f"they are: {', '.join(names)}",
+        )
+        for declared in component.known_failures
+        if declared not in names
+    ]
 
 
 def parametrize_with_checks(components: Iterable[Component], expected_failures: dict[str, str] | None = None):
     """A ``pytest.mark.parametrize`` over (component, check) with ids ``dist:name-check_x``.
 
-    ``expected_failures`` maps a check name (or ``dist:name-check_x``) to the reason it is known
-    to fail; those are marked xfail (strict: a fixed one must be unmarked).
+    A component's own ``known_failures`` (declared when it registers) are marked xfail, strict: a
+    fixed one fails until the declaration goes. ``expected_failures`` adds marks for this test run
+    only: it maps a check name (every component's) or a test id ``dist:name-check_x`` (one
+    component's; ``dist`` is the distribution's name) to the reason.
     """
     import pytest
 
@@ -478,15 +514,23 @@ def parametrize_with_checks(components: Iterable[Component], expected_failures: 
     for component in components:
         for check in checks_for(component):
             test_id = f"{component.qualified_name}-{check.__name__}"
-            reason = expected_failures.get(test_id) or expected_failures.get(check.__name__)
+            reason = (
+                expected_failures.get(test_id)
+                or expected_failures.get(check.__name__)
+                or component.known_failures.get(check.__name__)
+            )
             marks = [pytest.mark.xfail(reason=reason, strict=True, raises=ContractError)] if reason else []
             params.append(pytest.param(component, check, id=test_id, marks=marks))
     return pytest.mark.parametrize(("component", "check"), params)
 
 
 def assert_check(component: Component, check: Check) -> None:
-    """For tests: run one check; a failure raises ContractError, a skip calls pytest.skip."""
-    result = run_check(component, check)
+    """For tests: run one check; a failure raises ContractError, a skip calls pytest.skip.
+
+    A declared known failure raises too: ``parametrize_with_checks`` marks it xfail (strict), so
+    pytest expects the failure and fails the test once the check passes.
+    """
+    result = _run_check(component, check)
     if result.status == "skipped":
         import pytest
 
