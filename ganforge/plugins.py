@@ -119,11 +119,15 @@ class Plugins:
     manager: pluggy.PluginManager
     statuses: list[PluginStatus]
     registry: Registry
-    strict: bool = False
-    # Why a failure raises, said in the error: the environment variable or the caller's argument.
+    # Strict mode (a plugin's failure raises) and why it is on, said in the error: the environment
+    # variable or the caller's argument. Empty: not strict.
     strict_reason: str = ""
     on_failure: Callable[[PluginStatus], None] | None = None
     on_slow_import: Callable[[PluginStatus], None] | None = None
+
+    @property
+    def strict(self) -> bool:
+        return bool(self.strict_reason)
 
     def failed(self) -> list[PluginStatus]:
         return [status for status in self.statuses if status.state is PluginState.FAILED]
@@ -180,7 +184,6 @@ def load_plugins(
         manager,
         [],
         Registry(),
-        strict=strict,
         strict_reason=strict_reason,
         on_failure=on_failure,
         on_slow_import=on_slow_import,
