@@ -20,7 +20,7 @@ from ganforge.errors import DataError, DatasetNotFoundError, ParamsError
 from ganforge.evaluation.domain import load_domain
 from ganforge.registry import Kind, Registry
 
-REAL_DATA_ROOT = Path("/work/shared/data")
+REAL_DATA_ROOT = default_data_root().resolve()  # $GANFORGE_DATA or the user cache, as the CLI resolves it
 TINY_COUNT = 5
 
 
@@ -218,9 +218,11 @@ def test_failed_download_is_dataset_not_found(registry, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def real_mnist_root() -> Path:
-    if not (REAL_DATA_ROOT / "mnist").is_dir():
-        pytest.skip(f"the real MNIST is not on this machine ({REAL_DATA_ROOT / 'mnist'} is absent)")
+def real_mnist_root(registry) -> Path:
+    try:  # wherever under the data root ganforge finds it (mnist/, torchvision's MNIST/raw/, the root itself)
+        build(registry, "mnist", {"split": "test"}, REAL_DATA_ROOT)
+    except DatasetNotFoundError as error:
+        pytest.skip(f"the real MNIST is not here: {str(error).splitlines()[0]}")
     return REAL_DATA_ROOT
 
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from ganforge.data_root import default_data_root
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
 from tests.test_reliability import LONG_EPOCH, logged_steps, wait_for
@@ -23,7 +24,7 @@ from tests.test_training import assert_same_weights, metrics, without_timing
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SMOKE = EXAMPLES / "smoke.yaml"
-DATA = Path(os.environ.get("GANFORGE_DATA", "data")).resolve()  # the runs below start in other folders
+DATA = default_data_root().resolve()  # the runs below start in other folders
 MNIST = DATA / "mnist"
 
 # A dataset whose image i has every pixel equal to i, and a discriminator that writes down the
