@@ -56,6 +56,9 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
     ``limit`` (:data:`LIMIT_PARAM`): train on a subset. It must accept None
     (:data:`ALL_IMAGES`), meaning every image: evaluation measures against the whole dataset, so
     it builds with ``limit: None``, whatever the config says.
+
+    ``download`` (:data:`DOWNLOAD_PARAM`): whether missing files may be fetched. The contract
+    checks build with ``download: False``, so that checking a component never downloads.
   - Optional methods of the params model, read before loading (``training/preflight.py``):
     ``data_spec() -> DataSpec`` and ``loading_bytes() -> int``, the images the dataset will give
     and the most memory loading takes. Without them, nothing of the dataset is weighed before it loads.
@@ -97,6 +100,7 @@ TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
 LIMIT_PARAM = "limit"
 ALL_IMAGES = None  # the value of LIMIT_PARAM that means every image of the dataset (or of its split)
+DOWNLOAD_PARAM = "download"
 
 
 def declares_param(params_model: type[BaseModel], name: str) -> bool:

@@ -1,9 +1,18 @@
+import os
+from pathlib import Path
+
 import pytest
 import typer
 
 from ganforge.cli import create_app
+from ganforge.data_root import default_data_root
+from ganforge.downloads import MIRROR_ENV
+from ganforge.errors import DatasetNotFoundError
 from ganforge.plugins import load_plugins
-from ganforge.registry import Registry
+from ganforge.registry import Kind, Registry
+
+USER_MIRROR = os.environ.get(MIRROR_ENV)  # the mirror of a user behind one, for the fixtures that fetch real data
+UNREACHABLE_MIRROR = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +40,31 @@ def feature_network_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GANFORGE_CACHE", str(tmp_path_factory.mktemp("ganforge-cache")))
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_download_unless_asked():
+    """Only real_mnist_root downloads: any other test reaching for the network fails at once, not after a timeout."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MIRROR_ENV, UNREACHABLE_MIRROR)
+        yield
+
+
+@pytest.fixture(scope="session")
+def real_mnist_root(registry, no_download_unless_asked) -> Path:
+    """The data root ganforge resolves ($GANFORGE_DATA, else the user cache) holding the real MNIST.
+
+    Missing there, it is downloaded once, as `ganforge run` would; offline, the tests that need it skip and say why.
+    """
+    root = default_data_root().resolve()  # absolute: runs started in other folders find it too
+    with pytest.MonkeyPatch.context() as patch:
+        if USER_MIRROR is None:
+            patch.delenv(MIRROR_ENV)
+        else:
+            patch.setenv(MIRROR_ENV, USER_MIRROR)
+        try:
+            for split in ("train", "test"):
+                registry.get(Kind.DATASET, "mnist").build({"split": split}, root)
+        except DatasetNotFoundError as error:
+            pytest.skip(f"the real MNIST is not here and could not be downloaded: {str(error).splitlines()[0]}")
+    return root

@@ -90,7 +90,7 @@ def test_data_describes_a_dataset(app):
 
 
 def test_data_without_files_names_what_to_put_where(app, tmp_path):
-    result = invoke(app, "data", "mnist", env={"GANFORGE_DATA": str(tmp_path)})
+    result = invoke(app, "data", "mnist", "-p", "download=false", env={"GANFORGE_DATA": str(tmp_path)})
     assert result.exit_code != 0
     assert "train-images-idx3-ubyte" in result.stderr
     assert str(tmp_path) in result.stderr

@@ -16,7 +16,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ganforge.data_root import default_data_root
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
 from tests.test_reliability import LONG_EPOCH, logged_steps, wait_for
@@ -24,8 +23,6 @@ from tests.test_training import assert_same_weights, metrics, without_timing
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SMOKE = EXAMPLES / "smoke.yaml"
-DATA = default_data_root().resolve()  # the runs below start in other folders
-MNIST = DATA / "mnist"
 
 # A dataset whose image i has every pixel equal to i, and a discriminator that writes down the
 # indices of the real images it is shown (the only constant images it sees) and can fail on purpose.
@@ -289,14 +286,13 @@ def test_two_process_smoke_run_writes_one_run_folder_that_samples_in_one_process
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(), reason="MNIST files not found")
-def test_mlp_recipe_on_an_mnist_subset_with_torchrun(tmp_path):
+def test_mlp_recipe_on_an_mnist_subset_with_torchrun(tmp_path, real_mnist_root):
     """The launch a user types: torchrun itself, on seed 001's MLP recipe."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     command += ["-m", "ganforge", "run", str(EXAMPLES / "mnist_mlp.yaml"), "--quiet"]
     for override in ("data.params.limit=2000", "train.epochs=2", "train.device=cpu", "eval.every=0", "name=sub"):
         command += ["--set", override]
-    environment = {**os.environ, "GANFORGE_DATA": str(DATA)}
+    environment = {**os.environ, "GANFORGE_DATA": str(real_mnist_root)}
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
     run_dir = tmp_path / "runs" / "sub"

@@ -223,6 +223,7 @@ def test_eval_best_must_name_a_value_of_the_chosen_metrics(app, workdir):
 
 
 def real_data_or_skip(registry, name):
+    """Only MNIST is downloaded for the tests (real_mnist_root); other real datasets are used where present."""
     try:
         registry.get(Kind.DATASET, name).build({"split": "test"}, default_data_root())
     except DatasetNotFoundError as error:
@@ -230,12 +231,11 @@ def real_data_or_skip(registry, name):
 
 
 @pytest.mark.slow
-def test_mnist_classifier_floor_noise_and_a_repeated_digit(app, registry, tmp_path):
-    real_data_or_skip(registry, "mnist")
+def test_mnist_classifier_floor_noise_and_a_repeated_digit(app, registry, tmp_path, real_mnist_root):
     floor = eval_json(app, "--real", "mnist", "--n", 10000)
     assert floor["protocol"]["feature_network"]["test_accuracy"] >= 0.99
     assert floor["scores"]["modes_covered"] == 10
-    test_digits = registry.get(Kind.DATASET, "mnist").build({"split": "test"}, default_data_root()).dataset.images
+    test_digits = registry.get(Kind.DATASET, "mnist").build({"split": "test"}, real_mnist_root).dataset.images
     torch.save(torch.rand(2000, 1, 28, 28), tmp_path / "noise.pt")
     torch.save(test_digits[:1].repeat(2000, 1, 1, 1), tmp_path / "one_digit.pt")
     for name in ("noise.pt", "one_digit.pt"):
@@ -252,9 +252,8 @@ def test_fashion_mnist_classifier_reaches_ninety_percent(app, registry):
 
 
 @pytest.mark.slow
-def test_seed_001_recipe_scores_improve_with_training(app, registry, tmp_path):
-    # No workdir here: a relative GANFORGE_DATA (CI's ../shared/data) must keep meaning the same place.
-    real_data_or_skip(registry, "mnist")
+def test_seed_001_recipe_scores_improve_with_training(app, registry, tmp_path, real_mnist_root):
+    # No workdir here: a relative GANFORGE_DATA must keep meaning the same place.
     config = Path(__file__).parent.parent / "examples" / "mnist_mlp.yaml"
     run_dir = tmp_path / "mnist_mlp"
     overrides = ["train.epochs=10", "eval.every=2", "eval.samples=2000", "eval.metrics=[fid, kid, precision_recall]"]

@@ -21,6 +21,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from ganforge.contracts import MAX_SEED, DataSpec, ImageTensorDataset, LoadedDataset, Params
 from ganforge.data_root import DATA_ENV
+from ganforge.downloads import MIRROR_ENV, DownloadError, RemoteFile, download, download_and_unpack, mirrors
 from ganforge.errors import DataError, DatasetNotFoundError
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
@@ -48,7 +49,12 @@ class SplitDatasetParams(Params):
     root: Path | None = Field(
         None, description="Directory holding the dataset; overrides the data root ganforge resolves."
     )
-    download: bool = Field(False, description="Download the files with torchvision when they are missing.")
+    download: bool = Field(
+        True,
+        description="Download missing files (the split's alone where it is published apart) into the first folder "
+        "looked in, checked by MD5, from the official mirrors or $GANFORGE_DOWNLOAD_MIRROR; false: use only the "
+        "files already there.",
+    )
     limit: int | None = Field(
         None,
         gt=0,
@@ -200,20 +206,93 @@ class IdxDataset:
     """Where an IDX dataset may live and how to obtain it."""
 
     title: str
-    subdirs: tuple[str, ...]  # relative to the data root, searched in order
+    subdirs: tuple[str, ...]  # relative to the data root, searched in order; downloads go to the first
     system_dirs: tuple[Path, ...]
-    torchvision_class: str
+    mirrors: tuple[str, ...]  # base URLs serving the published files, tried in order
+    files: dict[str, RemoteFile]  # the published file of each stem in IDX_FILE_STEMS
 
     def search_dirs(self, root: Path) -> list[Path]:
         return [root / subdir if subdir else root for subdir in self.subdirs] + list(self.system_dirs)
 
 
-MNIST = IdxDataset("MNIST", ("mnist", "MNIST/raw", ""), (), "MNIST")
+# The unpacked sizes: 60,000 and 10,000 images of 28x28 bytes, or as many labels, after the header.
+IDX_CONTENT_BYTES = {
+    "train-images-idx3-ubyte": 16 + 60_000 * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
+
+
+def _published_idx_files(published: dict[str, tuple[str, int, str]]) -> dict[str, RemoteFile]:
+    """Each stem's .gz from (MD5, size) of the published file and the MD5 of its content."""
+    return {
+        stem: RemoteFile(f"{stem}.gz", md5, size, unpacked_md5=content_md5, unpacked_bytes=IDX_CONTENT_BYTES[stem])
+        for stem, (md5, size, content_md5) in published.items()
+    }
+
+
+# The MD5s of the files as published (the datasets' pages and torchvision list them), and of their
+# content (what a mirror or a distribution that gzipped the files again still serves).
+MNIST = IdxDataset(
+    "MNIST",
+    ("mnist", "MNIST/raw", ""),
+    (),
+    ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/"),
+    _published_idx_files(
+        {
+            "train-images-idx3-ubyte": (
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                9_912_422,
+                "6bbc9ace898e44ae57da46a324031adb",
+            ),
+            "train-labels-idx1-ubyte": (
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                28_881,
+                "a25bea736e30d166cdddb491f175f624",
+            ),
+            "t10k-images-idx3-ubyte": (
+                "9fb629c4189551a2d022fa330f9573f3",
+                1_648_877,
+                "2646ac647ad5339dbf082846283269ea",
+            ),
+            "t10k-labels-idx1-ubyte": (
+                "ec29112dd5afa0611ce80d1b7f02629c",
+                4_542,
+                "27ae3e4e09519cfbb04c329615203637",
+            ),
+        }
+    ),
+)
 FASHION_MNIST = IdxDataset(
     "Fashion-MNIST",
     ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw", ""),
     (DEBIAN_FASHION_MNIST_DIR,),
-    "FashionMNIST",
+    ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    _published_idx_files(
+        {
+            "train-images-idx3-ubyte": (
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                26_421_880,
+                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            ),
+            "train-labels-idx1-ubyte": (
+                "25c81989df183df01b3e8a0aad5dffbe",
+                29_515,
+                "9018921c3c673c538a1fc5bad174d6f9",
+            ),
+            "t10k-images-idx3-ubyte": (
+                "bef4ecab320f06d8554ea6380940ec79",
+                4_422_102,
+                "8181f5470baa50b63fa0f6fddb340f0a",
+            ),
+            "t10k-labels-idx1-ubyte": (
+                "bb300cfdad3c16e7a12a480ee83cd310",
+                5_148,
+                "15d484375f8d13e6eb1aabb0c3f46965",
+            ),
+        }
+    ),
 )
 
 
@@ -233,10 +312,10 @@ def _load_idx_dataset(which: IdxDataset, params: SplitDatasetParams, root: Path)
     search_dirs = which.search_dirs(root)
     files = _find_idx_files(stems, search_dirs)
     if files is None and params.download:
-        _download_with_torchvision(which, params.split, root)
+        _download_idx_files(which, params.split, stems, search_dirs)
         files = _find_idx_files(stems, search_dirs)
     if files is None:
-        raise DatasetNotFoundError(_idx_not_found_message(which, params.split, stems, search_dirs, root))
+        raise DatasetNotFoundError(_idx_not_found_message(which, params.split, stems, search_dirs))
     images_path, labels_path = files
     images = read_idx(images_path, IDX_IMAGES_MAGIC)
     labels = read_idx(labels_path, IDX_LABELS_MAGIC)
@@ -267,36 +346,51 @@ def _existing_variant(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def _download_with_torchvision(which: IdxDataset, split: str, root: Path) -> None:
-    import torchvision.datasets
+def _download_idx_files(which: IdxDataset, split: str, stems: Sequence[str], search_dirs: Sequence[Path]) -> None:
+    """Fill in the split's files missing from the first folder looked in; a file already there is never replaced.
 
-    dataset_class = getattr(torchvision.datasets, which.torchvision_class)
+    A file already there is the user's: if it is damaged, reading it says so and names it, rather
+    than a download silently overwriting it. Processes of one launch that download at once each
+    write a file of their own and rename it into place (ganforge/downloads.py): the result is whole.
+    """
+    folder = search_dirs[0]
     try:
-        dataset_class(str(root), train=split == "train", download=True)
-    except Exception as error:  # no network, a mirror down, a checksum mismatch, a read-only root
+        for stem in stems:
+            if _existing_variant(folder, stem) is None:
+                download(which.files[stem], mirrors(which.mirrors), folder)
+    except DownloadError as error:
         raise DatasetNotFoundError(
-            f"{which.title} is not in {root} and downloading it with torchvision failed: {error}"
+            f"{which.title} ({split} split) is not here and downloading it failed: {error}\n"
+            f"{_idx_files_wanted(stems, search_dirs)}\n"
+            f"To fix: put the files in {folder}/, {DATA_ROOT_HINT}, {MIRROR_HINT}."
         ) from None
 
 
-def _idx_not_found_message(
-    which: IdxDataset, split: str, stems: Sequence[str], search_dirs: Sequence[Path], root: Path
-) -> str:
-    looked_in = "\n".join(f"  {directory}" for directory in search_dirs)
-    first_choice = search_dirs[0]
+def _idx_not_found_message(which: IdxDataset, split: str, stems: Sequence[str], search_dirs: Sequence[Path]) -> str:
     return (
-        f"{which.title} ({split} split) not found: need the files {stems[0]} and {stems[1]} "
-        f"(each may be gzipped, ending in .gz) in one directory.\n"
-        f"Looked in:\n{looked_in}\n"
-        f"To fix: put the files in {first_choice}/, or point ganforge at a data root that has them "
-        f"(set ${DATA_ENV} or data.params.root), or set data.params.download: true "
-        f"to download them with torchvision into {root}."
+        f"{which.title} ({split} split) not found: {_idx_files_wanted(stems, search_dirs)}\n"
+        f"To fix: put the files in {search_dirs[0]}/, {DATA_ROOT_HINT}, "
+        "or set data.params.download: true to download them."
     )
+
+
+def _idx_files_wanted(stems: Sequence[str], search_dirs: Sequence[Path]) -> str:
+    looked_in = "\n".join(f"  {directory}" for directory in search_dirs)
+    return (
+        f"need the files {stems[0]} and {stems[1]} (each may be gzipped, ending in .gz) in one directory.\n"
+        f"Looked in:\n{looked_in}"
+    )
+
+
+DATA_ROOT_HINT = f"or point ganforge at a data root that has it (set ${DATA_ENV} or data.params.root)"
+MIRROR_HINT = f"or at a mirror serving the published files by their names (set ${MIRROR_ENV}=URL)"
 
 
 # --- CIFAR-10 -----------------------------------------------------------------------------------
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
+CIFAR10_ARCHIVE = RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", 170_498_071)
 
 
 def load_cifar10(params: SplitDatasetParams, root: Path) -> LoadedDataset:
@@ -305,31 +399,51 @@ def load_cifar10(params: SplitDatasetParams, root: Path) -> LoadedDataset:
     candidates = [root / "cifar10", root]
     holding = [directory for directory in candidates if (directory / CIFAR10_FOLDER).is_dir()]
     if not holding and not params.download:
-        looked_in = "\n".join(f"  {directory / CIFAR10_FOLDER}" for directory in candidates)
         raise DatasetNotFoundError(
-            f"CIFAR-10 not found: need the folder {CIFAR10_FOLDER} (unpacked from cifar-10-python.tar.gz, "
-            f"https://www.cs.toronto.edu/~kriz/cifar.html) in {root / 'cifar10'}/ or {root}/.\n"
-            f"Looked for:\n{looked_in}\n"
-            f"To fix: unpack the archive into {root / 'cifar10'}/, or point ganforge at a data root that has it "
-            f"(set ${DATA_ENV} or data.params.root), or set data.params.download: true."
+            f"CIFAR-10 not found: {_cifar10_wanted(candidates)}\n"
+            f"To fix: unpack the archive into {candidates[0]}/, {DATA_ROOT_HINT}, "
+            "or set data.params.download: true to download it."
         )
+    if not holding:
+        _download_cifar10(candidates)
     dataset_dir = holding[0] if holding else candidates[0]
 
     import torchvision.datasets
 
     try:
-        cifar = torchvision.datasets.CIFAR10(str(dataset_dir), train=params.split == "train", download=params.download)
-    except RuntimeError as error:
-        if holding:  # the files are there, so torchvision's integrity check rejected them
-            raise DataError(f"CIFAR-10 in {dataset_dir / CIFAR10_FOLDER} cannot be used: {error}") from None
-        raise DatasetNotFoundError(f"CIFAR-10 is not in {root} and downloading it failed: {error}") from None
-    except Exception as error:  # a failed download surfaces as URLError, OSError, ...
-        raise DatasetNotFoundError(f"CIFAR-10 is not in {root} and downloading it failed: {error}") from None
+        cifar = torchvision.datasets.CIFAR10(str(dataset_dir), train=params.split == "train", download=False)
+    except Exception as error:  # its integrity check (RuntimeError), an unreadable batch file
+        raise DataError(f"CIFAR-10 in {dataset_dir / CIFAR10_FOLDER} cannot be used: {error}") from None
     # torchvision keeps CIFAR as [N, H, W, C]; ganforge wants [N, C, H, W].
     images = torch.from_numpy(np.ascontiguousarray(np.asarray(cifar.data, dtype=np.uint8).transpose(0, 3, 1, 2)))
     labels = torch.as_tensor(cifar.targets, dtype=torch.int64)
     images, labels = images[: params.limit], labels[: params.limit]
     return LoadedDataset(ImageTensorDataset(images, labels), DataSpec((3, 32, 32), 10))
+
+
+def _download_cifar10(candidates: Sequence[Path]) -> None:
+    """The archive downloaded and unpacked into the first candidate; both splits come in it.
+
+    Processes of one launch that download at once each unpack into a folder of their own, and the
+    first to rename its folder into place wins (ganforge/downloads.py).
+    """
+    try:
+        download_and_unpack(CIFAR10_ARCHIVE, mirrors(CIFAR10_MIRRORS), candidates[0], CIFAR10_FOLDER)
+    except DownloadError as error:
+        raise DatasetNotFoundError(
+            f"CIFAR-10 is not here and downloading it failed: {error}\n{_cifar10_wanted(candidates)}\n"
+            f"To fix: download {CIFAR10_ARCHIVE.name} and unpack it into {candidates[0]}/, {DATA_ROOT_HINT}, "
+            f"{MIRROR_HINT}."
+        ) from None
+
+
+def _cifar10_wanted(candidates: Sequence[Path]) -> str:
+    looked_in = "\n".join(f"  {directory / CIFAR10_FOLDER}" for directory in candidates)
+    return (
+        f"need the folder {CIFAR10_FOLDER} (unpacked from {CIFAR10_ARCHIVE.name}, "
+        f"https://www.cs.toronto.edu/~kriz/cifar.html) in {candidates[0]}/ or {candidates[1]}/.\n"
+        f"Looked for:\n{looked_in}"
+    )
 
 
 # --- a folder of images -------------------------------------------------------------------------
@@ -446,19 +560,19 @@ def register_datasets(register: Register) -> None:
         "mnist",
         load_mnist,
         params=SplitDatasetParams,
-        summary="MNIST handwritten digits, 28x28 grayscale, 10 classes (IDX files, optional download).",
+        summary="MNIST handwritten digits, 28x28 grayscale, 10 classes (IDX files, downloaded when missing).",
     )
     register(
         "fashion_mnist",
         load_fashion_mnist,
         params=SplitDatasetParams,
-        summary="Fashion-MNIST clothing, 28x28 grayscale, 10 classes (IDX files, optional download).",
+        summary="Fashion-MNIST clothing, 28x28 grayscale, 10 classes (IDX files, downloaded when missing).",
     )
     register(
         "cifar10",
         load_cifar10,
         params=SplitDatasetParams,
-        summary="CIFAR-10 natural images, 32x32 RGB, 10 classes (via torchvision).",
+        summary="CIFAR-10 natural images, 32x32 RGB, 10 classes (downloaded when missing; read with torchvision).",
     )
     register(
         "image_folder",

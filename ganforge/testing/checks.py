@@ -17,7 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganforge.contracts import DataSpec, FeatureSet, GANLoss, GANMetric, GANModels, LoadedDataset
+from ganforge.contracts import (
+    DOWNLOAD_PARAM,
+    DataSpec,
+    FeatureSet,
+    GANLoss,
+    GANMetric,
+    GANModels,
+    LoadedDataset,
+    declares_param,
+)
 from ganforge.data_root import default_data_root
 from ganforge.errors import DatasetNotFoundError, first_line
 from ganforge.registry import Component, Kind
@@ -273,8 +282,10 @@ def check_penalty_is_per_sample(component: Component) -> None:
 
 
 def _dataset(component: Component) -> LoadedDataset:
+    # Checking a component must never start a download: its files are there or the checks skip.
+    params = {DOWNLOAD_PARAM: False} if declares_param(component.params_model, DOWNLOAD_PARAM) else {}
     try:
-        return component.build({}, default_data_root())
+        return component.build(params, default_data_root())
     except DatasetNotFoundError as error:
         raise CheckSkipped(f"its files are not here ({first_line(str(error))})") from None
 
