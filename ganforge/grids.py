@@ -6,8 +6,6 @@ import math
 from pathlib import Path
 
 import torch
-from PIL import Image
-from torchvision.utils import save_image
 
 from ganforge.contracts import DataSpec
 from ganforge.files import write_atomically
@@ -17,6 +15,10 @@ FLOAT_BYTES = 4
 
 def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, *, inside: Path | None = None) -> None:
     """Images in [-1, 1] as one image grid (10 columns for 100 images), written whole or not at all."""
+    # torchvision and PIL cost seconds to import: only the commands that write a grid pay for them.
+    from PIL import Image
+    from torchvision.utils import save_image
+
     columns = columns or math.ceil(math.sqrt(images.shape[0]))
     grid = images.detach().float().cpu().add(1).div(2).clamp(0, 1)
     image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")

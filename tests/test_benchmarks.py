@@ -17,10 +17,9 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def real_mnist():
-    if not (default_data_root() / "mnist").is_dir():
-        pytest.skip(f"the real MNIST is not here ({default_data_root() / 'mnist'} is absent)")
+@pytest.fixture(autouse=True)
+def needs_real_mnist(real_mnist_root):
+    """Every benchmark here reads the real MNIST."""
 
 
 def script(name, *args):
@@ -102,3 +101,12 @@ def test_processes_compares_one_process_with_two():
     medians = dict(re.findall(r"^([12]) +([\d,]+) ", output, flags=re.MULTILINE))
     assert medians.keys() == {"1", "2"} and all(float(m.replace(",", "")) > 0 for m in medians.values())
     assert "2 / 1 process(es):" in output and "torch 2." in output
+
+
+def test_startup_times_a_command_against_importing_torch():
+    output = script("startup.py", "--rounds", 2, "--only", "ganforge list")
+    assert re.search(r"^round 2: s import torch [\d.]+, ganforge list [\d.]+$", output, re.MULTILINE)
+    medians = dict(re.findall(r"^(import torch|ganforge list) +([\d.]+) ", output, flags=re.MULTILINE))
+    assert medians.keys() == {"import torch", "ganforge list"} and all(float(m) > 0 for m in medians.values())
+    assert re.search(r"^ganforge list - import torch: [+-][\d.]+ s median of rounds", output, re.MULTILINE)
+    assert "ganforge --help" not in output and "torch 2." in output

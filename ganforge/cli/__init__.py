@@ -17,7 +17,6 @@ from typer.core import TyperGroup
 
 from ganforge import __version__, startup
 from ganforge.cli import check, components, evaluate, run, sample
-from ganforge.cli.hints import with_flag_hints
 from ganforge.cli.render import console, err_console
 from ganforge.errors import GanforgeError
 from ganforge.plugins import Plugins, default_plugins
@@ -41,6 +40,9 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
 
 
 def report_error(error: GanforgeError) -> None:
+    # The hints know the errors of every command, evaluation's and training's too: imported on an error alone.
+    from ganforge.cli.hints import with_flag_hints
+
     message = f"{rank_label()}{with_flag_hints(error)}"
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 

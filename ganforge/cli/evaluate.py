@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ganforge.cli.render import console, print_json, print_note
-from ganforge.config import apply_overrides, parse_overrides
+from ganforge.config import DEFAULT_EVAL_SAMPLES, apply_overrides, parse_overrides
 from ganforge.contracts import MAX_SEED
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
-from ganforge.evaluation.offline import (
-    OfflineScores,
-    Scoring,
-    score_checkpoint,
-    score_real_data,
-    score_samples_file,
-)
-from ganforge.evaluation.protocol import DEFAULT_SAMPLES, check_sample_needs, choose_metrics
 from ganforge.plugins import Plugins
 from ganforge.training.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from ganforge.evaluation.offline import OfflineScores
 
 
 def evaluate(
@@ -45,7 +40,7 @@ def evaluate(
     n: Annotated[
         int,
         typer.Option("--n", min=1, help="Generated (and reference) images to score; of --samples, the first N."),
-    ] = DEFAULT_SAMPLES,
+    ] = DEFAULT_EVAL_SAMPLES,
     metrics: Annotated[
         str | None, typer.Option("--metrics", help="Comma-separated metric names; default: every installed one.")
     ] = None,
@@ -55,6 +50,10 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable scores, floor and protocol.")] = False,
 ) -> None:
     """Score a checkpoint, a file of images, or real data with FID, KID, classifier score, ... offline."""
+    # The evaluation code is imported by this command alone, not by every command that builds the CLI.
+    from ganforge.evaluation.offline import Scoring, score_checkpoint, score_real_data, score_samples_file
+    from ganforge.evaluation.protocol import check_sample_needs, choose_metrics
+
     check_one_source(target, samples, data, real)
     plugins: Plugins = ctx.obj
     registry = plugins.registry

@@ -2,7 +2,8 @@
 
 Each compares generated and real images through the features (and class probabilities) of one
 feature network, extracted once by the evaluation protocol; the maths lives in
-:mod:`ganforge.evaluation.maths`.
+:mod:`ganforge.evaluation.maths`, imported where a metric computes: registering the metrics, which
+every command does, leaves the evaluation code unloaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pydantic import Field
 
 from ganforge.contracts import FeatureSet, GANMetric, Goal, NoParams, Params, SampleNeeds
 from ganforge.errors import UsageError
-from ganforge.evaluation import maths
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
 
@@ -30,6 +30,8 @@ class FrechetDistance(GANMetric):
         return SampleNeeds(2, 2, "a covariance needs two images of each set")
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
         mean_generated, cov_generated = maths.feature_statistics(generated.features)
         mean_real, cov_real = maths.feature_statistics(real.features)
         return {"fid": maths.frechet_distance(mean_generated, cov_generated, mean_real, cov_real)}
@@ -55,6 +57,8 @@ class KernelDistance(GANMetric):
         return SampleNeeds(2, 2, "the unbiased estimate needs two images of each set")
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
         mean, std = maths.kernel_inception_distance(
             generated.features,
             real.features,
@@ -80,6 +84,8 @@ class ClassifierScore(GANMetric):
         self.params = params
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
         mean, std = maths.classifier_score(_probabilities(generated, "classifier_score"), splits=self.params.splits)
         return {"classifier_score": mean, "classifier_score_std": std}
 
@@ -101,6 +107,8 @@ class PrecisionRecall(GANMetric):
         return SampleNeeds(k + 1, k + 1, f"each image's radius is the distance to its k-th nearest other image, k={k}")
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
         precision, recall = maths.precision_recall(generated.features, real.features, k=self.params.k)
         return {"precision": precision, "recall": recall}
 
@@ -128,6 +136,8 @@ class ModeCoverage(GANMetric):
         self.params = params
 
     def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
         fraction, covered, kl = maths.mode_coverage(
             _probabilities(generated, "mode_coverage"),
             _probabilities(real, "mode_coverage"),

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.utils import make_grid
 
 from ganforge.errors import UsageError
 
@@ -43,6 +42,8 @@ class TensorBoardLog:
                 self.writer.add_scalar(f"{prefix}/{key}", record[key], record["step"])
 
     def grid(self, tag: str, images: torch.Tensor, step: int) -> None:
+        from torchvision.utils import make_grid  # seconds to import: paid by runs that log to TensorBoard alone
+
         grid = make_grid(images.detach().float().cpu().add(1).div(2).clamp(0, 1), nrow=10, padding=2)
         self.writer.add_image(tag, grid, step)
 
