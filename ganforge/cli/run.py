@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +28,6 @@ from ganforge.training.interruption import RunInterrupted
 from ganforge.training.preflight import machine_warnings
 from ganforge.training.progress import LineReporter, RichReporter
 from ganforge.training.run_folder import RunFolder
-from ganforge.training.runs import resume_run, start_run
 
 
 def run(
@@ -85,6 +85,8 @@ def launch_processes(nproc: int, command: list[str], resolved: ResolvedRun, fold
 
 def train_here(resolved: ResolvedRun, folder: Path, *, resume: bool, overwrite: bool, quiet: bool) -> None:
     """This process's part of the run: all of it, or one rank's share inside a torchrun launch."""
+    from ganforge.training.runs import resume_run, start_run  # the trainer and evaluation: for run alone
+
     run_config = resolved.config
     reporter = LineReporter(console) if quiet else RichReporter(console)
     before = FolderBeforeRun.look(folder)
@@ -109,6 +111,11 @@ def train_here(resolved: ResolvedRun, folder: Path, *, resume: bool, overwrite: 
                 advice = before.advice_after_interrupt(resuming=resume, overwrite=overwrite)
                 startup.report(f"ganforge: interrupted (Ctrl-C); {advice}")  # instead of the guard's line
             raise typer.Exit(130) from None
+        except Exception as error:  # a crash: its traceback, whose last line names the component it came from
+            if isinstance(error, GanforgeError):
+                raise
+            traceback.print_exception(error)
+            raise typer.Exit(1) from None
     if processes.is_main:
         console.print(
             f"done: {trainer.epoch} epochs, {trainer.step} steps on {trainer.device}"

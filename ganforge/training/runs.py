@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ganforge import startup
 from ganforge.checkpoint import checkpoint_metrics_records
 from ganforge.config import ResolvedRun
-from ganforge.errors import UsageError, first_line
+from ganforge.contracts import GANModels
+from ganforge.errors import GanforgeError, UsageError, first_line
+from ganforge.files import remove_inside
+from ganforge.training.blame import Blame
+from ganforge.training.component_check import check_components, own_copies
 from ganforge.training.distributed import Processes
 from ganforge.training.progress import Reporter
-from ganforge.training.run_folder import RunFolder
+from ganforge.training.run_folder import LOCK_NAME, RunFolder
 from ganforge.training.state import checkpoint_bytes
 from ganforge.training.trainer import Trainer
 
@@ -34,21 +39,32 @@ def start_run(
     reporter: Reporter | None = None,
     processes: Processes | None = None,
 ) -> Trainer:
-    """Everything that can fail on bad input (data, device, shapes) fails before the folder exists.
+    """Everything that can fail on bad input (data, device, shapes, contracts) fails before the folder exists.
 
-    Rank 0 alone makes and writes the folder, and holds its lock until the run ends.
+    Rank 0 alone makes and writes the folder, and holds its lock until the run ends. A run that
+    crashes (an exception that is no GanforgeError) before its first checkpoint leaves no folder
+    behind: what it wrote goes, and the folder too where this run made it. An exception raised
+    inside a component gets a note naming it (blame.py).
     """
     folder = RunFolder(run.config.run_dir())
-    trainer = Trainer(run, folder, reporter, processes)
-    try:
-        if trainer.is_main:
-            folder.check_room(checkpoint_bytes(trainer.gan_step))
-            with startup.interrupts_deferred():  # a Ctrl-C waits: a folder half replaced could not be overwritten
-                folder.create(overwrite)
-                folder.write_config(trainer.resolved_config)
-        trainer.fit()
-    finally:
-        folder.release()
+    blame = Blame(run)
+    with blame.naming_the_component():
+        trainer = Trainer(run, folder, reporter, processes)
+        check_before_writing(run, trainer, blame)
+        made = first_missing(folder.path)
+        try:
+            if trainer.is_main:
+                folder.check_room(checkpoint_bytes(trainer.gan_step))
+                with startup.interrupts_deferred():  # a Ctrl-C waits: a folder half replaced could not be overwritten
+                    folder.create(overwrite)
+                    folder.write_config(trainer.resolved_config)
+            trainer.fit()
+        except Exception as error:
+            if folder.lock is not None and not isinstance(error, GanforgeError):
+                discard_unfinished_run(folder, made)
+            raise
+        finally:
+            folder.release()
     return trainer
 
 
@@ -62,28 +78,85 @@ def resume_run(
     """
     folder = RunFolder(run_dir)
     main = processes is None or processes.is_main
-    try:
-        if main:
-            folder.open_for_resume()
-        state, path, problems = folder.load_newest_good_checkpoint() if main else (None, None, [])
-        metrics_records = checkpoint_metrics_records(state, path) if state is not None else None
-        trainer = Trainer(run, folder, reporter, processes)
-        for problem in problems:
-            trainer.reporter.note(f"warning: {problem}")
-        if problems:
-            trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
-        state = trainer.processes.from_main(state)
+    blame = Blame(run)
+    with blame.naming_the_component():
         try:
-            trainer.load_state(state)
-        except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
-            raise CheckpointDoesNotFitError(path, first_line(str(error))) from None
-        if trainer.is_main:
-            folder.clear_unfinished_writes()
-            folder.check_room(checkpoint_bytes(trainer.gan_step))
-            with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
-                folder.drop_metrics_after(trainer.step, records=metrics_records)
-                folder.write_config(trainer.resolved_config)
-        trainer.fit()
-    finally:
-        folder.release()
+            if main:
+                folder.open_for_resume()
+            state, path, problems = folder.load_newest_good_checkpoint() if main else (None, None, [])
+            metrics_records = checkpoint_metrics_records(state, path) if state is not None else None
+            trainer = Trainer(run, folder, reporter, processes)
+            for problem in problems:
+                trainer.reporter.note(f"warning: {problem}")
+            if problems:
+                trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
+            state = trainer.processes.from_main(state)
+            try:
+                trainer.load_state(state)
+            except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
+                raise CheckpointDoesNotFitError(path, first_line(str(error))) from None
+            check_before_writing(run, trainer, blame)  # the weights it goes on with
+            if trainer.is_main:
+                folder.clear_unfinished_writes()
+                folder.check_room(checkpoint_bytes(trainer.gan_step))
+                with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
+                    folder.drop_metrics_after(trainer.step, records=metrics_records)
+                    folder.write_config(trainer.resolved_config)
+            trainer.fit()
+        finally:
+            folder.release()
     return trainer
+
+
+def check_before_writing(run: ResolvedRun, trainer: Trainer, blame: Blame) -> None:
+    """One small batch through the run's networks and loss (component_check.py), before the folder is written.
+
+    From here on an exception is blamed on the network or loss it was raised in, and once the check
+    has passed, at the step the run stands at.
+    """
+    step = trainer.gan_step
+    ema = [step.ema_generator] if step.ema_generator is not None else []
+    blame.watch([step.generator, *ema], [step.discriminator], [step.loss])
+    blame.stage = "in the pre-flight check, before the run folder was written"
+    models, loss = own_copies(GANModels(step.generator, step.discriminator, step.latent_dim), step.loss)
+    with blame.watching([models.generator], [models.discriminator], [loss]):
+        warnings = check_components(run, models, loss, trainer.real_grid, trainer.device, trainer.spec.shape)
+    for warning in warnings:
+        trainer.reporter.note(f"warning: {warning}")
+    blame.training = trainer
+
+
+def first_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist yet: what making ``path`` will create."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing = folder
+    return missing
+
+
+def discard_unfinished_run(folder: RunFolder, made: Path | None) -> None:
+    """After a crash before any checkpoint: remove what this run wrote, and the folders it made where now empty.
+
+    A folder holding a checkpoint stays (it can be resumed), and so does one holding anything a run
+    does not write. Only this run's files can be here: a folder it did not make was empty or replaced
+    (``--overwrite``) before the run began, under the lock this process still holds.
+    """
+    if any(folder.checkpoints.glob("*.pt")) or folder.foreign_entries():
+        return
+    for name in sorted(os.listdir(folder.path)):
+        if name != LOCK_NAME:
+            remove_inside(folder.path, folder.path / name)
+    if made is None:
+        return
+    # The lock file goes last, still held; the folder lock's own rule (keep the file) serves runs that go on.
+    (folder.path / LOCK_NAME).unlink(missing_ok=True)
+    folder.release()
+    for created in (folder.path, *folder.path.parents):
+        try:
+            created.rmdir()
+        except OSError:  # not empty: something else is there now
+            return
+        if created == made:
+            return
