@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 
 from ganforge.contracts import MAX_SEED
 from ganforge.errors import ConfigError, ParamsError, UsageError, describe_validation_error, quote, shorten
@@ -29,10 +29,12 @@ MAX_CONFIG_BYTES = 2**20
 MAX_CONFIG_VALUES = 10_000  # every value of the file, each use of an alias counting all it stands for
 MAX_CONFIG_DEPTH = 50  # collections inside collections
 MAX_NAME_LENGTH = 100
+MAX_METRICS = 64
 MAX_PATH_LENGTH = 4096
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEVICE_SETTING = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,4})?)$")
 DEVICES_ACCEPTED = "auto, cpu, cuda, cuda:N or mps"
+DEFAULT_EVAL_SAMPLES = 10_000  # generated (and real reference) images an evaluation scores: eval.samples, eval --n
 
 
 class Strict(BaseModel):
@@ -161,11 +163,14 @@ class EvalConfig(Strict):
     every: int = Field(0, ge=0, le=1_000_000, description="Epochs between evaluations during training; 0 = none.")
     metrics: list[ComponentName | ComponentConfig] = Field(
         default_factory=lambda: ["fid", "kid", "classifier_score", "precision_recall", "mode_coverage"],
-        max_length=64,
+        max_length=MAX_METRICS,
         description="Metrics to compute: names, or {name, params}; see `ganforge list metrics`.",
     )
     samples: int = Field(
-        10_000, ge=2, le=1_000_000, description="Generated images per evaluation (and real reference images)."
+        DEFAULT_EVAL_SAMPLES,
+        ge=2,
+        le=1_000_000,
+        description="Generated images per evaluation (and real reference images).",
     )
     best: Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)] | None = Field(
         "fid",
@@ -420,34 +425,113 @@ class ResolvedRun:
         return data
 
 
+# Problems are listed until the report passes this many characters (the first always is): a screenful, whatever
+# the input; where the rest are is named after them.
+MAX_REPORT_CHARACTERS = 1500
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong in a config: where it is (a field, or the fields of the schema's problems), and the
+    report's lines that say what, the first indented by two spaces."""
+
+    where: str
+    lines: str
+
+
+@dataclass(frozen=True)
+class LeftoverParams:
+    """Params that a config file wrote for the component its section named there (``name_in_file``), left in
+    place when an override named another one (``name``); ``keys`` are those of them the new one does not take."""
+
+    section: str
+    name_in_file: str
+    name: str
+    keys: tuple[str, ...]
+
+
+class InvalidConfigError(ConfigError):
+    """A config that does not validate, with every problem found in it, in the order of its sections.
+
+    ``leftover_params`` are set where an override renamed a component and the file's params for the one
+    before are among the problems: the command line's wording adds how to clear them.
+    """
+
+    def __init__(
+        self, source: str, problems: Sequence[ConfigProblem], leftover_params: Sequence[LeftoverParams] = ()
+    ) -> None:
+        super().__init__(describe_problems(source, problems))
+        self.source = source
+        self.problems = tuple(problems)
+        self.leftover_params = tuple(leftover_params)
+
+
+def describe_problems(source: str, problems: Sequence[ConfigProblem]) -> str:
+    """``SOURCE is invalid:``, then the problems that fit in MAX_REPORT_CHARACTERS, then where the others are."""
+    report = [f"{source} is invalid:"]
+    length = len(report[0])
+    shown = 0
+    for problem in problems:
+        if shown and length + len(problem.lines) > MAX_REPORT_CHARACTERS:
+            break
+        report.append(problem.lines)
+        length += len(problem.lines) + 1
+        shown += 1
+    if shown < len(problems):
+        places = shorten(", ".join(problem.where for problem in problems[shown:]), 200)
+        report.append(f"  ... and more problems, at {places}")
+    return "\n".join(report)
+
+
 def load_config(
     path: Path | str, registry: Registry, overrides: Iterable[str] = (), *, overrides_option: str = "override"
 ) -> ResolvedRun:
     """Read, override and validate a config file; resolve each named component and its params.
 
-    ``overrides_option`` names where the overrides came from in messages (the CLI's ``--set``).
+    ``overrides_option`` names where the overrides came from in messages (the CLI's ``--set``). An
+    override that renames a component while the file's params for the previous one stay is told
+    apart in the error (``InvalidConfigError.leftover_params``).
     """
     path = Path(path)
-    raw = apply_overrides(read_yaml(path), parse_overrides(overrides, overrides_option), overrides_option)
-    return validate_config(raw, registry, source=str(path))
+    raw = read_yaml(path)
+    parsed = parse_overrides(overrides, overrides_option)
+    renamed = _renamed_by_overrides(raw, parsed)
+    raw = apply_overrides(raw, parsed, overrides_option)
+    try:
+        return validate_config(raw, registry, source=str(path))
+    except InvalidConfigError as error:
+        leftovers = [found for section in renamed if (found := _leftover_params(section, raw, registry)) is not None]
+        if not leftovers:
+            raise
+        raise InvalidConfigError(error.source, error.problems, leftovers) from None
 
 
 def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "config") -> ResolvedRun:
+    """The run ``raw`` describes, or an InvalidConfigError that names every problem in it at once.
+
+    A section the schema rejects hides no other: each component named in a section that is
+    well-formed on its own is still looked up, and its params checked by its own params model.
+    """
+    problems: list[ConfigProblem] = []
+    config: RunConfig | None = None
     try:
         config = RunConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(f"{source} is invalid:\n{describe_validation_error(error, (), RunConfig)}") from None
-    chosen = {
-        section: _choose(registry, kind, getattr(config, section), (section,), source)
-        for section, kind in COMPONENT_SECTIONS.items()
-    }
-    metrics = tuple(
-        _choose(registry, Kind.METRIC, as_component_config(entry), ("eval", "metrics", index), source)
-        for index, entry in enumerate(config.eval.metrics)
-    )
-    resolved = ResolvedRun(config, chosen["data"], chosen["model"], chosen["loss"], metrics)
-    _check_best(resolved, source)
-    _check_metric_needs(resolved, source)
+        problems.append(_schema_problem(error))
+    chosen: dict[tuple[str | int, ...], Chosen] = {}
+    for kind, location, entry in _named_components(raw, config):
+        found = _choose(registry, kind, entry, location)
+        if isinstance(found, Chosen):
+            chosen[location] = found
+        else:
+            problems.append(found)
+    if problems or config is None:
+        raise InvalidConfigError(source, problems)
+    metrics = tuple(chosen[("eval", "metrics", index)] for index in range(len(config.eval.metrics)))
+    resolved = ResolvedRun(config, chosen[("data",)], chosen[("model",)], chosen[("loss",)], metrics)
+    problems = [problem for check in (_check_best, _check_metric_needs) if (problem := check(resolved)) is not None]
+    if problems:
+        raise InvalidConfigError(source, problems)
     return resolved
 
 
@@ -455,51 +539,161 @@ def as_component_config(entry: str | ComponentConfig) -> ComponentConfig:
     return ComponentConfig(name=entry) if isinstance(entry, str) else entry
 
 
+METRIC_ENTRY: TypeAdapter[str | ComponentConfig] = TypeAdapter(ComponentName | ComponentConfig)
+
+
+def _schema_problem(error: ValidationError) -> ConfigProblem:
+    fields = (".".join(str(part) for part in problem["loc"]) or "(top level)" for problem in error.errors())
+    return ConfigProblem(shorten(", ".join(fields), 200), describe_validation_error(error, (), RunConfig))
+
+
+def _named_components(
+    raw: Mapping[str, Any], config: RunConfig | None
+) -> list[tuple[Kind, tuple[str | int, ...], ComponentConfig]]:
+    """Each component the config names, and where: every one of a valid config; of an invalid one, those in
+    sections well-formed on their own (the schema's problems name the others; defaults are built-ins)."""
+    sections: dict[str, ComponentConfig | None]
+    metrics: list[str | ComponentConfig | None]
+    if config is not None:
+        sections = {section: getattr(config, section) for section in COMPONENT_SECTIONS}
+        metrics = list(config.eval.metrics)
+    else:
+        sections = {
+            section: _well_formed(ComponentConfig.model_validate, raw.get(section)) for section in COMPONENT_SECTIONS
+        }
+        evaluation = raw.get("eval")
+        listed = evaluation.get("metrics") if isinstance(evaluation, Mapping) else None
+        metrics = (
+            [_well_formed(METRIC_ENTRY.validate_python, item) for item in listed[:MAX_METRICS]]
+            if isinstance(listed, list)
+            else []
+        )
+    named = [(kind, (section,), sections[section]) for section, kind in COMPONENT_SECTIONS.items()]
+    named += [(Kind.METRIC, ("eval", "metrics", index), metric) for index, metric in enumerate(metrics)]
+    return [(kind, location, as_component_config(entry)) for kind, location, entry in named if entry is not None]
+
+
+def _well_formed(validate: Any, value: Any) -> Any:
+    """``validate(value)``, or None where it raises a ValidationError."""
+    try:
+        return validate(value)
+    except ValidationError:
+        return None
+
+
 def _choose(
-    registry: Registry, kind: Kind, entry: ComponentConfig, location: tuple[str | int, ...], source: str
-) -> Chosen:
+    registry: Registry, kind: Kind, entry: ComponentConfig, location: tuple[str | int, ...]
+) -> Chosen | ConfigProblem:
     where = ".".join(str(part) for part in location)
     try:
         component = registry.get(kind, entry.name)
     except UsageError as error:  # unknown or ambiguous name
-        raise ConfigError(f"{source} is invalid:\n  {where}.name: {error}") from None
+        return ConfigProblem(f"{where}.name", _indented(f"{where}.name: {error}", "  ", "    "))
     try:
         params = component.parse_params(entry.params, location=(*location, "params"))
     except ParamsError as error:
-        raise ConfigError(f"{source} is invalid: {error}") from None
+        return ConfigProblem(f"{where}.params", _indented(str(error), "  ", "  "))
     return Chosen(component, params)
 
 
-def _check_best(resolved: ResolvedRun, source: str) -> None:
+def _indented(text: str, first: str, rest: str) -> str:
+    lines = text.splitlines() or [""]
+    return "\n".join([first + lines[0], *(rest + line for line in lines[1:])])
+
+
+@dataclass(frozen=True)
+class _ParamsFromFile:
+    """A component section that an override renamed while params the file wrote for it stayed (``keys``)."""
+
+    section: str
+    name_in_file: Any
+    keys: frozenset[str]
+
+
+def _renamed_by_overrides(raw: Mapping[str, Any], overrides: Sequence[tuple[list[str], Any]]) -> list[_ParamsFromFile]:
+    """Sections whose ``name`` an override sets while neither the whole section nor its params are set."""
+    renamed = []
+    for section in COMPONENT_SECTIONS:
+        in_file = raw.get(section)
+        params = in_file.get("params") if isinstance(in_file, dict) else None
+        touched = [path[1:] for path, _ in overrides if path[0] == section]
+        if not isinstance(params, dict) or ["name"] not in touched or [] in touched or ["params"] in touched:
+            continue
+        set_by_overrides = {path[1] for path in touched if len(path) > 1 and path[0] == "params"}
+        keys = frozenset(str(key) for key in params) - set_by_overrides
+        if keys:
+            assert isinstance(in_file, dict)
+            renamed.append(_ParamsFromFile(section, in_file.get("name"), keys))
+    return renamed
+
+
+def _leftover_params(found: _ParamsFromFile, raw: Mapping[str, Any], registry: Registry) -> LeftoverParams | None:
+    """The file's params that the component now named rejects as unknown keys; None when there are none."""
+    kind = COMPONENT_SECTIONS[found.section]
+    try:
+        entry = ComponentConfig.model_validate(raw.get(found.section))
+        component = registry.get(kind, entry.name)
+    except (ValidationError, UsageError):
+        return None
+    if isinstance(found.name_in_file, str) and _names(registry, kind, found.name_in_file, component):
+        return None  # the same component, named again: its params are the file's own mistake
+    rejected = tuple(key for key in _unknown_keys(component.params_model, entry.params) if key in found.keys)
+    if not rejected:
+        return None
+    return LeftoverParams(found.section, shorten(str(found.name_in_file), MAX_NAME_LENGTH), entry.name, rejected)
+
+
+def _names(registry: Registry, kind: Kind, name: str, component: Any) -> bool:
+    try:
+        return registry.get(kind, name) is component
+    except UsageError:
+        return False
+
+
+def _unknown_keys(model: type[BaseModel], params: Mapping[str, Any]) -> list[str]:
+    """The top-level keys of ``params`` that ``model`` refuses as extra inputs."""
+    try:
+        model.model_validate(dict(params))
+    except ValidationError as error:
+        return [str(p["loc"][0]) for p in error.errors() if p["type"] == "extra_forbidden" and len(p["loc"]) == 1]
+    except Exception:  # a params model that fails in itself: parse_params has reported it already
+        return []
+    return []
+
+
+def _check_best(resolved: ResolvedRun) -> ConfigProblem | None:
     best = resolved.config.eval.best
     if best is None or resolved.config.eval.every == 0:
-        return
+        return None
     ranked = {
         key: goal
         for chosen in resolved.metrics
         for key, goal in chosen.build().goals.items()
         if goal.better is not None
     }
-    if best not in ranked:
-        accepted = ", ".join(sorted(ranked)) or "none (eval.metrics gives no value with a direction)"
-        raise ConfigError(
-            f"{source} is invalid:\n  eval.best: {best!r} is not a value of the metrics in eval.metrics; "
-            f"accepted: {accepted}, or null"
-        )
+    if best in ranked:
+        return None
+    accepted = ", ".join(sorted(ranked)) or "none (eval.metrics gives no value with a direction)"
+    return ConfigProblem(
+        "eval.best",
+        f"  eval.best: {best!r} is not a value of the metrics in eval.metrics; accepted: {accepted}, or null",
+    )
 
 
-def _check_metric_needs(resolved: ResolvedRun, source: str) -> None:
+def _check_metric_needs(resolved: ResolvedRun) -> ConfigProblem | None:
     """eval.samples gives every metric the images it needs (the held-out count is checked once data is read)."""
     settings = resolved.config.eval
     if settings.every == 0:
-        return
+        return None
     for index, chosen in enumerate(resolved.metrics):
         shortfall = chosen.build().sample_needs().shortfall(settings.samples, settings.samples)
         if shortfall is not None:
-            raise ConfigError(
-                f"{source} is invalid:\n  eval.samples: {settings.samples} is too few for eval.metrics.{index} "
-                f"({chosen.component.name}), which needs {shortfall}"
+            return ConfigProblem(
+                "eval.samples",
+                f"  eval.samples: {settings.samples} is too few for eval.metrics.{index} ({chosen.component.name}), "
+                f"which needs {shortfall}",
             )
+    return None
 
 
 def json_schema() -> dict[str, Any]:

@@ -334,4 +334,4 @@ def test_a_device_this_machine_lacks_is_refused_before_training(app, workdir):
 def test_a_config_names_registered_components_only_never_import_paths(app, workdir, name):
     result = CliRunner().invoke(app, ["validate", str(SMOKE), "--set", f"model.name={name}"])
     assert result.exit_code == 2
-    assert f"model.name: unknown architecture '{name}'\nknown architectures: dcgan, mlp" in result.output
+    assert f"model.name: unknown architecture '{name}'\n    known architectures: dcgan, mlp" in result.output

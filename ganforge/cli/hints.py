@@ -7,7 +7,8 @@ an error is worded for someone at the command line, with the option that gave th
 
 from __future__ import annotations
 
-from ganforge.errors import GanforgeError
+from ganforge.config import InvalidConfigError, LeftoverParams
+from ganforge.errors import GanforgeError, shorten
 from ganforge.evaluation.offline import ImageCountError
 from ganforge.evaluation.sample_files import SamplesFileError
 from ganforge.files import RunDiskFullError
@@ -18,6 +19,8 @@ from ganforge.training.runs import CheckpointDoesNotFitError
 def with_flag_hints(error: GanforgeError) -> str:
     """The message the command line shows for ``error``: worded with the flag involved where one is."""
     match error:
+        case InvalidConfigError(leftover_params=leftovers) if leftovers:
+            return str(error) + "".join(f"\n{clear_params_hint(leftover)}" for leftover in leftovers)
         case SamplesFileError():
             return f"--samples {error.path}: {error.problem}"
         case ImageCountError():
@@ -39,3 +42,13 @@ def with_flag_hints(error: GanforgeError) -> str:
                 f"changed with --set?): {error.reason}"
             )
     return str(error)
+
+
+def clear_params_hint(leftover: LeftoverParams) -> str:
+    """How to drop params a file wrote for the component that ``--set SECTION.name=...`` replaced."""
+    section, name = leftover.section, leftover.name
+    keys = shorten(", ".join(leftover.keys), 200)
+    return (
+        f"  hint: --set {section}.name={name} kept the {section}.params the file wrote for "
+        f"{leftover.name_in_file!r} ({keys}); to start from {name}'s defaults, add --set '{section}.params={{}}'"
+    )
