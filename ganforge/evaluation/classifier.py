@@ -22,6 +22,7 @@ from torch import nn
 
 from ganforge.contracts import DataSpec, FeatureSet, to_signed_unit
 from ganforge.errors import GanforgeError, UsageError, first_line, quote
+from ganforge.evaluation.digests import add_tensor
 from ganforge.evaluation.domain import Domain, ImageSet
 from ganforge.files import write_atomically
 
@@ -81,6 +82,20 @@ class FeatureNetwork:
         self.module = module.to(device).eval()
         self.protocol = protocol
         self.device = device
+        self._fingerprint: dict[str, Any] | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the features it gives depend on: its weights (a sha256), and what runs it (device, torch, precision).
+
+        Two networks with the same fingerprint give the same features for the same images.
+        """
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for name, value in sorted(self.module.state_dict().items()):
+                digest.update(f"{name};".encode())
+                add_tensor(digest, value)
+            self._fingerprint = {"weights": digest.hexdigest(), **_numerics(self.device)}
+        return self._fingerprint
 
     @torch.no_grad()
     def extract(self, images: ImageSet) -> FeatureSet:
@@ -90,6 +105,20 @@ class FeatureNetwork:
             features.append(batch_features.float().cpu())
             probabilities.append(torch.softmax(logits.double(), dim=1).cpu())
         return FeatureSet(torch.cat(features), torch.cat(probabilities))
+
+
+def _numerics(device: torch.device) -> dict[str, Any]:
+    """What, besides the weights, decides a network's output bits: the device, torch's version, float32 matmuls."""
+    numerics: dict[str, Any] = {
+        "device": device.type,
+        "torch": torch.__version__,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    if device.type == "cuda":
+        numerics["gpu"] = torch.cuda.get_device_name(device)
+        numerics["cudnn"] = torch.backends.cudnn.version()
+        numerics["tf32"] = [torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32]
+    return numerics
 
 
 def cache_path(domain: Domain, recipe: ClassifierRecipe, cache_dir: Path) -> Path:

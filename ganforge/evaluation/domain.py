@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from ganforge.contracts import (
     ALL_IMAGES,
+    DOWNLOAD_PARAM,
     LIMIT_PARAM,
     SPLIT_PARAM,
     TEST_SPLIT,
@@ -31,6 +32,7 @@ from ganforge.contracts import (
     to_uint8,
 )
 from ganforge.errors import ParamsError
+from ganforge.evaluation.digests import tensor_digest
 from ganforge.registry import Component
 
 HELD_OUT_FRACTION = 6  # one image in six is held out where a dataset has no test split
@@ -55,6 +57,10 @@ class ImageSet:
             return self
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
         return self.take(order, f"{count} drawn from {self.description} (seed {seed})")
+
+    def content_digest(self) -> str:
+        """A sha256 of the images' shape and pixels: the same digest means the same images, in the same order."""
+        return tensor_digest(self.images)
 
     def take(self, indices: torch.Tensor, description: str) -> ImageSet:
         labels = self.labels[indices] if self.labels is not None else None
@@ -93,6 +99,9 @@ def load_domain(component: Component, params: BaseModel | dict[str, Any] | None,
         train, held_out = _partition(everything)
         train_loaded = loaded
         recorded = params.model_dump(mode="json")
+    # Whether files may be downloaded does not change the images: it must not change the domain's identity
+    # (the key of its cached classifier and floor).
+    recorded.pop(DOWNLOAD_PARAM, None)
     return Domain(name, recorded, train_loaded.spec, train, held_out)
 
 

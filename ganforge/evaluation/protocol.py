@@ -4,7 +4,8 @@ Generated images are compared with ``n`` held-out real images (the test split wh
 has one). The floor is the same metrics between ``n`` training images and that reference: what
 a perfect generator (one that reproduces the training data) would score, shown beside every
 model score. Every image set is quantised to 8 bits first, as real images are, so a float
-generator is not told apart by precision the data never had.
+generator is not told apart by precision the data never had. The floor and the reference features
+are computed once per protocol, then read from the cache (see floor_cache.py).
 
 Before anything is scored (and before a classifier is trained) every count is checked against
 what each metric says it needs (``GANMetric.sample_needs``), and images that are NaN or infinite
@@ -20,14 +21,16 @@ from typing import Any
 
 import torch
 
+from ganforge.config import DEFAULT_EVAL_SAMPLES
 from ganforge.contracts import DataSpec, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.classifier import FEATURE_DIM, FeatureNetwork, check_labelled, domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
+from ganforge.evaluation.floor_cache import FloorCache, FloorProtocol
 from ganforge.registry import Chosen, Kind, Registry
 
-DEFAULT_SAMPLES = 10_000
-FLOOR_SEED = 1  # the training images of the floor; the reference draws with seed 0
+REFERENCE_SEED = 0  # the held-out images generated ones are compared with
+FLOOR_SEED = 1  # the training images of the floor
 QUANTISE_CHUNK = 1000  # images converted to 8 bits at a time: one float copy of a chunk, never of the whole set
 SCORING_BYTES_PER_IMAGE = FEATURE_DIM * 4 + 4 * 1024  # features, and a row of precision/recall's distance chunks
 
@@ -67,17 +70,24 @@ class Evaluation:
         domain: Domain,
         network: FeatureNetwork,
         metrics: Sequence[Chosen],
-        samples: int = DEFAULT_SAMPLES,
+        samples: int = DEFAULT_EVAL_SAMPLES,
+        *,
+        cache_dir: Path | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
+        """With a ``cache_dir``, the reference features and the floor are read from its cache where they are
+        there for this protocol, and cached once the floor is computed."""
         self.domain = domain
         self.network = network
         self.metrics: list[tuple[Chosen, GANMetric]] = [(chosen, chosen.build()) for chosen in metrics]
         self.samples = samples
         self._check_value_names()
         check_reference_sizes(domain, metrics, samples)
-        self.reference = domain.held_out.subset(samples, seed=0)
-        self.reference_features = network.extract(self.reference)
-        self._floor: dict[str, float] | None = None
+        self.reference = domain.held_out.subset(samples, seed=REFERENCE_SEED)
+        self.floor_cache = FloorCache(cache_dir, self._floor_protocol(), log) if cache_dir is not None else None
+        cached = self.floor_cache.read() if self.floor_cache is not None else None
+        self.reference_features = cached.reference_features if cached else network.extract(self.reference)
+        self._floor: dict[str, float] | None = cached.floor if cached else None
 
     def _check_value_names(self) -> None:
         owners: dict[str, str] = {}
@@ -121,8 +131,26 @@ class Evaluation:
     def floor(self) -> dict[str, float]:
         """The same metrics for real training images: the best a generator can be expected to score."""
         if self._floor is None:
-            self._floor = self.score(self.domain.train.subset(self.samples, seed=FLOOR_SEED))
+            self._floor = self.score(self._floor_images())
+            if self.floor_cache is not None:
+                self.floor_cache.write(self.reference_features, self._floor)
         return self._floor
+
+    def _floor_images(self) -> ImageSet:
+        return self.domain.train.subset(self.samples, seed=FLOOR_SEED)
+
+    def _floor_protocol(self) -> FloorProtocol:
+        return FloorProtocol(
+            dataset=self.domain.dataset,
+            dataset_params=self.domain.params,
+            reference=self.reference,
+            reference_seed=REFERENCE_SEED,
+            floor_images=self._floor_images(),
+            floor_seed=FLOOR_SEED,
+            samples=self.samples,
+            network=self.network,
+            metrics=[chosen for chosen, _ in self.metrics],
+        )
 
     def goals(self) -> dict[str, Goal]:
         return {key: goal for _, metric in self.metrics for key, goal in metric.goals.items()}
@@ -180,7 +208,7 @@ def evaluate_domain(
     check_labelled(domain)
     check_reference_sizes(domain, metrics, samples)
     network = domain_classifier(domain, device, cache_dir, log=log)
-    return Evaluation(domain, network, metrics, samples)
+    return Evaluation(domain, network, metrics, samples, cache_dir=cache_dir, log=log)
 
 
 def generated_images(images: torch.Tensor, description: str) -> ImageSet:
