@@ -51,6 +51,22 @@ def test_the_plugin_guide_makes_a_working_plugin(tmp_path):
     assert pytest_run.returncode == 0, pytest_run.stdout
     assert "passed" in pytest_run.stdout
 
+    # The guide's own command line trains with the plugin (its pre-flight check included).
+    [run_line] = [line for line in DOC.read_text().splitlines() if line.startswith("ganforge run examples/smoke.yaml")]
+    arguments = re.sub(r"\s+#.*$", "", run_line).split()[1:]
+    arguments = [argument.strip('"') for argument in arguments]
+    repo = Path(__file__).parent.parent
+    trained = subprocess.run(
+        [sys.executable, "-m", "ganforge", *arguments, "--set", f"output.dir={tmp_path / 'run'}", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=300,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+
 
 def test_the_guide_s_metric_passes_the_metric_checks():
     from ganforge.registry import Kind
