@@ -82,7 +82,8 @@ class Recorder(nn.Module):
                 stream.write(str(time.time()))
             raise RuntimeError(f"probe: injected fault on rank {self.rank} at call {self.calls}")
         flat = x.flatten(1)
-        if bool((flat.amax(1) == flat.amin(1)).all()):
+        # Training only: the pre-flight check runs a copy of D, in eval mode, on the first real images.
+        if self.training and bool((flat.amax(1) == flat.amin(1)).all()):
             indices = flat[:, 0].add(1).mul(127.5).round().long().tolist()
             with open(self.out, "a") as stream:
                 stream.write(json.dumps(indices) + "\\n")
