@@ -632,9 +632,11 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_with_one_line(tmp_path, scri
                 continue
             command.process.send_signal(signal.SIGINT)
             code, err = command.finish()
-            if code == -signal.SIGINT and command.finished_its_work() and not err:
-                continue  # Python was shutting down after the run, its handlers back to the default: killed, no output
-            assert code == 130, (delay, err)
+            if code in (0, -signal.SIGINT) and command.finished_its_work() and not err:
+                # Too late to interrupt: the run was done and Python was shutting down. A signal then is either
+                # never acted on (exit 0) or meets the default handler again (killed); either way, no output.
+                continue
+            assert code == 130, (delay, code, err)
             assert "Traceback" not in err, (delay, err)
             assert_the_advice_holds(err, workdir / "runs" / "smoke")
             interrupted += 1
