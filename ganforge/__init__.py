@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ganforge.components.penalties import gradient_penalty, r1_penalty
 from ganforge.contracts import (
+    Augmentation,
     DataSpec,
     FeatureSet,
     GANLoss,
@@ -37,6 +38,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Augmentation",
     "Component",
     "DataSpec",
     "FeatureSet",

@@ -216,6 +216,22 @@ class GANLoss:
         return None
 
 
+class Augmentation:
+    """A differentiable transformation of the images the discriminator sees, real and generated alike.
+
+    ``augmentation(images, strength, generator)`` takes images ``[B, C, H, W]`` in [-1, 1] and
+    returns the same shape, each image transformed with probability ``strength`` (0: the images
+    unchanged; 1: every image), its randomness drawn from ``generator`` (or torch's global one where
+    None). Gradients must flow from the result to ``images``: the generator learns through them.
+    The trainer applies the same augmentations, at the same strength, to real and generated batches.
+    """
+
+    def __call__(
+        self, images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     """A set of images as a feature network sees them.

@@ -50,5 +50,10 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_augmentations(register: Register) -> None:
+    """Register augmentations of the images D sees; ``factory(params) -> Augmentation``."""
+
+
+@hookspec
 def register_commands(app: typer.Typer) -> None:
     """Add commands to the ``ganforge`` command line (a typer app)."""

@@ -42,6 +42,7 @@ REGISTERING_HOOKS: dict[str, Kind] = {
     "register_losses": Kind.LOSS,
     "register_datasets": Kind.DATASET,
     "register_metrics": Kind.METRIC,
+    "register_augmentations": Kind.AUGMENTATION,
 }
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from ganforge import startup
-from ganforge.contracts import DataSpec, GANLoss, GANMetric, GANModels, LoadedDataset, NoParams
+from ganforge.contracts import Augmentation, DataSpec, GANLoss, GANMetric, GANModels, LoadedDataset, NoParams
 from ganforge.errors import (
     AmbiguousComponentError,
     ComponentNotFoundError,
@@ -39,6 +39,7 @@ class Kind(StrEnum):
     LOSS = "loss"
     DATASET = "dataset"
     METRIC = "metric"
+    AUGMENTATION = "augmentation"
 
     @property
     def plural(self) -> str:
@@ -142,12 +143,19 @@ CONTRACTS = {
     Kind.LOSS: "a loss factory returns a GANLoss",
     Kind.DATASET: "a dataset factory returns LoadedDataset(dataset with __len__ and __getitem__, spec: DataSpec)",
     Kind.METRIC: "a metric factory returns a GANMetric",
+    Kind.AUGMENTATION: "an augmentation factory returns an Augmentation",
 }
 
 
 def contract_problem(kind: Kind, built: Any) -> str | None:
     """What keeps a factory's result from being its kind's contract type (ganforge/contracts.py), or None."""
-    expected = {Kind.ARCHITECTURE: GANModels, Kind.LOSS: GANLoss, Kind.DATASET: LoadedDataset, Kind.METRIC: GANMetric}
+    expected = {
+        Kind.ARCHITECTURE: GANModels,
+        Kind.LOSS: GANLoss,
+        Kind.DATASET: LoadedDataset,
+        Kind.METRIC: GANMetric,
+        Kind.AUGMENTATION: Augmentation,
+    }
     if not isinstance(built, expected[kind]):
         return f"{describe_value(built)}, but {CONTRACTS[kind]} (see ganforge.contracts)"
     if isinstance(built, GANModels):
