@@ -30,6 +30,7 @@ MAX_CONFIG_VALUES = 10_000  # every value of the file, each use of an alias coun
 MAX_CONFIG_DEPTH = 50  # collections inside collections
 MAX_NAME_LENGTH = 100
 MAX_METRICS = 64
+MAX_AUGMENTATIONS = 16
 MAX_PATH_LENGTH = 4096
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEVICE_SETTING = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,4})?)$")
@@ -179,6 +180,35 @@ class EvalConfig(Strict):
     )
 
 
+class AdaptiveConfig(Strict):
+    """ADA's heuristic (Karras et al. 2020): the strength follows how sure D is of the real images."""
+
+    target: float = Field(
+        0.6, gt=0, lt=1, description="The value of r_t = E[sign(D(real))] the strength steers towards."
+    )
+    interval: int = Field(4, ge=1, le=10_000, description="Steps between adjustments of the strength.")
+    ramp_images: int = Field(500_000, ge=1, le=10**12, description="Images over which the strength can go from 0 to 1.")
+
+
+class AugmentConfig(Strict):
+    pipeline: list[ComponentName | ComponentConfig] = Field(
+        default_factory=list,
+        max_length=MAX_AUGMENTATIONS,
+        description="Augmentations of every image D sees, real and generated, in order: names, or {name, "
+        "params}; see `ganforge list augmentations`. Empty: none.",
+    )
+    strength: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="The probability that each augmentation transforms an image (DiffAugment: 1); with "
+        "adaptive, where the strength starts.",
+    )
+    adaptive: AdaptiveConfig | None = Field(
+        None, description="Adjust the strength during training by ADA's heuristic; null keeps it fixed."
+    )
+
+
 class RunConfig(Strict):
     name: str = Field(
         description="Run name; the run folder's name: letters, digits, '_', '.' and '-', starting with a letter or "
@@ -193,6 +223,7 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("name")
     @classmethod
@@ -410,6 +441,7 @@ class ResolvedRun:
     model: Chosen
     loss: Chosen
     metrics: tuple[Chosen, ...]
+    augmentations: tuple[Chosen, ...] = ()
 
     def chosen(self) -> dict[str, Chosen]:
         return {section: getattr(self, section) for section in COMPONENT_SECTIONS}
@@ -421,6 +453,10 @@ class ResolvedRun:
             data[section]["params"] = chosen.params.model_dump(mode="json")
         data["eval"]["metrics"] = [
             {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")} for chosen in self.metrics
+        ]
+        data["augment"]["pipeline"] = [
+            {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")}
+            for chosen in self.augmentations
         ]
         return data
 
@@ -528,7 +564,8 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
     if problems or config is None:
         raise InvalidConfigError(source, problems)
     metrics = tuple(chosen[("eval", "metrics", index)] for index in range(len(config.eval.metrics)))
-    resolved = ResolvedRun(config, chosen[("data",)], chosen[("model",)], chosen[("loss",)], metrics)
+    augmentations = tuple(chosen[("augment", "pipeline", index)] for index in range(len(config.augment.pipeline)))
+    resolved = ResolvedRun(config, chosen[("data",)], chosen[("model",)], chosen[("loss",)], metrics, augmentations)
     problems = [problem for check in (_check_best, _check_metric_needs) if (problem := check(resolved)) is not None]
     if problems:
         raise InvalidConfigError(source, problems)
@@ -539,7 +576,7 @@ def as_component_config(entry: str | ComponentConfig) -> ComponentConfig:
     return ComponentConfig(name=entry) if isinstance(entry, str) else entry
 
 
-METRIC_ENTRY: TypeAdapter[str | ComponentConfig] = TypeAdapter(ComponentName | ComponentConfig)
+COMPONENT_ENTRY: TypeAdapter[str | ComponentConfig] = TypeAdapter(ComponentName | ComponentConfig)
 
 
 def _schema_problem(error: ValidationError) -> ConfigProblem:
@@ -554,23 +591,29 @@ def _named_components(
     sections well-formed on their own (the schema's problems name the others; defaults are built-ins)."""
     sections: dict[str, ComponentConfig | None]
     metrics: list[str | ComponentConfig | None]
+    augmentations: list[str | ComponentConfig | None]
     if config is not None:
         sections = {section: getattr(config, section) for section in COMPONENT_SECTIONS}
         metrics = list(config.eval.metrics)
+        augmentations = list(config.augment.pipeline)
     else:
         sections = {
             section: _well_formed(ComponentConfig.model_validate, raw.get(section)) for section in COMPONENT_SECTIONS
         }
-        evaluation = raw.get("eval")
-        listed = evaluation.get("metrics") if isinstance(evaluation, Mapping) else None
-        metrics = (
-            [_well_formed(METRIC_ENTRY.validate_python, item) for item in listed[:MAX_METRICS]]
-            if isinstance(listed, list)
-            else []
-        )
+        metrics = _well_formed_entries(raw.get("eval"), "metrics", MAX_METRICS)
+        augmentations = _well_formed_entries(raw.get("augment"), "pipeline", MAX_AUGMENTATIONS)
     named = [(kind, (section,), sections[section]) for section, kind in COMPONENT_SECTIONS.items()]
     named += [(Kind.METRIC, ("eval", "metrics", index), metric) for index, metric in enumerate(metrics)]
+    named += [(Kind.AUGMENTATION, ("augment", "pipeline", index), entry) for index, entry in enumerate(augmentations)]
     return [(kind, location, as_component_config(entry)) for kind, location, entry in named if entry is not None]
+
+
+def _well_formed_entries(section: Any, key: str, most: int) -> list[str | ComponentConfig | None]:
+    """The entries of the list ``section[key]`` (names or {name, params}), None for each malformed one."""
+    listed = section.get(key) if isinstance(section, Mapping) else None
+    if not isinstance(listed, list):
+        return []
+    return [_well_formed(COMPONENT_ENTRY.validate_python, item) for item in listed[:most]]
 
 
 def _well_formed(validate: Any, value: Any) -> Any:
