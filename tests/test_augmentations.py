@@ -87,29 +87,40 @@ def test_strength_is_the_share_of_images_transformed():
     assert abs(share - 0.3) < 0.03
 
 
+class OneProcess:
+    def sum(self, values):
+        return values
+
+
 def test_ada_strength_rises_while_d_overfits_and_falls_when_it_does_not():
-    ada = AdaptiveStrength(target=0.6, interval=4, ramp_images=1000)
+    ada = AdaptiveStrength(target=0.6, interval=4, ramp_images=1000, strength=0.0)
     sure = torch.full((10,), 3.0)  # every real image called real: r_t = 1
     for _ in range(4):
+        assert not ada.adjust(OneProcess())  # not due before the fourth step
         ada.observe(sure)
-    assert ada.due()
-    assert ada.adjust(ada.sign_sum, ada.score_count, ada.images_since) == 1.0
-    assert ada.strength == pytest.approx(40 / 1000)
+    assert ada.adjust(OneProcess()) and ada.last_r_t == 1.0
+    assert ada.strength == pytest.approx(40 / 1000)  # 40 images of the 1000 that take it from 0 to 1
     unsure = torch.tensor([1.0, -1.0] * 5)  # r_t = 0 < 0.6
     for _ in range(4):
         ada.observe(unsure)
-    ada.adjust(ada.sign_sum, ada.score_count, ada.images_since)
-    assert ada.strength == 0.0 and ada.last_r_t == 0.0
-    ada.adjust(0.0, 40, 40)
+    assert ada.adjust(OneProcess()) and ada.last_r_t == 0.0
+    assert ada.strength == 0.0
+    for _ in range(4):
+        ada.observe(unsure)
+    ada.adjust(OneProcess())
     assert ada.strength == 0.0  # kept in [0, 1]
 
 
-def test_ada_state_round_trips():
-    ada = AdaptiveStrength(strength=0.25)
+def test_ada_state_round_trips_mid_interval():
+    ada = AdaptiveStrength(target=0.6, interval=4, ramp_images=1000, strength=0.25)
     ada.observe(torch.tensor([1.0, -2.0, 3.0]))
-    copy = AdaptiveStrength()
+    copy = AdaptiveStrength(target=0.6, interval=4, ramp_images=1000, strength=0.0)
     copy.load_state_dict(ada.state_dict())
-    assert copy == ada
+    for controller in (ada, copy):
+        for _ in range(3):
+            controller.observe(torch.tensor([2.0, 2.0, 1.0]))  # r_t = 10 / 12 > 0.6
+        assert controller.adjust(OneProcess())
+    assert copy.state_dict() == ada.state_dict() and ada.strength == pytest.approx(0.25 + 12 / 1000)
 
 
 # -- through the registry, as a plugin's augmentation is ------------------------------------------

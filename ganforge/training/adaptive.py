@@ -10,57 +10,57 @@ The paper's defaults: target 0.6, every 4 steps, 500k images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
 
-@dataclass
+class Summing(Protocol):
+    def sum(self, values: torch.Tensor) -> torch.Tensor: ...
+
+
 class AdaptiveStrength:
-    target: float = 0.6
-    interval: int = 4
-    ramp_images: int = 500_000
-    strength: float = 0.0
-    sign_sum: float = 0.0
-    score_count: int = 0
-    steps_since: int = 0
-    images_since: int = 0
-    last_r_t: float | None = None
+    def __init__(
+        self, target: float, interval: int, ramp_images: int, strength: float, device: torch.device | str = "cpu"
+    ) -> None:
+        self.target, self.interval, self.ramp_images = target, interval, ramp_images
+        self.strength = strength
+        self.last_r_t: float | None = None
+        # Summed on the device, step by step: one host sync per interval, not per step.
+        self.totals = torch.zeros(2, dtype=torch.float64, device=device)  # sum of sign(D(real)), images
+        self.steps_since = 0
 
     def observe(self, real_scores: torch.Tensor) -> None:
-        """One step's real scores (this process's share; summed over processes by ``totals``)."""
-        self.sign_sum += float(torch.sign(real_scores.detach()).sum())
-        self.score_count += real_scores.numel()
-        self.images_since += real_scores.numel()
+        """One step's real scores, this process's share."""
+        scores = real_scores.detach()
+        self.totals[0] += torch.sign(scores).sum(dtype=torch.float64)
+        self.totals[1] += scores.numel()
         self.steps_since += 1
 
-    def due(self) -> bool:
-        return self.steps_since >= self.interval
-
-    def adjust(self, sign_sum: float, score_count: int, images: int) -> float:
-        """Move the strength by what the interval saw (totals over every process); returns r_t."""
-        r_t = sign_sum / score_count
+    def adjust(self, processes: Summing) -> bool:
+        """Every ``interval`` steps (collective: every process calls it each step): move the strength by
+        what every process saw since the last move. Returns whether it moved."""
+        if self.steps_since < self.interval:
+            return False
+        sign_sum, images = processes.sum(self.totals.clone()).tolist()
+        r_t = sign_sum / images
         direction = (r_t > self.target) - (r_t < self.target)
         self.strength = min(1.0, max(0.0, self.strength + direction * images / self.ramp_images))
-        self.sign_sum, self.score_count, self.steps_since, self.images_since = 0.0, 0, 0, 0
         self.last_r_t = r_t
-        return r_t
+        self.totals.zero_()
+        self.steps_since = 0
+        return True
 
-    def state_dict(self) -> dict[str, float | int | None]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "strength": self.strength,
-            "sign_sum": self.sign_sum,
-            "score_count": self.score_count,
-            "steps_since": self.steps_since,
-            "images_since": self.images_since,
             "last_r_t": self.last_r_t,
+            "totals": self.totals.cpu().tolist(),
+            "steps_since": self.steps_since,
         }
 
-    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
-        self.strength = float(state["strength"])  # type: ignore[arg-type]
-        self.sign_sum = float(state["sign_sum"])  # type: ignore[arg-type]
-        self.score_count = int(state["score_count"])  # type: ignore[arg-type]
-        self.steps_since = int(state["steps_since"])  # type: ignore[arg-type]
-        self.images_since = int(state["images_since"])  # type: ignore[arg-type]
-        last = state["last_r_t"]
-        self.last_r_t = None if last is None else float(last)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.strength = float(state["strength"])
+        self.last_r_t = None if state["last_r_t"] is None else float(state["last_r_t"])
+        self.totals = torch.tensor(state["totals"], dtype=torch.float64, device=self.totals.device)
+        self.steps_since = int(state["steps_since"])
