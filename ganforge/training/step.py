@@ -18,8 +18,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
-from ganforge.contracts import GANLoss, GANModels
+from ganforge.contracts import Augmentation, GANLoss, GANModels
 from ganforge.errors import first_line
+from ganforge.training.adaptive import AdaptiveStrength
 from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.distributed import Processes
 from ganforge.training.progress import Reporter
@@ -40,6 +41,7 @@ class GANStep:
         processes: Processes,
         statistics: TrainingStatistics,
         reporter: Reporter,
+        augmentations: list[Augmentation] | None = None,
     ) -> None:
         train = config.train
         generator, discriminator, self.latent_dim = models.generator, models.discriminator, models.latent_dim
@@ -65,6 +67,14 @@ class GANStep:
         self.optimizer_d = make_adam(discriminator, config.optim.discriminator, self.device)
         self.scaler_g = self.speed.grad_scaler()
         self.scaler_d = self.speed.grad_scaler()
+        self.augmentations = augmentations or []
+        self.strength = config.augment.strength
+        adaptive = config.augment.adaptive
+        self.adaptive = (
+            AdaptiveStrength(adaptive.target, adaptive.interval, adaptive.ramp_images, self.strength, self.device)
+            if adaptive is not None and self.augmentations
+            else None
+        )
 
     def _plan_speed(self, train: TrainConfig) -> SpeedPlan:
         networks = [self.generator, self.discriminator]
@@ -104,29 +114,42 @@ class GANStep:
         else:
             self._compiled_batch_sizes.add(real.shape[0])
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees of ``images``: each augmentation in turn, at the current strength (random draws from
+        torch's generator on the device, saved with the run like the noise)."""
+        strength = self.adaptive.strength if self.adaptive is not None else self.strength
+        for augmentation in self.augmentations:
+            images = augmentation(images, strength)
+        return images
+
     def _step(self, real: torch.Tensor, step: int) -> None:
         batch_size = real.shape[0]
         z = torch.randn(batch_size, self.latent_dim, device=self.device)
         with self.speed.autocast():
             fake = self.step_generator(z)
-            real_scores = self.step_discriminator(real)
-            fake_scores = self.step_discriminator(fake.detach())
+            real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
+            real_scores = self.step_discriminator(real_seen)
+            fake_scores = self.step_discriminator(fake_seen)
         # Losses and statistics in fp32, whatever the precision of the forward passes.
         real_scores, fake_scores = real_scores.float(), fake_scores.float()
         d_loss = self.loss.discriminator_loss(real_scores, fake_scores)
-        # Penalties differentiate twice, which torch.compile does not: the plain module, in fp32.
-        penalty = self.loss.penalty(self.discriminator, real, fake.float())
+        # Penalties differentiate twice, which torch.compile does not: the plain module, in fp32. On what D saw,
+        # as ADA regularises (R1 on augmented real images).
+        penalty = self.loss.penalty(self.discriminator, real_seen, fake_seen.float())
         d_total = d_loss if penalty is None else d_loss + penalty
         if self.skip_nonfinite and not self._finite_in_every_process(d_total):
             self.statistics.add_skipped_step()
             return
         apply_gradients(d_total, self.optimizer_d, self.scaler_d)
         self.statistics.add_discriminator_step(d_loss.detach(), real_scores.detach(), fake_scores.detach(), batch_size)
+        if self.adaptive is not None:
+            self.adaptive.observe(real_scores)
+            self.adaptive.adjust(self.processes)
 
         if (step + 1) % self.n_critic == 0:
             self.discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
             with self.speed.autocast():
-                scores = self.step_discriminator(fake)
+                scores = self.step_discriminator(self.augment(fake))  # drawn afresh, as in D's step
             g_loss = self.loss.generator_loss(scores.float())
             self.discriminator.requires_grad_(True)
             if self.skip_nonfinite and not self._finite_in_every_process(g_loss):
@@ -160,6 +183,7 @@ class GANStep:
                 "discriminator": self.scaler_d.state_dict() if self.scaler_d is not None else None,
             },
             "rng": noise_rng_state(self.device),
+            "adaptive_augmentation": self.adaptive.state_dict() if self.adaptive is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -174,6 +198,9 @@ class GANStep:
             if scaler is not None and saved:  # a checkpoint from an fp32 run starts fp16's scale afresh
                 scaler.load_state_dict(saved)
         set_noise_rng_state(state["rng"], self.device)
+        saved_adaptive = state.get("adaptive_augmentation")
+        if self.adaptive is not None and saved_adaptive is not None:
+            self.adaptive.load_state_dict(saved_adaptive)
 
 
 def share_batch_norm(

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from ganforge import startup
 from ganforge.config import ResolvedRun
-from ganforge.contracts import GANLoss, GANModels, LoadedDataset
+from ganforge.contracts import Augmentation, GANLoss, GANModels, LoadedDataset
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
@@ -70,7 +70,9 @@ class Trainer:
             )
         self.skip_nonfinite = train.on_nonfinite == "skip"
         self.statistics = TrainingStatistics(parts.loss, self.processes, self.skip_nonfinite)
-        self.gan_step = GANStep(parts.models, parts.loss, config, self.processes, self.statistics, self.reporter)
+        self.gan_step = GANStep(
+            parts.models, parts.loss, config, self.processes, self.statistics, self.reporter, parts.augmentations
+        )
         self.batches = make_batches(parts.data, train.batch_size, train.num_workers, config.seed, self.processes)
         self.data_generator = self.batches.order.generator
         self.fixed_noise = seeded_noise(SAMPLE_GRID_SIZE, self.latent_dim, config.seed)
@@ -275,6 +277,7 @@ class Components:
     data: LoadedDataset
     models: GANModels  # on the training device
     loss: GANLoss
+    augmentations: list[Augmentation]  # in order, on every image D sees
 
 
 def build_components(run: ResolvedRun, device: torch.device) -> Components:
@@ -283,7 +286,8 @@ def build_components(run: ResolvedRun, device: torch.device) -> Components:
     check_memory(run, device, data)  # the models, estimated on the meta device
     models = run.model.build(data.spec)
     on_device = GANModels(models.generator.to(device), models.discriminator.to(device), models.latent_dim)
-    return Components(data=data, models=on_device, loss=run.loss.build())
+    augmentations = [chosen.build() for chosen in run.augmentations]
+    return Components(data=data, models=on_device, loss=run.loss.build(), augmentations=augmentations)
 
 
 def seeded_noise(count: int, latent_dim: int, seed: int) -> torch.Tensor:
