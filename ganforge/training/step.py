@@ -122,6 +122,14 @@ class GANStep:
             images = augmentation(images, strength)
         return images
 
+    def augmentation_record(self) -> dict[str, float | None]:
+        """For each logged line where D's images are augmented: the strength now, and ADA's last r_t."""
+        if not self.augmentations:
+            return {}
+        if self.adaptive is None:
+            return {"augment_strength": self.strength}
+        return {"augment_strength": round(self.adaptive.strength, 6), "ada_r_t": self.adaptive.last_r_t}
+
     def _step(self, real: torch.Tensor, step: int) -> None:
         batch_size = real.shape[0]
         z = torch.randn(batch_size, self.latent_dim, device=self.device)

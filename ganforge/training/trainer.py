@@ -220,6 +220,7 @@ class Trainer:
     def _log_line(self, event: str, row: int, seconds: float) -> None:
         """Collective: every process logs the same lines, for their statistics are summed over all of them."""
         record, finite = self.statistics.all_reduce_record(event, row, self.epoch + 1, self.step, seconds)
+        record.update(self.gan_step.augmentation_record())
         self._log(record)
         if not finite:
             losses = "every step was skipped for non-finite losses" if self.skip_nonfinite else "non-finite losses"
