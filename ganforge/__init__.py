@@ -13,7 +13,7 @@ guard_command_line()
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ganforge.components.penalties import gradient_penalty, r1_penalty
+from ganforge.components.penalties import gradient_penalty, r1_penalty, r2_penalty
 from ganforge.contracts import (
     Augmentation,
     DataSpec,
@@ -61,4 +61,5 @@ __all__ = [
     "gradient_penalty",
     "hookimpl",
     "r1_penalty",
+    "r2_penalty",
 ]

@@ -131,6 +131,17 @@ def test_r1_penalty_matches_a_hand_computation(registry, name):
     assert penalty.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("name", ["non_saturating", "minimax", "hinge", "least_squares"])
+def test_r2_penalty_at_generated_images_and_with_r1(registry, name):
+    real, fake = torch.randn(4, 1, 3, 3), torch.randn(4, 1, 3, 3)
+    # D(x) = |x|^2 / 2 has gradient x: R2 = gamma/2 * mean |fake|^2, R1 likewise at the real images.
+    r2 = build(registry, name, r2_gamma=3.0).penalty(HalfSquaredNorm(), real, fake)
+    assert r2.item() == pytest.approx(1.5 * fake.pow(2).flatten(1).sum(dim=1).mean().item(), rel=1e-6)
+    both = build(registry, name, r1_gamma=2.0, r2_gamma=3.0).penalty(HalfSquaredNorm(), real, fake)
+    r1 = 1.0 * real.pow(2).flatten(1).sum(dim=1).mean()
+    assert both.item() == pytest.approx(r1.item() + r2.item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("name", ALL_LOSSES)
 def test_no_penalty_unless_configured(registry, name):
     params = {"gradient_penalty": 0.0} if name == "wasserstein" else {}

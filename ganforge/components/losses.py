@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ganforge.components.penalties import gradient_penalty, r1_penalty
+from ganforge.components.penalties import gradient_penalty, r1_penalty, r2_penalty
 from ganforge.contracts import GANLoss, Params
 from ganforge.hookspecs import hookimpl
 
@@ -29,20 +29,29 @@ R1_GAMMA = Field(
     description="Weight gamma of the R1 penalty gamma/2 * E||grad D(x_real)||^2 (Mescheder et al. 2018); "
     "0 disables it.",
 )
+R2_GAMMA = Field(
+    0.0,
+    ge=0.0,
+    description="Weight gamma of the R2 penalty gamma/2 * E||grad D(G(z))||^2 at generated images (Roth et al. "
+    "2017; R1 + R2 in R3GAN, Huang et al. 2024); 0 disables it.",
+)
 
 
 class LogisticParams(Params):
     label_smoothing: float = LABEL_SMOOTHING
     r1_gamma: float = R1_GAMMA
+    r2_gamma: float = R2_GAMMA
 
 
 class HingeParams(Params):
     r1_gamma: float = R1_GAMMA
+    r2_gamma: float = R2_GAMMA
 
 
 class LeastSquaresParams(Params):
     label_smoothing: float = LABEL_SMOOTHING
     r1_gamma: float = R1_GAMMA
+    r2_gamma: float = R2_GAMMA
 
 
 class WassersteinParams(Params):
@@ -54,19 +63,27 @@ class WassersteinParams(Params):
     )
 
 
-class _R1Mixin:
+class _ZeroCentredMixin:
+    """R1 at real images and R2 at generated ones, each where its gamma is above 0."""
+
     r1_gamma: float
+    r2_gamma: float
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        return r1_penalty(discriminator, real, self.r1_gamma) if self.r1_gamma > 0 else None
+        terms = []
+        if self.r1_gamma > 0:
+            terms.append(r1_penalty(discriminator, real, self.r1_gamma))
+        if self.r2_gamma > 0:
+            terms.append(r2_penalty(discriminator, fake, self.r2_gamma))
+        return torch.stack(terms).sum() if terms else None
 
 
-class _LogisticLoss(_R1Mixin, GANLoss):
+class _LogisticLoss(_ZeroCentredMixin, GANLoss):
     """The discriminator side shared by minimax and non-saturating: BCE on logits."""
 
     def __init__(self, params: LogisticParams) -> None:
         self.real_target = 1.0 - params.label_smoothing
-        self.r1_gamma = params.r1_gamma
+        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         # BCE(sigmoid(s), t) = t * softplus(-s) + (1 - t) * softplus(s)
@@ -94,11 +111,11 @@ class NonSaturating(_LogisticLoss):
         return F.softplus(-fake_scores).mean()
 
 
-class Hinge(_R1Mixin, GANLoss):
+class Hinge(_ZeroCentredMixin, GANLoss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D margins at +-1, G maximises D(G(z))."""
 
     def __init__(self, params: HingeParams) -> None:
-        self.r1_gamma = params.r1_gamma
+        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
@@ -127,14 +144,14 @@ class Wasserstein(GANLoss):
         return gradient_penalty(discriminator, real, fake, self.gradient_penalty)
 
 
-class LeastSquares(_R1Mixin, GANLoss):
+class LeastSquares(_ZeroCentredMixin, GANLoss):
     """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls fake to 1."""
 
     decision_threshold = 0.5
 
     def __init__(self, params: LeastSquaresParams) -> None:
         self.real_target = 1.0 - params.label_smoothing
-        self.r1_gamma = params.r1_gamma
+        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         return 0.5 * (real_scores - self.real_target).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()

@@ -11,9 +11,18 @@ from torch import nn
 
 
 def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float) -> torch.Tensor:
-    """gamma/2 * mean over samples of the squared gradient norm of D at real images."""
-    real = real.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(discriminator(real).sum(), real, create_graph=True)
+    """R1 (Mescheder et al. 2018): gamma/2 * mean over samples of the squared gradient norm of D at real images."""
+    return _zero_centred(discriminator, real, gamma)
+
+
+def r2_penalty(discriminator: nn.Module, fake: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R2 (Roth et al. 2017; with R1 in R3GAN, Huang et al. 2024): R1's form at generated images."""
+    return _zero_centred(discriminator, fake, gamma)
+
+
+def _zero_centred(discriminator: nn.Module, images: torch.Tensor, gamma: float) -> torch.Tensor:
+    images = images.detach().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(discriminator(images).sum(), images, create_graph=True)
     return 0.5 * gamma * gradient.pow(2).flatten(1).sum(dim=1).mean()
 
 
