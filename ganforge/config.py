@@ -55,6 +55,9 @@ class OptimizerConfig(Strict):
     lr: float = Field(2e-4, gt=0, description="Adam learning rate.")
     betas: tuple[float, float] = Field((0.5, 0.999), description="Adam (beta1, beta2).")
     weight_decay: float = Field(0.0, ge=0, description="Adam L2 weight decay.")
+    eps: float = Field(
+        1e-8, gt=0, le=1.0, description="Adam's epsilon, added to the root of the second moment (Keras: 1e-7)."
+    )
 
     @field_validator("betas")
     @classmethod
@@ -84,6 +87,12 @@ class TrainConfig(Strict):
         json_schema_extra={"pattern": DEVICE_SETTING.pattern},
     )
     n_critic: int = Field(1, ge=1, le=1000, description="Discriminator steps per generator step.")
+    generator_batch: Literal["reuse", "fresh"] | Annotated[int, Field(ge=1, le=2**20)] = Field(
+        "reuse",
+        description="What the generator's step judges: reuse = the generated batch of the discriminator's step; "
+        "fresh = a new batch of batch_size noise vectors; a number = a new batch of that many (global, split over "
+        "the processes like batch_size).",
+    )
     ema_decay: float | None = Field(
         None, ge=0.0, lt=1.0, description="Decay of an exponential moving average of G's weights, used for samples."
     )
@@ -127,6 +136,12 @@ class TrainConfig(Strict):
         description="In a distributed run on CUDA, batch norm layers use the statistics of the whole global batch "
         "(SyncBatchNorm) instead of each process's share.",
     )
+
+    def fresh_generator_batch(self) -> int | None:
+        """How many noise vectors G's step draws afresh (global); None where it reuses D's generated batch."""
+        if self.generator_batch == "reuse":
+            return None
+        return self.batch_size if self.generator_batch == "fresh" else self.generator_batch
 
     @field_validator("device")
     @classmethod

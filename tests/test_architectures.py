@@ -146,6 +146,24 @@ def test_dcgan_glorot_init_is_keras_default(registry):
             assert not layer.bias.any()
 
 
+def test_dcgan_unit_pixel_range_is_a_sigmoid_generator_and_a_discriminator_reading_0_to_1(registry):
+    """pixel_range 'unit' is seed 000's program: G's sigmoid in [0, 1] and D on [0, 1], seen from [-1, 1]."""
+    torch.manual_seed(0)
+    unit = build(registry, "dcgan", {**SEED_000, "pixel_range": "unit"}, MNIST)
+    symmetric = build(registry, "dcgan", SEED_000, MNIST)
+    symmetric.generator.load_state_dict(unit.generator.state_dict())  # the same weights, names and shapes
+    symmetric.discriminator.load_state_dict(unit.discriminator.state_dict())
+    unit.generator.eval(), unit.discriminator.eval(), symmetric.discriminator.eval()
+    z = torch.randn(6, 100)
+    pre_activation = unit.generator.net[:-1](z)
+    assert torch.allclose(unit.generator(z), 2 * torch.sigmoid(pre_activation) - 1, atol=1e-6)
+    assert torch.allclose(symmetric.generator(z), torch.tanh(pre_activation), atol=1e-6)
+    images = torch.rand(6, 1, 28, 28) * 2 - 1
+    by_hand = symmetric.discriminator((images + 1) / 2)  # the same layers, given the images in [0, 1]
+    assert torch.allclose(unit.discriminator(images), by_hand, atol=1e-6)
+    assert not torch.allclose(symmetric.discriminator(images), by_hand, atol=1e-3)
+
+
 def test_dcgan_layers_feeding_batch_norm_have_no_bias(registry):
     models = build(registry, "dcgan", {}, (3, 32, 32))
     for network in (models.generator.net, models.discriminator.net):

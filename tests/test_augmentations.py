@@ -153,3 +153,14 @@ def test_the_contract_kit_names_an_augmentation_that_breaks_it():
         "check_augmentation_draws_from_the_generator_given",
     }
     assert "strength 0 changed the images" in failed["check_augmentation_is_identity_at_strength_zero"]
+
+
+def test_ada_reads_real_scores_against_the_loss_threshold():
+    """Least squares calls an image real above 0.5: scores of 0.7 are sure, 0.3 unsure, whatever their sign."""
+    ada = AdaptiveStrength(target=0.6, interval=1, ramp_images=100, strength=0.5, threshold=0.5)
+    ada.observe(torch.full((10,), 0.7))
+    ada.adjust(OneProcess())
+    assert ada.last_r_t == 1.0 and ada.strength == pytest.approx(0.6)
+    ada.observe(torch.full((10,), 0.3))
+    ada.adjust(OneProcess())
+    assert ada.last_r_t == -1.0 and ada.strength == pytest.approx(0.5)

@@ -69,7 +69,7 @@ def launch_processes(nproc: int, command: list[str], resolved: ResolvedRun, fold
     """``ganforge run`` in ``nproc`` processes on this machine, through torchrun's launcher; returns when all end."""
     if launched_rank() is not None:
         raise UsageError("--nproc starts the processes itself; leave it out inside a torchrun launch")
-    check_launch(nproc, resolved.config.train.batch_size, resolved.config.train.device)
+    check_launch(nproc, resolved.config.train)
     console.print(
         f"starting {nproc} processes with torchrun: ganforge {' '.join(command)}", highlight=False, soft_wrap=True
     )

@@ -1,8 +1,10 @@
 """ADA's augmentation strength (Karras et al. 2020, "Training Generative Adversarial Networks with
 Limited Data"): raised while the discriminator overfits, lowered while it does not.
 
-The overfitting heuristic is r_t = E[sign(D(x_real))] over the real scores of the last ``interval``
-steps: 0 when D cannot tell real images from generated ones, 1 when it is sure of every real one.
+The overfitting heuristic is r_t = E[sign(D(x_real) - threshold)] over the real scores of the last
+``interval`` steps, where the threshold is the loss's decision threshold (0 for logits, where this is
+the paper's E[sign(D(x_real))]): 0 when D cannot tell real images from generated ones, 1 when it
+calls every real one real.
 Every ``interval`` steps the strength moves by sign(r_t - target) x (images seen since) /
 ``ramp_images``, so that it can go from 0 to 1 in ``ramp_images`` images, and is kept in [0, 1].
 The paper's defaults: target 0.6, every 4 steps, 500k images.
@@ -21,9 +23,15 @@ class Summing(Protocol):
 
 class AdaptiveStrength:
     def __init__(
-        self, target: float, interval: int, ramp_images: int, strength: float, device: torch.device | str = "cpu"
+        self,
+        target: float,
+        interval: int,
+        ramp_images: int,
+        strength: float,
+        device: torch.device | str = "cpu",
+        threshold: float = 0.0,
     ) -> None:
-        self.target, self.interval, self.ramp_images = target, interval, ramp_images
+        self.target, self.interval, self.ramp_images, self.threshold = target, interval, ramp_images, threshold
         self.strength = strength
         self.last_r_t: float | None = None
         # Summed on the device, step by step: one host sync per interval, not per step.
@@ -33,7 +41,7 @@ class AdaptiveStrength:
     def observe(self, real_scores: torch.Tensor) -> None:
         """One step's real scores, this process's share."""
         scores = real_scores.detach()
-        self.totals[0] += torch.sign(scores).sum(dtype=torch.float64)
+        self.totals[0] += torch.sign(scores - self.threshold).sum(dtype=torch.float64)
         self.totals[1] += scores.numel()
         self.steps_since += 1
 

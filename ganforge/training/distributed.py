@@ -18,13 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 
 from ganforge.devices import distributed_device, resolve_device
 from ganforge.errors import GanforgeError, UsageError
+
+if TYPE_CHECKING:
+    from ganforge.config import TrainConfig
 
 # Rank 0 evaluates and writes checkpoints while the others wait in the next collective: long
 # enough for training a domain classifier on a CPU, short enough that a lost peer is noticed.
@@ -141,6 +144,18 @@ def batch_share(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
+def generator_batch_share(generator_batch: int | None, world_size: int) -> int | None:
+    """The noise vectors each process draws for G's step where ``train.generator_batch`` is fresh; else None."""
+    if generator_batch is None:
+        return None
+    if generator_batch % world_size:
+        raise UsageError(
+            f"train.generator_batch: {generator_batch} is the global batch of G's step and does not split evenly "
+            f"over {world_size} processes; use a multiple of {world_size}"
+        )
+    return generator_batch // world_size
+
+
 # -- the launcher behind `ganforge run --nproc N` ----------------------------------------------
 
 
@@ -156,11 +171,12 @@ class LaunchStopped(GanforgeError):
         self.exit_code = exit_code
 
 
-def check_launch(nproc: int, batch_size: int, device_setting: str) -> None:
+def check_launch(nproc: int, train: TrainConfig) -> None:
     """What ``nproc`` processes on this machine cannot train with is an error before any starts."""
-    batch_share(batch_size, nproc)
+    batch_share(train.batch_size, nproc)
+    generator_batch_share(train.fresh_generator_batch(), nproc)
     for local_rank in range(nproc):
-        distributed_device(device_setting, local_rank)
+        distributed_device(train.device, local_rank)
 
 
 def run_command_for_processes(

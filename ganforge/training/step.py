@@ -1,10 +1,11 @@
 """The training step: the discriminator's update and, every ``train.n_critic`` steps, the generator's.
 
 Each step: a discriminator update on real images and a fresh generated batch; every ``n_critic``
-steps, a generator update that reuses that generated batch. The step calls its own modules (in a
-distributed run wrapped in DistributedDataParallel, compiled where ``train.compile`` says so);
-state, samples and the gradient penalty use the plain ones. Noise is drawn on the device from
-torch's global generator, which is this process's own in a distributed run.
+steps, a generator update on that generated batch or, as ``train.generator_batch`` says, a new one.
+The step calls its own modules (in a distributed run wrapped in DistributedDataParallel, compiled
+where ``train.compile`` says so); state, samples and the gradient penalty use the plain ones. Noise
+is drawn on the device from torch's global generator, which is this process's own in a distributed
+run.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
 from ganforge.contracts import Augmentation, GANLoss, GANModels
-from ganforge.errors import first_line
+from ganforge.errors import UsageError, first_line
 from ganforge.training.adaptive import AdaptiveStrength
 from ganforge.training.checkpoint_fields import load_optimizer_state
-from ganforge.training.distributed import Processes
+from ganforge.training.distributed import Processes, generator_batch_share
 from ganforge.training.progress import Reporter
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.statistics import TrainingStatistics
@@ -48,6 +49,7 @@ class GANStep:
         self.loss, self.statistics, self.reporter = loss, statistics, reporter
         self.processes, self.device = processes, processes.device
         self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
+        self.fresh_generator_batch = generator_batch_share(train.fresh_generator_batch(), processes.world_size)
         self.skip_nonfinite = train.on_nonfinite == "skip"
         if processes.distributed and train.sync_batchnorm:
             generator, discriminator = share_batch_norm(generator, discriminator, self.device, reporter)
@@ -69,12 +71,7 @@ class GANStep:
         self.scaler_d = self.speed.grad_scaler()
         self.augmentations = augmentations or []
         self.strength = config.augment.strength
-        adaptive = config.augment.adaptive
-        self.adaptive = (
-            AdaptiveStrength(adaptive.target, adaptive.interval, adaptive.ramp_images, self.strength, self.device)
-            if adaptive is not None and self.augmentations
-            else None
-        )
+        self.adaptive = adaptive_strength(config, loss, self.device) if self.augmentations else None
 
     def _plan_speed(self, train: TrainConfig) -> SpeedPlan:
         networks = [self.generator, self.discriminator]
@@ -157,7 +154,10 @@ class GANStep:
         if (step + 1) % self.n_critic == 0:
             self.discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
             with self.speed.autocast():
-                scores = self.step_discriminator(self.augment(fake))  # drawn afresh, as in D's step
+                if self.fresh_generator_batch is not None:
+                    z = torch.randn(self.fresh_generator_batch, self.latent_dim, device=self.device)
+                    fake = self.step_generator(z)
+                scores = self.step_discriminator(self.augment(fake))  # augmentations drawn afresh, as in D's step
             g_loss = self.loss.generator_loss(scores.float())
             self.discriminator.requires_grad_(True)
             if self.skip_nonfinite and not self._finite_in_every_process(g_loss):
@@ -211,6 +211,27 @@ class GANStep:
             self.adaptive.load_state_dict(saved_adaptive)
 
 
+def adaptive_strength(config: RunConfig, loss: GANLoss, device: torch.device) -> AdaptiveStrength | None:
+    """ADA's controller where ``augment.adaptive`` asks for it, reading D's real scores against the loss's threshold."""
+    adaptive = config.augment.adaptive
+    if adaptive is None:
+        return None
+    if loss.decision_threshold is None:
+        raise UsageError(
+            f"augment.adaptive: ADA steers by how often D calls a real image real, and loss {config.loss.name!r} "
+            "gives D's scores no threshold for that (they only rank images); use a fixed augment.strength, or a "
+            "loss such as non_saturating, hinge or least_squares"
+        )
+    return AdaptiveStrength(
+        adaptive.target,
+        adaptive.interval,
+        adaptive.ramp_images,
+        config.augment.strength,
+        device,
+        threshold=loss.decision_threshold,
+    )
+
+
 def share_batch_norm(
     generator: nn.Module, discriminator: nn.Module, device: torch.device, reporter: Reporter
 ) -> tuple[nn.Module, nn.Module]:
@@ -260,6 +281,7 @@ def make_adam(module: nn.Module, settings: OptimizerConfig, device: torch.device
         lr=settings.lr,
         betas=tuple(settings.betas),
         weight_decay=settings.weight_decay,
+        eps=settings.eps,
         fused=device.type in FUSED_ADAM_DEVICES or None,
     )
 

@@ -90,6 +90,15 @@ class DCGANParams(Params):
     dropout: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="Dropout probability after each discriminator activation; 0 = none."
     )
+    pixel_range: Literal["symmetric", "unit"] = Field(
+        default="symmetric",
+        description=(
+            "The pixel range the networks work in. 'symmetric': G ends in tanh and D reads images in [-1, 1]; "
+            "'unit': G ends in a sigmoid and D reads images mapped to [0, 1], as programs that keep data in [0, 1] "
+            "do (seed 000). The same functions either way, but not the same training: the scale of D's first "
+            "layer's input and of G's last pre-activation differ. Images outside the networks stay in [-1, 1]."
+        ),
+    )
     weight_init: Literal["dcgan", "glorot", "default"] = Field(
         default="dcgan",
         description=(
@@ -173,6 +182,13 @@ def activation(name: str, leaky_slope: float) -> nn.Module:
     return nn.LeakyReLU(leaky_slope) if name == "leaky_relu" else nn.ReLU()
 
 
+class SymmetricSigmoid(nn.Module):
+    """A sigmoid output in [0, 1], handed on in ganforge's [-1, 1]: ``2 * sigmoid(x) - 1``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2.0 * torch.sigmoid(x) - 1.0
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, params: DCGANParams, channels: list[int], geometry: Geometry, image_channels: int) -> None:
         super().__init__()
@@ -199,7 +215,7 @@ class DCGANGenerator(nn.Module):
             layers.append(nn.Conv2d(channels[-1], image_channels, kernel, stride=1, padding=kernel // 2))
         else:
             layers.append(nn.ConvTranspose2d(channels[-1], image_channels, kernel_size=4, stride=2, padding=1))
-        layers.append(nn.Tanh())
+        layers.append(SymmetricSigmoid() if params.pixel_range == "unit" else nn.Tanh())
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -210,6 +226,7 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, params: DCGANParams, channels: list[int], geometry: Geometry, image_channels: int) -> None:
         super().__init__()
         kernel = params.discriminator_kernel_size
+        self.reads_unit_range = params.pixel_range == "unit"
         layers: list[nn.Module] = []
         for level, (in_width, out_width) in enumerate(pairwise([image_channels, *channels])):
             # DCGAN leaves the first layer unnormalised, so D sees the raw image statistics.
@@ -226,6 +243,8 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.reads_unit_range:
+            images = (images + 1.0) * 0.5
         return self.net(images).squeeze(-1)
 
 

@@ -1,0 +1,172 @@
+"""What one training step does, seen from outside: which batches G and D see, augmentation and ADA in a run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from ganforge.cli import create_app
+from ganforge.plugins import load_plugins
+from tests.plugin_fixtures import install_distribution
+
+SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+
+# An architecture whose generator notes the size of every batch of noise it turns into images in training.
+BATCH_PROBE = """
+import torch
+from torch import nn
+import ganforge
+
+SEEN = []
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_dim, size):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent_dim, size * size), nn.Tanh(), nn.Unflatten(1, (1, size, size)))
+
+    def forward(self, z):
+        if self.training:
+            SEEN.append(z.shape[0])
+        return self.net(z)
+
+
+def build(params, data):
+    size = data.shape[-1]
+    discriminator = nn.Sequential(nn.Flatten(), nn.Linear(size * size, 1), nn.Flatten(0))
+    return ganforge.GANModels(Generator(8, size), discriminator, 8)
+
+
+@ganforge.hookimpl
+def register_architectures(register):
+    register("batch_probe", build)
+"""
+
+
+@pytest.fixture
+def batch_probe(tmp_path_factory, monkeypatch):
+    """The CLI with the batch probe installed, and the list of the batch sizes its generator saw."""
+    site = tmp_path_factory.mktemp("site")
+    install_distribution(site, "ganforge-batch-probe", "0.1.0", {"batch_probe": "ganforge_batch_probe"}, BATCH_PROBE)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    app = create_app(load_plugins(strict=True))
+    yield app, sys.modules["ganforge_batch_probe"].SEEN
+    sys.modules.pop("ganforge_batch_probe", None)
+
+
+def smoke_config(folder: Path, **train) -> Path:
+    config = yaml.safe_load(SMOKE.read_text())
+    config["train"].update(train)
+    path = folder / "smoke.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(app, config: Path, *overrides: str):
+    args = ["run", str(config), "--quiet"]
+    for override in overrides:
+        args += ["--set", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("generator_batch", "per_step"),
+    [("reuse", [32]), ("fresh", [32, 32]), (48, [32, 48])],
+    ids=["reuse", "fresh", "a number"],
+)
+def test_the_generator_step_reuses_or_draws_its_batch_as_configured(batch_probe, workdir, generator_batch, per_step):
+    app, seen = batch_probe
+    config = smoke_config(workdir, epochs=1, generator_batch=generator_batch)
+    seen.clear()
+    run(app, config, "model.name=batch_probe", "model.params={}", "data.params.num_samples=96")
+    assert seen == per_step * 3  # 96 images in batches of 32: three steps, each G's batches in turn
+
+
+def test_a_generator_batch_that_does_not_split_over_the_processes_is_refused_before_any_starts(app, workdir):
+    config = smoke_config(workdir, generator_batch=33)
+    result = CliRunner().invoke(app, ["run", str(config), "--quiet", "--nproc", "2"])
+    assert result.exit_code == 2
+    assert "train.generator_batch: 33" in result.output and "multiple of 2" in result.output
+    assert not (workdir / "runs").exists()
+
+
+def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(checkpoint, weights_only=True)
+    return {f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in state[net].items()}
+
+
+ADA = [
+    "augment.pipeline=[translation, cutout, colour]",
+    "augment.strength=0.0",
+    "augment.adaptive={target: 0.6, interval: 1, ramp_images: 2000}",
+]
+
+
+def test_a_resumed_run_with_adaptive_augmentation_ends_bit_for_bit_as_an_uninterrupted_one(app, tmp_path, monkeypatch):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    for folder in (straight, split):
+        folder.mkdir()
+    monkeypatch.chdir(straight)
+    run(app, smoke_config(straight, epochs=3), *ADA)
+    monkeypatch.chdir(split)
+    run(app, smoke_config(split, epochs=1), *ADA)
+    run_dir = split / "runs" / "smoke"
+    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--quiet", "--set", "train.epochs=3"])
+    assert result.exit_code == 0, result.output
+    uninterrupted = straight / "runs" / "smoke" / "checkpoints" / "last.pt"
+    resumed = run_dir / "checkpoints" / "last.pt"
+    first, second = weights(uninterrupted), weights(resumed)
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    states = [torch.load(path, weights_only=True)["adaptive_augmentation"] for path in (uninterrupted, resumed)]
+    assert states[0] == states[1] and states[0]["strength"] > 0
+    strengths = [record["augment_strength"] for record in metrics(straight / "runs" / "smoke")]
+    assert strengths == [record["augment_strength"] for record in metrics(run_dir)]
+
+
+def test_ada_raises_the_strength_for_a_discriminator_that_overfits_and_logs_it(app, workdir):
+    """32 images and a fast D: D soon calls every real image real (r_t near 1), and ADA answers by augmenting."""
+    config = smoke_config(workdir, epochs=8, batch_size=32, log_every=1)
+    run(app, config, "data.params.num_samples=32", "optim.discriminator.lr=2e-3", *ADA)
+    records = metrics(workdir / "runs" / "smoke")
+    assert records[0]["augment_strength"] < records[-1]["augment_strength"]
+    assert max(record["ada_r_t"] for record in records) > 0.6
+    assert all(0.0 <= record["augment_strength"] <= 1.0 for record in records)
+
+
+def test_fixed_augmentation_is_logged_at_its_strength_and_no_r_t(app, workdir):
+    run(app, smoke_config(workdir, epochs=1), "augment.pipeline=[translation]", "augment.strength=0.5")
+    records = metrics(workdir / "runs" / "smoke")
+    assert {record["augment_strength"] for record in records} == {0.5}
+    assert all("ada_r_t" not in record for record in records)
+
+
+def test_ada_with_a_loss_whose_scores_have_no_threshold_is_refused_before_the_run_folder(app, workdir):
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(smoke_config(workdir)),
+            "--quiet",
+            "--set",
+            "loss.name=wasserstein",
+            *sum((["--set", setting] for setting in ADA), []),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "augment.adaptive" in result.output and "'wasserstein'" in result.output
+    assert "Traceback" not in result.output
+    assert not (workdir / "runs").exists()
