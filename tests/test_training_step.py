@@ -50,16 +50,46 @@ def register_architectures(register):
 """
 
 
-@pytest.fixture
-def batch_probe(tmp_path_factory, monkeypatch):
-    """The CLI with the batch probe installed, and the list of the batch sizes its generator saw."""
+# An augmentation that notes what it is given (batch size, whether gradients flow to G, the strength) and
+# passes the images on unchanged.
+AUGMENTATION_PROBE = """
+import ganforge
+
+SEEN = []
+
+
+class Probe(ganforge.Augmentation):
+    def __call__(self, images, strength=1.0, generator=None):
+        SEEN.append((images.shape[0], images.requires_grad, strength))
+        return images
+
+
+@ganforge.hookimpl
+def register_augmentations(register):
+    register("probe", lambda params: Probe())
+"""
+
+
+def installed_probe(tmp_path_factory, monkeypatch, module: str, code: str):
+    """The CLI with the probe plugin ``code`` installed as ``module``, and the list the probe fills."""
     site = tmp_path_factory.mktemp("site")
-    install_distribution(site, "ganforge-batch-probe", "0.1.0", {"batch_probe": "ganforge_batch_probe"}, BATCH_PROBE)
+    install_distribution(site, module.replace("_", "-"), "0.1.0", {module: module}, code)
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     app = create_app(load_plugins(strict=True))
-    yield app, sys.modules["ganforge_batch_probe"].SEEN
+    return app, sys.modules[module].SEEN
+
+
+@pytest.fixture
+def batch_probe(tmp_path_factory, monkeypatch):
+    yield installed_probe(tmp_path_factory, monkeypatch, "ganforge_batch_probe", BATCH_PROBE)
     sys.modules.pop("ganforge_batch_probe", None)
+
+
+@pytest.fixture
+def augmentation_probe(tmp_path_factory, monkeypatch):
+    yield installed_probe(tmp_path_factory, monkeypatch, "ganforge_augmentation_probe", AUGMENTATION_PROBE)
+    sys.modules.pop("ganforge_augmentation_probe", None)
 
 
 def smoke_config(folder: Path, **train) -> Path:
@@ -163,10 +193,19 @@ def test_ada_with_a_loss_whose_scores_have_no_threshold_is_refused_before_the_ru
             "--quiet",
             "--set",
             "loss.name=wasserstein",
-            *sum((["--set", setting] for setting in ADA), []),
+            *[word for setting in ADA for word in ("--set", setting)],
         ],
     )
     assert result.exit_code == 2
     assert "augment.adaptive" in result.output and "'wasserstein'" in result.output
     assert "Traceback" not in result.output
     assert not (workdir / "runs").exists()
+
+
+def test_augmentation_is_applied_to_the_real_and_generated_images_of_d_and_g_steps_alike(augmentation_probe, workdir):
+    app, seen = augmentation_probe
+    seen.clear()
+    run(app, smoke_config(workdir, epochs=1), "augment.pipeline=[probe]", "augment.strength=0.3")
+    steps = 256 // 32
+    # Per step: D's real batch and D's generated batch (no gradient to G), then G's batch (gradients to G).
+    assert seen == [(32, False, 0.3), (32, False, 0.3), (32, True, 0.3)] * steps

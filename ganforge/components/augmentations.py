@@ -74,7 +74,7 @@ class TranslationParams(Params):
 
 
 class Translation(Augmentation):
-    """DiffAugment's translation: each image shifted by up to ratio x its side, zero padded."""
+    """DiffAugment's translation (Zhao et al. 2020): each image shifted by up to ratio x its side, zero padded."""
 
     def __init__(self, params: TranslationParams) -> None:
         self.ratio = params.ratio
@@ -94,7 +94,7 @@ class CutoutParams(Params):
 
 
 class Cutout(Augmentation):
-    """DiffAugment's cutout: a square of ratio x the side, anywhere in the image, set to 0."""
+    """DiffAugment's cutout (Zhao et al. 2020): a square of ratio x the side, anywhere in the image, set to 0."""
 
     def __init__(self, params: CutoutParams) -> None:
         self.ratio = params.ratio
@@ -110,7 +110,7 @@ class Cutout(Augmentation):
 
 
 class Colour(Augmentation):
-    """DiffAugment's colour: random brightness, saturation and contrast for each image."""
+    """DiffAugment's colour (Zhao et al. 2020): random brightness, saturation and contrast for each image."""
 
     def __init__(self, params: Params) -> None:
         pass
