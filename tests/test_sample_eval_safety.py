@@ -281,6 +281,14 @@ MALFORMED = {
         lambda s: s["processes"][0]["running_statistics"]["counts"][1].update(epochs=1),
         "processes.0.running_statistics.counts.1: unknown counts ['epochs']",
     ),
+    "an augmentation strength above 1": (
+        setting("adaptive_augmentation", {"strength": 1.5, "last_r_t": None, "totals": [0.0, 0.0], "steps_since": 0}),
+        "adaptive_augmentation.strength: expected a strength in [0, 1] (given: 1.5)",
+    ),
+    "ADA's sums cut short": (
+        setting("adaptive_augmentation", {"strength": 0.5, "last_r_t": 0.7, "totals": [3.0], "steps_since": 1}),
+        "adaptive_augmentation.totals: list should have at least 2 items",
+    ),
     "statistics of integers": (
         lambda s: s["processes"][0]["running_statistics"].update(sums=torch.zeros(2, 5, dtype=torch.int64)),
         "processes.0.running_statistics.sums: expected floating point values, got torch.int64",

@@ -178,10 +178,11 @@ def test_ada_raises_the_strength_for_a_discriminator_that_overfits_and_logs_it(a
 
 
 def test_fixed_augmentation_is_logged_at_its_strength_and_no_r_t(app, workdir):
-    run(app, smoke_config(workdir, epochs=1), "augment.pipeline=[translation]", "augment.strength=0.5")
+    result = run(app, smoke_config(workdir, epochs=1), "augment.pipeline=[translation]", "augment.strength=0.5")
     records = metrics(workdir / "runs" / "smoke")
     assert {record["augment_strength"] for record in records} == {0.5}
     assert all("ada_r_t" not in record for record in records)
+    assert "augment p 0.500" in result.output  # the progress line shows it too
 
 
 def test_ada_with_a_loss_whose_scores_have_no_threshold_is_refused_before_the_run_folder(app, workdir):
@@ -209,3 +210,14 @@ def test_augmentation_is_applied_to_the_real_and_generated_images_of_d_and_g_ste
     steps = 256 // 32
     # Per step: D's real batch and D's generated batch (no gradient to G), then G's batch (gradients to G).
     assert seen == [(32, False, 0.3), (32, False, 0.3), (32, True, 0.3)] * steps
+
+
+def test_validate_lists_the_augmentations_and_refuses_ada_with_a_loss_without_a_threshold(app, workdir):
+    config = str(smoke_config(workdir))
+    settings = [word for setting in ADA for word in ("--set", setting)]
+    valid = CliRunner().invoke(app, ["validate", config, *settings])
+    assert valid.exit_code == 0, valid.output
+    assert "augmentation translation" in valid.output and "augmentation colour" in valid.output
+    refused = CliRunner().invoke(app, ["validate", config, *settings, "--set", "loss.name=wasserstein"])
+    assert refused.exit_code == 2
+    assert "augment.adaptive" in refused.output and "Traceback" not in refused.output

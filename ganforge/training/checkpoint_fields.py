@@ -146,6 +146,21 @@ class BestFields(_Fields):
     step: NonNegativeInt
 
 
+def _is_probability(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a strength in [0, 1]")
+    return value
+
+
+class AdaptiveAugmentationFields(_Fields):
+    """ADA's controller (training/adaptive.py): its strength and the sums of the interval under way."""
+
+    strength: Annotated[float, AfterValidator(_is_probability)]
+    last_r_t: float | None
+    totals: Annotated[list[float], Field(min_length=2, max_length=2)]
+    steps_since: NonNegativeInt
+
+
 class CheckpointFields(_Fields):
     config: ConfigFields
     data_spec: DataSpecFields
@@ -161,6 +176,7 @@ class CheckpointFields(_Fields):
     best: BestFields | None = None
     rng: RunRandomState
     processes: list[ProcessFields] | None = None
+    adaptive_augmentation: AdaptiveAugmentationFields | None = None
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], which: str) -> None:

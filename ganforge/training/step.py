@@ -20,8 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
 from ganforge.contracts import Augmentation, GANLoss, GANModels
-from ganforge.errors import UsageError, first_line
-from ganforge.training.adaptive import AdaptiveStrength
+from ganforge.errors import first_line
+from ganforge.training.adaptive import AdaptiveStrength, require_a_threshold
 from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.distributed import Processes, generator_batch_share
 from ganforge.training.progress import Reporter
@@ -216,19 +216,9 @@ def adaptive_strength(config: RunConfig, loss: GANLoss, device: torch.device) ->
     adaptive = config.augment.adaptive
     if adaptive is None:
         return None
-    if loss.decision_threshold is None:
-        raise UsageError(
-            f"augment.adaptive: ADA steers by how often D calls a real image real, and loss {config.loss.name!r} "
-            "gives D's scores no threshold for that (they only rank images); use a fixed augment.strength, or a "
-            "loss such as non_saturating, hinge or least_squares"
-        )
+    threshold = require_a_threshold(config.loss.name, loss.decision_threshold)
     return AdaptiveStrength(
-        adaptive.target,
-        adaptive.interval,
-        adaptive.ramp_images,
-        config.augment.strength,
-        device,
-        threshold=loss.decision_threshold,
+        adaptive.target, adaptive.interval, adaptive.ramp_images, config.augment.strength, device, threshold
     )
 
 
