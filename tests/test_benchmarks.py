@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ganforge.data_root import default_data_root
@@ -110,3 +111,17 @@ def test_startup_times_a_command_against_importing_torch():
     assert medians.keys() == {"import torch", "ganforge list"} and all(float(m) > 0 for m in medians.values())
     assert re.search(r"^ganforge list - import torch: [+-][\d.]+ s median of rounds", output, re.MULTILINE)
     assert "ganforge --help" not in output and "torch 2." in output
+
+
+def test_seed000_parity_prints_the_trajectory_beside_the_programs_and_saves_samples(tmp_path):
+    program_log = tmp_path / "program.log"
+    program_log.write_text("step 1: d=0.696 g=0.734 G mean pixel 0.5025\n")
+    output = script("seed000_parity.py", "--steps", 3, "--out", tmp_path, "--program-log", program_log)
+    rows = [line.split() for line in output.splitlines() if line.split() and line.split()[0] in ("1", "3")]
+    assert [row[0] for row in rows] == ["1", "3"]
+    assert rows[0][1] == "0.696" and rows[0][3] == "0.5025"  # the program's step 1, beside ganforge's
+    assert rows[1][1] == "-"  # no program line for step 3
+    assert 0.4 < float(rows[0][4]) < 0.6  # a fresh generator's sigmoid output is about 0.5
+    samples = np.load(tmp_path / "ganforge.npy")
+    assert samples.shape == (10_000, 28, 28) and samples.min() >= 0.0 and samples.max() <= 1.0
+    assert (tmp_path / "ganforge.png").is_file()
