@@ -13,12 +13,13 @@ Contenders, each training its own copy of the recipe's networks from the same in
                 taken by index from a per-epoch permutation.
 
 Both plain loops do what ganforge's step does: a fresh noise batch drawn on the device, BCE on
-logits (the non-saturating loss), the generator step reusing the generated batch with the
-discriminator's weights frozen, Adam with the recipe's settings, zero_grad(set_to_none=True),
-and the seeds' printed statistics (d_loss, g_loss, D(x), D(G(z))) summed on the device and read
-once a round. They use the precision, torch.compile and memory format that ganforge resolved
-for the device, so only the loop differs. The contenders take turns, a round each, in one
-process, starting with a different one each round; the first --warmup rounds are not counted.
+logits (the non-saturating loss), the generator step on the generated batch (or a fresh one, as
+the recipe's train.generator_batch says) with the discriminator's weights frozen, Adam with the
+recipe's settings, zero_grad(set_to_none=True), and the seeds' printed statistics (d_loss,
+g_loss, D(x), D(G(z))) summed on the device and read once a round. They use the precision,
+torch.compile and memory format that ganforge resolved for the device, so only the loop differs.
+The contenders take turns, a round each, in one process, starting with a different one each
+round; the first --warmup rounds are not counted.
 """
 
 from __future__ import annotations
@@ -114,12 +115,15 @@ def check_plain_loops_match(run: ResolvedRun) -> None:
     if run.loss.component.name != "non_saturating" or run.loss.params.model_dump() != {
         "label_smoothing": 0.0,
         "r1_gamma": 0.0,
+        "r2_gamma": 0.0,
     }:
         problems.append("loss must be plain non_saturating")
     if config.train.n_critic != 1 or config.train.ema_decay is not None:
         problems.append("train.n_critic must be 1 and train.ema_decay null")
     if run.data.component.name != "mnist":
         problems.append("data must be mnist")
+    if run.augmentations:
+        problems.append("augment.pipeline must be empty")
     if problems:
         sys.exit("the plain loops cannot do the same maths: " + "; ".join(problems))
 
@@ -159,6 +163,7 @@ class PlainLoop:
         self.optimizer_g = make_adam(self.generator, config.optim.generator, speed.device)
         self.optimizer_d = make_adam(self.discriminator, config.optim.discriminator, speed.device)
         self.latent_dim = models.latent_dim
+        self.generator_batch = config.train.fresh_generator_batch()  # None: G's step reuses D's batch
         self.speed = speed
         self.epoch_batches = epoch_batches
 
@@ -181,6 +186,8 @@ class PlainLoop:
 
             self.discriminator.requires_grad_(False)
             with self.speed.autocast():
+                if self.generator_batch is not None:
+                    fake = self.step_generator(torch.randn(self.generator_batch, self.latent_dim, device=device))
                 scores = self.step_discriminator(fake)
             g_loss = F.softplus(-scores.float()).mean()
             self.optimizer_g.zero_grad(set_to_none=True)
