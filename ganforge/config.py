@@ -87,6 +87,13 @@ class TrainConfig(Strict):
         json_schema_extra={"pattern": DEVICE_SETTING.pattern},
     )
     n_critic: int = Field(1, ge=1, le=1000, description="Discriminator steps per generator step.")
+    penalty_every: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="Lazy regularisation (Karras et al. 2020, StyleGAN2): the loss's penalty on every k-th "
+        "discriminator step only, weighted by k, so that it weighs the same on average; 1 = every step.",
+    )
     generator_batch: Literal["reuse", "fresh"] | Annotated[int, Field(ge=1, le=2**20)] = Field(
         "reuse",
         description="What the generator's step judges: reuse = the generated batch of the discriminator's step; "

@@ -164,6 +164,30 @@ def test_dcgan_unit_pixel_range_is_a_sigmoid_generator_and_a_discriminator_readi
     assert not torch.allclose(symmetric.discriminator(images), by_hand, atol=1e-3)
 
 
+@pytest.mark.parametrize("name", ["mlp", "dcgan"])
+def test_spectral_norm_brings_each_discriminator_weight_to_a_largest_singular_value_of_one(registry, name):
+    torch.manual_seed(0)
+    plain = build(registry, name, {}, MNIST).discriminator
+    torch.manual_seed(0)
+    normalised = build(registry, name, {"spectral_norm": True}, MNIST).discriminator
+    assert parameter_count(plain) == parameter_count(normalised)  # the same weights, reparametrised
+    layers = [m for m in normalised.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    assert layers and all(hasattr(layer, "parametrizations") for layer in layers)
+    images = torch.rand(8, *MNIST) * 2 - 1
+    for _ in range(30):  # each training call refines the power iteration's estimate
+        normalised(images)
+    normalised.eval()
+    for layer in layers:
+        largest = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item()
+        assert largest == pytest.approx(1.0, abs=0.05), layer
+    unnormalised = [
+        torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+        for m in plain.modules()
+        if isinstance(m, nn.Linear | nn.Conv2d)
+    ]
+    assert max(abs(value - 1.0) for value in unnormalised) > 0.1
+
+
 def test_dcgan_layers_feeding_batch_norm_have_no_bias(registry):
     models = build(registry, "dcgan", {}, (3, 32, 32))
     for network in (models.generator.net, models.discriminator.net):

@@ -70,6 +70,33 @@ def register_augmentations(register):
 """
 
 
+# A loss that notes each call of its penalty, which adds nothing.
+PENALTY_PROBE = """
+import torch
+import torch.nn.functional as F
+import ganforge
+
+SEEN = []
+
+
+class Probe(ganforge.GANLoss):
+    def discriminator_loss(self, real_scores, fake_scores):
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores):
+        return F.softplus(-fake_scores).mean()
+
+    def penalty(self, discriminator, real, fake):
+        SEEN.append(len(real))
+        return real.new_zeros(())
+
+
+@ganforge.hookimpl
+def register_losses(register):
+    register("penalty_probe", lambda params: Probe())
+"""
+
+
 def installed_probe(tmp_path_factory, monkeypatch, module: str, code: str):
     """The CLI with the probe plugin ``code`` installed as ``module``, and the list the probe fills."""
     site = tmp_path_factory.mktemp("site")
@@ -84,6 +111,12 @@ def installed_probe(tmp_path_factory, monkeypatch, module: str, code: str):
 def batch_probe(tmp_path_factory, monkeypatch):
     yield installed_probe(tmp_path_factory, monkeypatch, "ganforge_batch_probe", BATCH_PROBE)
     sys.modules.pop("ganforge_batch_probe", None)
+
+
+@pytest.fixture
+def penalty_probe(tmp_path_factory, monkeypatch):
+    yield installed_probe(tmp_path_factory, monkeypatch, "ganforge_penalty_probe", PENALTY_PROBE)
+    sys.modules.pop("ganforge_penalty_probe", None)
 
 
 @pytest.fixture
@@ -146,14 +179,16 @@ ADA = [
 ]
 
 
-def test_a_resumed_run_with_adaptive_augmentation_ends_bit_for_bit_as_an_uninterrupted_one(app, tmp_path, monkeypatch):
+def test_a_resumed_run_with_adaptive_augmentation_and_spectral_norm_ends_bit_for_bit_as_an_uninterrupted_one(
+    app, tmp_path, monkeypatch
+):
     straight, split = tmp_path / "straight", tmp_path / "split"
     for folder in (straight, split):
         folder.mkdir()
     monkeypatch.chdir(straight)
-    run(app, smoke_config(straight, epochs=3), *ADA)
+    run(app, smoke_config(straight, epochs=3), *ADA, "model.params.spectral_norm=true")
     monkeypatch.chdir(split)
-    run(app, smoke_config(split, epochs=1), *ADA)
+    run(app, smoke_config(split, epochs=1), *ADA, "model.params.spectral_norm=true")
     run_dir = split / "runs" / "smoke"
     result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--quiet", "--set", "train.epochs=3"])
     assert result.exit_code == 0, result.output
@@ -221,3 +256,35 @@ def test_validate_lists_the_augmentations_and_refuses_ada_with_a_loss_without_a_
     refused = CliRunner().invoke(app, ["validate", config, *settings, "--set", "loss.name=wasserstein"])
     assert refused.exit_code == 2
     assert "augment.adaptive" in refused.output and "Traceback" not in refused.output
+
+
+@pytest.mark.parametrize(("penalty_every", "calls"), [(1, 8), (3, 3)])
+def test_lazy_regularisation_computes_the_penalty_every_kth_step(penalty_probe, workdir, penalty_every, calls):
+    app, seen = penalty_probe
+    seen.clear()
+    run(app, smoke_config(workdir, epochs=1, penalty_every=penalty_every), "loss.name=penalty_probe")
+    assert len(seen) == calls  # 8 steps: each one, or steps 0, 3 and 6
+
+
+def test_a_lazy_penalty_weighs_k_times_on_the_steps_it_is_taken(app, tmp_path, monkeypatch):
+    """One step with R1 every 3rd step at gamma 1 is one step with R1 every step at gamma 3."""
+    finals = []
+    for penalty_every, gamma in ((3, 1.0), (1, 3.0)):
+        folder = tmp_path / str(penalty_every)
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        config = smoke_config(folder, epochs=1, penalty_every=penalty_every)
+        run(app, config, "data.params.num_samples=32", f"loss.params.r1_gamma={gamma}")
+        finals.append(weights(folder / "runs" / "smoke" / "checkpoints" / "last.pt"))
+    lazy, every_step = finals
+    assert all(torch.allclose(lazy[key], every_step[key], atol=1e-6) for key in lazy)
+    monkeypatch.chdir(tmp_path / "1")
+    run(
+        app,
+        smoke_config(tmp_path / "1", epochs=1),
+        "output.dir=runs/plain",
+        "data.params.num_samples=32",
+        "loss.params.r1_gamma=1.0",
+    )
+    plain = weights(tmp_path / "1" / "runs" / "plain" / "checkpoints" / "last.pt")
+    assert not all(torch.allclose(lazy[key], plain[key], atol=1e-6) for key in lazy)  # the weight k matters

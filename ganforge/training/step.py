@@ -49,6 +49,7 @@ class GANStep:
         self.loss, self.statistics, self.reporter = loss, statistics, reporter
         self.processes, self.device = processes, processes.device
         self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
+        self.penalty_every = train.penalty_every
         self.fresh_generator_batch = generator_batch_share(train.fresh_generator_batch(), processes.world_size)
         self.skip_nonfinite = train.on_nonfinite == "skip"
         if processes.distributed and train.sync_batchnorm:
@@ -140,8 +141,10 @@ class GANStep:
         d_loss = self.loss.discriminator_loss(real_scores, fake_scores)
         # Penalties differentiate twice, which torch.compile does not: the plain module, in fp32. On what D saw,
         # as ADA regularises (R1 on augmented real images).
-        penalty = self.loss.penalty(self.discriminator, real_seen, fake_seen.float())
-        d_total = d_loss if penalty is None else d_loss + penalty
+        penalty = None
+        if step % self.penalty_every == 0:
+            penalty = self.loss.penalty(self.discriminator, real_seen, fake_seen.float())
+        d_total = d_loss if penalty is None else d_loss + self.penalty_every * penalty
         if self.skip_nonfinite and not self._finite_in_every_process(d_total):
             self.statistics.add_skipped_step()
             return

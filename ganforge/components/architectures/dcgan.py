@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
+from ganforge.components.architectures.spectral import SPECTRAL_NORM, spectrally_normalised
 from ganforge.contracts import DataSpec, GANModels, Params
 from ganforge.errors import ParamsError
 
@@ -90,6 +91,7 @@ class DCGANParams(Params):
     dropout: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="Dropout probability after each discriminator activation; 0 = none."
     )
+    spectral_norm: bool = SPECTRAL_NORM
     pixel_range: Literal["symmetric", "unit"] = Field(
         default="symmetric",
         description=(
@@ -277,4 +279,6 @@ def build_dcgan(params: DCGANParams, data: DataSpec) -> GANModels:
     if initialise is not None:
         generator.apply(initialise)
         discriminator.apply(initialise)
+    if params.spectral_norm:
+        spectrally_normalised(discriminator)
     return GANModels(generator=generator, discriminator=discriminator, latent_dim=params.latent_dim)

@@ -9,6 +9,7 @@ from pydantic import Field
 from torch import nn
 
 from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
+from ganforge.components.architectures.spectral import SPECTRAL_NORM, spectrally_normalised
 from ganforge.contracts import DataSpec, GANModels, Params
 
 
@@ -32,6 +33,7 @@ class MLPParams(Params):
         lt=1.0,
         description="Dropout probability after each hidden activation of the discriminator; 0 = no dropout.",
     )
+    spectral_norm: bool = SPECTRAL_NORM
 
 
 class MLPGenerator(nn.Module):
@@ -70,8 +72,7 @@ class MLPDiscriminator(nn.Module):
 def build_mlp(params: MLPParams, data: DataSpec) -> GANModels:
     """Fully connected GAN: ReLU MLP generator with tanh output, LeakyReLU MLP discriminator."""
     shape = tuple(data.shape)
-    return GANModels(
-        generator=MLPGenerator(params, shape),
-        discriminator=MLPDiscriminator(params, shape),
-        latent_dim=params.latent_dim,
-    )
+    discriminator = MLPDiscriminator(params, shape)
+    if params.spectral_norm:
+        spectrally_normalised(discriminator)
+    return GANModels(generator=MLPGenerator(params, shape), discriminator=discriminator, latent_dim=params.latent_dim)
