@@ -29,6 +29,9 @@ Loss factory ``(params) -> GANLoss``
   - ``discriminator_loss(real_scores, fake_scores)`` and ``generator_loss(fake_scores)`` take raw
     discriminator scores ``[B]`` (float32, whatever the precision of the forward passes), never
     probabilities, and return a scalar tensor.
+  - A loss that sets ``generator_reads_real_scores = True`` (relativistic losses) is called as
+    ``generator_loss(fake_scores, real_scores)``: ``real_scores`` are D's scores, at its current
+    weights and without gradients, of the step's real batch, as many as the generated ones.
   - ``penalty(discriminator, real, fake)`` returns a regulariser added to D's loss, or None; it is
     a mean over samples (``ganforge.r1_penalty``, ``ganforge.gradient_penalty``) and receives the
     plain discriminator (it may differentiate twice) and ``fake`` still attached to G's graph.
@@ -199,9 +202,12 @@ class GANLoss:
     ``probability`` turns scores into D's probability that an image is real, where the
     objective has one (sigmoid of logits), else None. ``decision_threshold`` is the score above
     which D calls an image real (for its accuracy), or None where scores have no absolute meaning.
+    ``generator_reads_real_scores``: G's loss compares generated images with real ones, and takes
+    the real scores as its second argument.
     """
 
     decision_threshold: float | None = 0.0
+    generator_reads_real_scores: bool = False
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -214,6 +220,15 @@ class GANLoss:
 
     def probability(self, scores: torch.Tensor) -> torch.Tensor | None:
         return None
+
+
+def generator_loss_of(loss: GANLoss, fake_scores: torch.Tensor, real_scores: torch.Tensor | None) -> torch.Tensor:
+    """G's loss as the contract calls it: with the real scores where the loss reads them."""
+    if loss.generator_reads_real_scores:
+        if real_scores is None:
+            raise ValueError("this loss judges G against real scores, and none were given")
+        return loss.generator_loss(fake_scores, real_scores)
+    return loss.generator_loss(fake_scores)
 
 
 class Augmentation:

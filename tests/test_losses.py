@@ -4,10 +4,12 @@ import pytest
 import torch
 from torch import nn
 
+from ganforge.contracts import generator_loss_of
 from ganforge.errors import ParamsError
 from ganforge.registry import Kind
 
-ALL_LOSSES = ["minimax", "non_saturating", "hinge", "wasserstein", "least_squares"]
+ALL_LOSSES = ["minimax", "non_saturating", "hinge", "wasserstein", "least_squares", "rpgan"]
+ZERO_CENTRED = ["non_saturating", "minimax", "hinge", "least_squares", "rpgan"]
 
 
 def build(registry, name, **params):
@@ -33,13 +35,14 @@ def test_bce_is_an_alias_of_non_saturating(registry):
         ("hinge", 2.0, 0.0),
         ("wasserstein", 0.0, 0.0),
         ("least_squares", 0.5, 0.5),
+        ("rpgan", math.log(2), math.log(2)),
     ],
 )
 def test_known_values_at_zero_scores(registry, name, d_loss, g_loss):
     loss = build(registry, name)
     zeros = torch.zeros(8)
     assert loss.discriminator_loss(zeros, zeros).item() == pytest.approx(d_loss, abs=1e-6)
-    assert loss.generator_loss(zeros).item() == pytest.approx(g_loss, abs=1e-6)
+    assert generator_loss_of(loss, zeros, zeros).item() == pytest.approx(g_loss, abs=1e-6)
 
 
 def test_one_sided_label_smoothing_changes_only_the_real_target(registry):
@@ -63,7 +66,7 @@ def test_gradient_directions(registry, name):
     assert (fake.grad > 0).all()
 
     fake_for_g = torch.full((6,), 0.5, requires_grad=True)
-    loss.generator_loss(fake_for_g).backward()
+    generator_loss_of(loss, fake_for_g, torch.full((6,), 0.5)).backward()
     assert (fake_for_g.grad < 0).all()
 
 
@@ -84,7 +87,7 @@ def test_large_logits_stay_finite(registry, name):
     loss = build(registry, name)
     big = torch.tensor([1e4, -1e4])
     assert torch.isfinite(loss.discriminator_loss(big, -big))
-    assert torch.isfinite(loss.generator_loss(big))
+    assert torch.isfinite(generator_loss_of(loss, big, -big))
 
 
 def test_wgan_gp_matches_a_hand_computation(registry):
@@ -123,7 +126,7 @@ def test_gradient_penalty_reaches_the_discriminator_weights(registry):
     assert critic[1].weight.grad is not None and critic[1].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", ["non_saturating", "minimax", "hinge", "least_squares"])
+@pytest.mark.parametrize("name", ZERO_CENTRED)
 def test_r1_penalty_matches_a_hand_computation(registry, name):
     real = torch.randn(4, 1, 3, 3)
     penalty = build(registry, name, r1_gamma=2.0).penalty(HalfSquaredNorm(), real, torch.randn(4, 1, 3, 3))
@@ -131,7 +134,7 @@ def test_r1_penalty_matches_a_hand_computation(registry, name):
     assert penalty.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["non_saturating", "minimax", "hinge", "least_squares"])
+@pytest.mark.parametrize("name", ZERO_CENTRED)
 def test_r2_penalty_at_generated_images_and_with_r1(registry, name):
     real, fake = torch.randn(4, 1, 3, 3), torch.randn(4, 1, 3, 3)
     # D(x) = |x|^2 / 2 has gradient x: R2 = gamma/2 * mean |fake|^2, R1 likewise at the real images.
@@ -158,3 +161,22 @@ def test_probabilities_only_where_the_objective_has_them(registry):
 def test_bad_params_name_the_field(registry, params, field):
     with pytest.raises(ParamsError, match=rf"params\.{field}"):
         build(registry, "non_saturating", **params)
+
+
+def test_rpgan_pairs_each_real_score_with_a_generated_one_by_hand(registry):
+    loss = build(registry, "rpgan")
+    assert registry.get(Kind.LOSS, "relativistic_pairing") is registry.get(Kind.LOSS, "rpgan")
+    assert (
+        loss.generator_reads_real_scores and loss.decision_threshold is None and loss.probability(torch.ones(2)) is None
+    )
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([3.0, 1.0])
+    softplus = torch.nn.functional.softplus
+    # pairs (1, 3) and (3, 1): D wants real above its pair, G its image above its pair's real one
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(
+        ((softplus(torch.tensor(2.0)) + softplus(torch.tensor(-2.0))) / 2).item()
+    )
+    assert loss.generator_loss(torch.tensor([0.0, 5.0]), real).item() == pytest.approx(
+        ((softplus(torch.tensor(1.0)) + softplus(torch.tensor(-2.0))) / 2).item()
+    )
+    with pytest.raises(ValueError, match="pairs real and generated"):
+        loss.discriminator_loss(real, torch.zeros(3))

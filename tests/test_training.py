@@ -110,6 +110,7 @@ def test_an_existing_run_folder_is_never_overwritten_silently(app, workdir):
         ["loss.name=least_squares", "train.ema_decay=0.9"],
         ["model.name=dcgan", "model.params={}", "train.epochs=1"],
         ["loss.name=hinge", "loss.params.r1_gamma=1.0", "train.epochs=1"],
+        ["loss.name=rpgan", "loss.params={r1_gamma: 0.1, r2_gamma: 0.1}", "train.epochs=1"],  # R3GAN's objective
     ],
 )
 def test_other_components_and_options_train(app, workdir, overrides):

@@ -97,6 +97,32 @@ def register_losses(register):
 """
 
 
+# A relativistic loss that notes the real scores ganforge hands its generator_loss.
+REAL_SCORES_PROBE = """
+import torch.nn.functional as F
+import ganforge
+
+SEEN = []
+
+
+class Probe(ganforge.GANLoss):
+    decision_threshold = None
+    generator_reads_real_scores = True
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        return F.softplus(fake_scores - real_scores).mean()
+
+    def generator_loss(self, fake_scores, real_scores):
+        SEEN.append((len(fake_scores), len(real_scores), real_scores.requires_grad))
+        return F.softplus(real_scores - fake_scores).mean()
+
+
+@ganforge.hookimpl
+def register_losses(register):
+    register("real_scores_probe", lambda params: Probe())
+"""
+
+
 def installed_probe(tmp_path_factory, monkeypatch, module: str, code: str):
     """The CLI with the probe plugin ``code`` installed as ``module``, and the list the probe fills."""
     site = tmp_path_factory.mktemp("site")
@@ -117,6 +143,12 @@ def batch_probe(tmp_path_factory, monkeypatch):
 def penalty_probe(tmp_path_factory, monkeypatch):
     yield installed_probe(tmp_path_factory, monkeypatch, "ganforge_penalty_probe", PENALTY_PROBE)
     sys.modules.pop("ganforge_penalty_probe", None)
+
+
+@pytest.fixture
+def real_scores_probe(tmp_path_factory, monkeypatch):
+    yield installed_probe(tmp_path_factory, monkeypatch, "ganforge_real_scores_probe", REAL_SCORES_PROBE)
+    sys.modules.pop("ganforge_real_scores_probe", None)
 
 
 @pytest.fixture
@@ -288,3 +320,23 @@ def test_a_lazy_penalty_weighs_k_times_on_the_steps_it_is_taken(app, tmp_path, m
     )
     plain = weights(tmp_path / "1" / "runs" / "plain" / "checkpoints" / "last.pt")
     assert not all(torch.allclose(lazy[key], plain[key], atol=1e-6) for key in lazy)  # the weight k matters
+
+
+@pytest.mark.parametrize("generator_batch", ["reuse", "fresh"])
+def test_a_relativistic_generator_loss_gets_the_real_scores_of_its_step_without_gradients(
+    real_scores_probe, workdir, generator_batch
+):
+    app, seen = real_scores_probe
+    seen.clear()
+    run(app, smoke_config(workdir, epochs=1, generator_batch=generator_batch), "loss.name=real_scores_probe")
+    in_training = [entry for entry in seen if entry[0] == 32]  # the pre-flight check's batch of 4 aside
+    assert in_training == [(32, 32, False)] * 8  # eight G steps, each with as many real scores as generated ones
+
+
+def test_a_generator_batch_of_another_size_is_refused_for_a_loss_that_pairs_real_and_generated(app, workdir):
+    result = CliRunner().invoke(
+        app, ["run", str(smoke_config(workdir, generator_batch=48)), "--quiet", "--set", "loss.name=rpgan"]
+    )
+    assert result.exit_code == 2
+    assert "train.generator_batch" in result.output and "'rpgan'" in result.output
+    assert not (workdir / "runs").exists()

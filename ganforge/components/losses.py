@@ -43,7 +43,7 @@ class LogisticParams(Params):
     r2_gamma: float = R2_GAMMA
 
 
-class HingeParams(Params):
+class ZeroCentredParams(Params):
     r1_gamma: float = R1_GAMMA
     r2_gamma: float = R2_GAMMA
 
@@ -114,7 +114,7 @@ class NonSaturating(_LogisticLoss):
 class Hinge(_ZeroCentredMixin, GANLoss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D margins at +-1, G maximises D(G(z))."""
 
-    def __init__(self, params: HingeParams) -> None:
+    def __init__(self, params: ZeroCentredParams) -> None:
         self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -122,6 +122,37 @@ class Hinge(_ZeroCentredMixin, GANLoss):
 
     def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
         return -fake_scores.mean()
+
+
+class RelativisticPairing(_ZeroCentredMixin, GANLoss):
+    """RpGAN (Jolicoeur-Martineau 2018): each image scored against its pair; + R1 + R2 = R3GAN (Huang et al. 2024).
+
+    D: ``mean_i softplus(D(G(z_i)) - D(x_i))``; G: ``mean_i softplus(D(x_i) - D(G(z_i)))``, with the
+    real scores of the same step at D's current weights. Real image i and generated image i are
+    paired, so the batches are as large as each other. Scores only mean something against each
+    other: no probability, no decision threshold.
+    """
+
+    decision_threshold = None
+    generator_reads_real_scores = True
+
+    def __init__(self, params: ZeroCentredParams) -> None:
+        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
+
+    def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        return F.softplus(fake_scores - _paired(real_scores, fake_scores)).mean()
+
+    def generator_loss(self, fake_scores: torch.Tensor, real_scores: torch.Tensor) -> torch.Tensor:
+        return F.softplus(_paired(real_scores, fake_scores) - fake_scores).mean()
+
+
+def _paired(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    if real_scores.shape != fake_scores.shape:
+        raise ValueError(
+            f"rpgan pairs real and generated scores by index: got shapes {tuple(real_scores.shape)} and "
+            f"{tuple(fake_scores.shape)}"
+        )
+    return real_scores
 
 
 class Wasserstein(GANLoss):
@@ -164,6 +195,7 @@ class LeastSquares(_ZeroCentredMixin, GANLoss):
 def register_losses(register) -> None:
     register("minimax", Minimax, params=LogisticParams)
     register("non_saturating", NonSaturating, params=LogisticParams, aliases=["bce"])
-    register("hinge", Hinge, params=HingeParams)
+    register("hinge", Hinge, params=ZeroCentredParams)
+    register("rpgan", RelativisticPairing, params=ZeroCentredParams, aliases=["relativistic_pairing"])
     register("wasserstein", Wasserstein, params=WassersteinParams, aliases=["wgan_gp"])
     register("least_squares", LeastSquares, params=LeastSquaresParams, aliases=["lsgan"])

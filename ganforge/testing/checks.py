@@ -27,6 +27,7 @@ from ganforge.contracts import (
     GANModels,
     LoadedDataset,
     declares_param,
+    generator_loss_of,
 )
 from ganforge.data_root import default_data_root
 from ganforge.errors import DatasetNotFoundError, first_line
@@ -238,7 +239,8 @@ def check_loss_is_a_finite_differentiable_scalar(component: Component) -> None:
     loss = _loss(component)
     for value in (0.3, 30.0, -30.0):
         real, fake = _scores(value), _scores(-value)
-        d_loss, g_loss = loss.discriminator_loss(real, fake), loss.generator_loss(_scores(value))
+        d_loss = loss.discriminator_loss(real, fake)
+        g_loss = generator_loss_of(loss, _scores(value), _scores(-value, requires_grad=False))
         for name, result in (("discriminator_loss", d_loss), ("generator_loss", g_loss)):
             expect(result.dim() == 0, f"{name} returned shape {tuple(result.shape)}, expected a scalar")
             expect(bool(torch.isfinite(result)), f"{name} is {result.item()} at scores {value}")
@@ -253,7 +255,7 @@ def check_loss_direction(component: Component) -> None:
     expect(bool((real.grad <= 0).all()) and bool(real.grad.sum() < 0), "raising real scores raises D's loss")
     expect(bool((fake.grad >= 0).all()) and bool(fake.grad.sum() > 0), "lowering fake scores raises D's loss")
     generated = _scores(0.3)
-    loss.generator_loss(generated).backward()
+    generator_loss_of(loss, generated, _scores(0.3, requires_grad=False)).backward()
     expect(bool(generated.grad.sum() < 0), "raising the scores of generated images raises G's loss: wrong sign")
 
 

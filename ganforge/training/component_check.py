@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ganforge.config import ResolvedRun
-from ganforge.contracts import GANLoss, GANModels
+from ganforge.contracts import GANLoss, GANModels, generator_loss_of
 from ganforge.errors import UsageError
 from ganforge.registry import Component, describe_value
 
@@ -197,7 +197,7 @@ def check_losses(loss: Component, built: GANLoss, real_scores: torch.Tensor, fak
     """Both losses on the discriminator's scores: finite scalars that depend on the scores."""
     results = (
         ("discriminator_loss", built.discriminator_loss(real_scores, fake_scores)),
-        ("generator_loss", built.generator_loss(fake_scores)),
+        ("generator_loss", generator_loss_of(built, fake_scores, real_scores)),
     )
     graphed = real_scores.requires_grad and fake_scores.requires_grad
     for method, value in results:

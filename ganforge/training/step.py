@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
-from ganforge.contracts import Augmentation, GANLoss, GANModels
-from ganforge.errors import first_line
+from ganforge.contracts import Augmentation, GANLoss, GANModels, generator_loss_of
+from ganforge.errors import UsageError, first_line
 from ganforge.training.adaptive import AdaptiveStrength, require_a_threshold
 from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.distributed import Processes, generator_batch_share
@@ -51,6 +51,12 @@ class GANStep:
         self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
         self.penalty_every = train.penalty_every
         self.fresh_generator_batch = generator_batch_share(train.fresh_generator_batch(), processes.world_size)
+        if loss.generator_reads_real_scores and train.fresh_generator_batch() not in (None, train.batch_size):
+            raise UsageError(
+                f"train.generator_batch: loss {config.loss.name!r} compares each generated image's score with a "
+                f"real one's in G's step, so G's batch must be as large as the real batch ({train.batch_size}); "
+                "use reuse or fresh"
+            )
         self.skip_nonfinite = train.on_nonfinite == "skip"
         if processes.distributed and train.sync_batchnorm:
             generator, discriminator = share_batch_norm(generator, discriminator, self.device, reporter)
@@ -161,7 +167,8 @@ class GANStep:
                     z = torch.randn(self.fresh_generator_batch, self.latent_dim, device=self.device)
                     fake = self.step_generator(z)
                 scores = self.step_discriminator(self.augment(fake))  # augmentations drawn afresh, as in D's step
-            g_loss = self.loss.generator_loss(scores.float())
+                real_now = self._real_scores_for_generator(real)
+            g_loss = generator_loss_of(self.loss, scores.float(), real_now)
             self.discriminator.requires_grad_(True)
             if self.skip_nonfinite and not self._finite_in_every_process(g_loss):
                 self.statistics.add_skipped_step()
@@ -170,6 +177,15 @@ class GANStep:
             self.statistics.add_generator_step(g_loss.detach())
             if self.ema_generator is not None:
                 update_ema(self.ema_generator, self.generator, self.ema_decay)
+
+    @torch.no_grad()
+    def _real_scores_for_generator(self, real: torch.Tensor) -> torch.Tensor | None:
+        """D's scores of the real batch at its weights now, for a loss that judges G against them; else None.
+
+        No gradient: G's gradient flows through its own images' scores alone."""
+        if not self.loss.generator_reads_real_scores:
+            return None
+        return self.step_discriminator(self.augment(real)).float()
 
     def _finite_in_every_process(self, loss: torch.Tensor) -> bool:
         """train.on_nonfinite: skip: whether the loss is finite in every process (a host sync per step).

@@ -26,7 +26,7 @@ def test_components_are_registered_with_this_distribution_as_provider():
     for component in found.values():
         assert str(component.provider) == f"{DISTRIBUTION}==0.1.0"
         assert component.summary
-    assert REGISTRY.get(Kind.LOSS, "rpgan") is found[(Kind.LOSS, "relativistic")]
+    assert REGISTRY.get(Kind.LOSS, "ragan") is found[(Kind.LOSS, "relativistic")]
     assert REGISTRY.get(Kind.ARCHITECTURE, f"{DISTRIBUTION}:sngan") is found[(Kind.ARCHITECTURE, "sngan")]
 
 
@@ -49,18 +49,16 @@ def test_sngan_rejects_other_shapes(shape):
         REGISTRY.build(Kind.ARCHITECTURE, "sngan", {}, DataSpec(shape))
 
 
-def test_relativistic_generator_loss_uses_the_last_mean_real_score():
-    loss = REGISTRY.build(Kind.LOSS, "rpgan", {})
-    fake = torch.tensor([0.0, 2.0])
+def test_relativistic_average_loss_by_hand():
+    loss = REGISTRY.build(Kind.LOSS, "ragan", {})
+    assert loss.generator_reads_real_scores  # ganforge hands G's loss the real scores
     softplus = torch.nn.functional.softplus
-    assert torch.allclose(loss.generator_loss(fake), softplus(-fake).mean())  # before any D step: mean 0
-    real = torch.tensor([1.0, 3.0])
-    d_loss = loss.discriminator_loss(real, torch.tensor([3.0, 1.0]))
-    assert torch.allclose(d_loss, softplus(torch.tensor([2.0, -2.0])).mean())  # paired by index
-    assert torch.allclose(loss.generator_loss(fake), softplus(2.0 - fake).mean())
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.0, 2.0])  # means 2 and 1
+    d_loss = (softplus(1.0 - real).mean() + softplus(fake - 2.0).mean()).item()
+    g_loss = (softplus(2.0 - fake).mean() + softplus(real - 1.0).mean()).item()
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(d_loss)
+    assert loss.generator_loss(fake, real).item() == pytest.approx(g_loss)
     assert loss.decision_threshold is None and loss.probability(fake) is None
-    with pytest.raises(ValueError, match="pairs real and fake"):
-        loss.discriminator_loss(real, torch.zeros(3))
 
 
 def test_relativistic_r1_penalty():

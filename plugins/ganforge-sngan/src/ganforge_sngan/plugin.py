@@ -14,4 +14,4 @@ def register_architectures(register: Register) -> None:
 
 @hookimpl
 def register_losses(register: Register) -> None:
-    register("relativistic", Relativistic, params=RelativisticParams, aliases=["rpgan"])
+    register("relativistic", Relativistic, params=RelativisticParams, aliases=["ragan"])
