@@ -69,13 +69,31 @@ class CheckpointGenerator:
     spec: DataSpec
     uses_ema: bool
 
-    def sample(self, n: int, seed: int = 0, device: str | torch.device = "auto") -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        *,
+        truncation: float = 1.0,
+        walk_steps: int | None = None,
+    ) -> torch.Tensor:
         """``n`` images in [-1, 1] as a CPU tensor ``[n, C, H, W]``; the same seed gives the same images.
 
-        The noise is drawn whole: drawn in parts, it would differ.
+        ``truncation`` psi pulls each noise vector towards the prior's mean, 0: ``psi * z`` (the
+        truncation trick, as StyleGAN applies it to its latents; 1 leaves z as drawn). With
+        ``walk_steps``, the images are ``n / walk_steps`` walks along great circles (slerp) between
+        pairs of noise vectors, ``walk_steps`` images each, one after the other. The noise is drawn
+        whole: drawn in parts, it would differ.
         """
         target = device if isinstance(device, torch.device) else resolve_device(device)
-        noise = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        random = torch.Generator().manual_seed(seed)
+        if walk_steps is None:
+            noise = torch.randn(n, self.latent_dim, generator=random)
+        else:
+            ends = torch.randn(2, n // walk_steps, self.latent_dim, generator=random)
+            noise = great_circle_walks(ends[0], ends[1], walk_steps)
+        noise = truncation * noise
         try:
             return generate(self.generator, noise, target, self.spec.shape)
         except GeneratorShapeError as error:
@@ -93,6 +111,26 @@ class CheckpointGenerator:
     def describe(self) -> str:
         which = "EMA generator" if self.uses_ema else "generator"
         return f"{self.path} (epoch {self.state.get('epoch')}, step {self.state.get('step')}, {which})"
+
+
+def slerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of ``start`` and ``end`` at fractions ``t`` ``[..., 1]``.
+
+    The path keeps a Gaussian vector's typical norm, where a straight line would pass near the origin, which
+    the generator rarely saw. Nearly parallel vectors fall back to the straight line.
+    """
+    cosine = torch.nn.functional.cosine_similarity(start, end, dim=-1).clamp(-1.0, 1.0).unsqueeze(-1)
+    angle = torch.arccos(cosine)
+    sine = torch.sin(angle)
+    straight = (1 - t) * start + t * end
+    curved = (torch.sin((1 - t) * angle) * start + torch.sin(t * angle) * end) / sine.clamp_min(1e-12)
+    return torch.where(sine > 1e-6, curved, straight)
+
+
+def great_circle_walks(starts: torch.Tensor, ends: torch.Tensor, steps: int) -> torch.Tensor:
+    """``[walks * steps, D]``: each walk from its start to its end in ``steps`` equal angles, walk after walk."""
+    t = torch.linspace(0.0, 1.0, steps).view(1, steps, 1)
+    return slerp(starts.unsqueeze(1), ends.unsqueeze(1), t).reshape(-1, starts.shape[-1])
 
 
 def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> CheckpointGenerator:

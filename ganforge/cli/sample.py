@@ -33,12 +33,35 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the noise.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")] = True,
+    truncation: Annotated[
+        float,
+        typer.Option(
+            "--truncation",
+            help="psi in (0, 1]: each noise vector scaled by psi towards the mean, 0 (the truncation trick): more "
+            "typical images, less variety. 1 = none.",
+        ),
+    ] = 1.0,
+    interpolate: Annotated[
+        int | None,
+        typer.Option(
+            "--interpolate",
+            help="STEPS: walks along great circles (slerp) between random noise vectors, STEPS images each, one "
+            "walk per grid row; --n must be a multiple of STEPS.",
+        ),
+    ] = None,
 ) -> None:
     """Generate images from a checkpoint alone: no dataset needed."""
     plugins: Plugins = ctx.obj
     as_grid = out.suffix.lower() == ".png"
     if not as_grid and out.suffix.lower() != ".pt":
         raise UsageError(f"--out {out}: use a .png (a grid) or a .pt (a tensor [N, C, H, W] in [-1, 1])")
+    if not 0.0 < truncation <= 1.0:  # also refuses nan
+        raise UsageError(f"--truncation {truncation}: psi must be in (0, 1]; 1 = no truncation")
+    if interpolate is not None and (interpolate < 2 or n % interpolate):
+        raise UsageError(
+            f"--interpolate {interpolate} with --n {n}: a walk has at least 2 images and --n is a whole number of "
+            f"walks (e.g. --interpolate 10 --n 100 for 10 walks of 10)"
+        )
     check_output_file(out, "--out", inputs=[checkpoint])
     torch_device = resolve_device(device, option="--device")
     generator = load_generator(checkpoint, plugins.registry, use_ema=ema)
@@ -49,10 +72,10 @@ def sample(
         device=torch_device,
         device_bytes=generator.device_bytes(),
     )
-    images = generator.sample(n, seed, torch_device)
+    images = generator.sample(n, seed, torch_device, truncation=truncation, walk_steps=interpolate)
     with reported_write_failure(out, "--out"):
         if as_grid:
-            save_grid(images, out)
+            save_grid(images, out, columns=interpolate)
         else:
             write_atomically(out, lambda stream: torch.save(images, stream))
     console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
