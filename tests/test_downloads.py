@@ -7,7 +7,6 @@ the real MNIST files served from 127.0.0.1, as a new user with an empty home fol
 
 from __future__ import annotations
 
-import _thread
 import dataclasses
 import gzip
 import hashlib
@@ -15,6 +14,7 @@ import http.server
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -263,8 +263,10 @@ def test_ctrl_c_during_a_download_leaves_nothing(tmp_path):
         release.wait(30)
 
     def press_ctrl_c():
+        # A real SIGINT to the main thread, as a terminal sends it: it breaks the blocked read at once, where
+        # _thread.interrupt_main() would wait for the read to end (the server holds it open).
         if started.wait(30):
-            _thread.interrupt_main()
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     with serving(tmp_path / "served", special={"x.bin": half_then_wait}) as mirror:
         threading.Thread(target=press_ctrl_c, daemon=True).start()
