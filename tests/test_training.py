@@ -68,8 +68,10 @@ def test_the_resolved_config_has_every_default_filled_in(app, workdir):
     import yaml
 
     resolved = yaml.safe_load((workdir / "runs" / "smoke" / "config.yaml").read_text())
-    assert resolved["loss"] == {"name": "hinge", "params": {"r1_gamma": 0.0}}
+    assert resolved["loss"] == {"name": "hinge", "params": {"r1_gamma": 0.0, "r2_gamma": 0.0}}
     assert resolved["train"]["n_critic"] == 1
+    assert resolved["train"]["generator_batch"] == "reuse" and resolved["train"]["penalty_every"] == 1
+    assert resolved["augment"] == {"pipeline": [], "strength": 1.0, "adaptive": None}
 
 
 def test_same_seed_same_metrics(app, workdir):
