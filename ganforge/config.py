@@ -206,7 +206,11 @@ class AdaptiveConfig(Strict):
     """ADA's heuristic (Karras et al. 2020): the strength follows how sure D is of the real images."""
 
     target: float = Field(
-        0.6, gt=0, lt=1, description="The value of r_t = E[sign(D(real))] the strength steers towards."
+        0.6,
+        gt=0,
+        lt=1,
+        description="The value of r_t = E[sign(D(real) - t)] the strength steers towards; t is the loss's "
+        "decision threshold (0 for logits).",
     )
     interval: int = Field(4, ge=1, le=10_000, description="Steps between adjustments of the strength.")
     ramp_images: int = Field(500_000, ge=1, le=10**12, description="Images over which the strength can go from 0 to 1.")

@@ -50,8 +50,9 @@ class GANStep:
         self.processes, self.device = processes, processes.device
         self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
         self.penalty_every = train.penalty_every
-        self.fresh_generator_batch = generator_batch_share(train.fresh_generator_batch(), processes.world_size)
-        if loss.generator_reads_real_scores and train.fresh_generator_batch() not in (None, train.batch_size):
+        fresh_batch = train.fresh_generator_batch()
+        self.fresh_generator_batch = generator_batch_share(fresh_batch, processes.world_size)
+        if loss.generator_reads_real_scores and fresh_batch not in (None, train.batch_size):
             raise UsageError(
                 f"train.generator_batch: loss {config.loss.name!r} compares each generated image's score with a "
                 f"real one's in G's step, so G's batch must be as large as the real batch ({train.batch_size}); "
