@@ -69,6 +69,7 @@ class _State:
     nudged = False  # the next SIGINT handled is the waiting thread's, not a key press
     reported = False
     deferring = False
+    advice: Callable[[], str] | None = None  # what the interruption's line tells the user, from what is on disk
 
 
 _state = _State()
@@ -109,9 +110,15 @@ def end_command() -> None:
 
     Raised now, it would land in some library's finalizer ("Exception ignored in ...", a traceback)
     and change nothing. A second Ctrl-C still ends a shutdown that hangs, at once, with code 130.
+
+    A Ctrl-C the command took but never acted on stops it here, with code 130: one that waited for
+    an import the command finished less than ``POLL_SECONDS`` later, or one that code swallowed.
     """
+    unanswered = _state.interrupts > 0 and _state.guarded
     _state.command_ended = True
     _state.waiting = False
+    if unanswered:
+        raise Interrupted
 
 
 def install_guard() -> None:
@@ -219,6 +226,26 @@ def stop_if_interrupted() -> None:
         stop()
 
 
+def advise_after_interrupt(advice: Callable[[], str]) -> None:
+    """From now on the interruption's line ends with ``advice()``, asked when it is printed, for the files then.
+
+    For a command that writes (``run``): whenever its Ctrl-C lands, in its work or in its last
+    moments, the line says what the folder holds and what to do, not just "stopped".
+    """
+    _state.advice = advice
+
+
+def report_interruption() -> None:
+    """Print the interruption's line once: the command's advice where it gave one, else "stopped"."""
+    if _state.reported:
+        return
+    ending = "stopped"
+    if _state.advice is not None:
+        with suppress(Exception):  # the line must come, whatever the advice's look at the disk meets
+            ending = _state.advice()
+    report(f"{COMMAND}: interrupted (Ctrl-C); {ending}")
+
+
 def report(message: str) -> None:
     """Print the interruption's line, in place of the general one the guard prints at exit."""
     _state.reported = True
@@ -228,8 +255,8 @@ def report(message: str) -> None:
 def _report_at_exit() -> None:
     _state.deferring = True  # a Ctrl-C now would only interrupt the exit itself
     _state.waiting = False
-    if interrupted() and not _state.reported:
-        report(f"{COMMAND}: interrupted (Ctrl-C); stopped")
+    if interrupted():
+        report_interruption()
 
 
 @contextmanager

@@ -531,6 +531,44 @@ def test_a_real_ctrl_c_while_plugins_load_still_stops_the_command(tmp_path_facto
     assert "warning: plugin" not in err  # the user's Ctrl-C is no failure of the plugin
 
 
+# The command's last moments, as main() runs them: its work, then end_command() in a finally.
+A_COMMAND_ENDING_JUST_AFTER = """
+import sys
+sys.path.insert(0, {folder!r})
+from ganforge import startup
+startup.begin_command()
+try:
+    {work}
+finally:
+    startup.end_command()
+print("the command went on")
+"""
+SENDS_CTRL_C_WHILE_IMPORTED = """
+import os, signal, time
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(0.001)  # the Ctrl-C waits for the import, which ends well before the guard looks again
+"""
+
+
+WAITS_FOR_AN_IMPORT = "import sends_ctrl_c"
+SWALLOWS_IT = """import os, signal, time
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # outside an import the guard raises at once
+        time.sleep(5)
+    except BaseException:
+        pass"""
+
+
+@pytest.mark.parametrize("work", [WAITS_FOR_AN_IMPORT, SWALLOWS_IT], ids=["waiting for an import", "swallowed"])
+def test_a_ctrl_c_taken_in_the_last_moments_of_a_command_still_exits_130(tmp_path, work, sigint_reaches_children):
+    (tmp_path / "sends_ctrl_c.py").write_text(SENDS_CTRL_C_WHILE_IMPORTED)
+    script = A_COMMAND_ENDING_JUST_AFTER.format(folder=str(tmp_path), work=work)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (130, ""), result
+    assert interruption_lines(result.stderr) == ["ganforge: interrupted (Ctrl-C); stopped"], result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_a_real_ctrl_c_while_data_loads_stops_before_the_run_folder_exists(
     tmp_path_factory, tmp_path, sigint_reaches_children

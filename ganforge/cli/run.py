@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +93,7 @@ def train_here(resolved: ResolvedRun, folder: Path, *, resume: bool, overwrite: 
     before = FolderBeforeRun.look(folder)
     with join_processes(run_config.train.device) as processes:
         if processes.is_main:
+            startup.advise_after_interrupt(partial(before.advice_after_interrupt, resuming=resume, overwrite=overwrite))
             console.print(
                 f"[bold]{run_config.name}[/]: {run_config.model.name} on {run_config.data.name}, "
                 f"loss {run_config.loss.name}, {run_config.train.epochs} epochs -> {folder}",
@@ -108,8 +110,7 @@ def train_here(resolved: ResolvedRun, folder: Path, *, resume: bool, overwrite: 
             raise typer.Exit(stop.exit_code) from None
         except (KeyboardInterrupt, Interrupted):  # a second signal in training, or Ctrl-C before it began
             if processes.is_main:
-                advice = before.advice_after_interrupt(resuming=resume, overwrite=overwrite)
-                startup.report(f"ganforge: interrupted (Ctrl-C); {advice}")  # instead of the guard's line
+                startup.report_interruption()
             raise typer.Exit(130) from None
         except Exception as error:  # a crash: its traceback, whose last line names the component it came from
             if isinstance(error, GanforgeError):
