@@ -333,10 +333,13 @@ def test_a_relativistic_generator_loss_gets_the_real_scores_of_its_step_without_
     assert in_training == [(32, 32, False)] * 8  # eight G steps, each with as many real scores as generated ones
 
 
-def test_a_generator_batch_of_another_size_is_refused_for_a_loss_that_pairs_real_and_generated(app, workdir):
-    result = CliRunner().invoke(
-        app, ["run", str(smoke_config(workdir, generator_batch=48)), "--quiet", "--set", "loss.name=rpgan"]
-    )
+@pytest.mark.parametrize("command", [["run", "--quiet"], ["validate"]], ids=["run", "validate"])
+def test_a_generator_batch_of_another_size_is_refused_for_a_loss_that_pairs_real_and_generated(app, workdir, command):
+    config = str(smoke_config(workdir, generator_batch=48))
+    result = CliRunner().invoke(app, [command[0], config, *command[1:], "--set", "loss.name=rpgan"])
     assert result.exit_code == 2
     assert "train.generator_batch" in result.output and "'rpgan'" in result.output
+    assert "Traceback" not in result.output
     assert not (workdir / "runs").exists()
+    fits = CliRunner().invoke(app, [command[0], config, *command[1:], "--set", "train.generator_batch=fresh"])
+    assert fits.exit_code == 0, fits.output

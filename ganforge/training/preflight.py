@@ -20,7 +20,7 @@ from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.memory import available_bytes, device_free_bytes, readable_bytes
-from ganforge.training.adaptive import require_a_threshold
+from ganforge.training.step import check_the_loss_fits
 
 FLOAT32_BYTES = 4
 OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments
@@ -65,8 +65,7 @@ def machine_warnings(run: ResolvedRun) -> list[str]:
     except UsageError as error:
         warnings.append(f"{error}; `ganforge run` would refuse this config on this machine")
         device = None
-    if run.config.augment.adaptive is not None and run.augmentations:
-        require_a_threshold(run.config.loss.name, run.loss.build().decision_threshold)
+    check_the_loss_fits(run.config, run.loss.build())
     needs = [need for need in (dataset_need(run),) if need is not None]
     spec = known_data_spec(run)
     if spec is not None:

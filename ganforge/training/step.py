@@ -50,14 +50,8 @@ class GANStep:
         self.processes, self.device = processes, processes.device
         self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
         self.penalty_every = train.penalty_every
-        fresh_batch = train.fresh_generator_batch()
-        self.fresh_generator_batch = generator_batch_share(fresh_batch, processes.world_size)
-        if loss.generator_reads_real_scores and fresh_batch not in (None, train.batch_size):
-            raise UsageError(
-                f"train.generator_batch: loss {config.loss.name!r} compares each generated image's score with a "
-                f"real one's in G's step, so G's batch must be as large as the real batch ({train.batch_size}); "
-                "use reuse or fresh"
-            )
+        check_the_loss_fits(config, loss)
+        self.fresh_generator_batch = generator_batch_share(train.fresh_generator_batch(), processes.world_size)
         self.skip_nonfinite = train.on_nonfinite == "skip"
         if processes.distributed and train.sync_batchnorm:
             generator, discriminator = share_batch_norm(generator, discriminator, self.device, reporter)
@@ -229,6 +223,19 @@ class GANStep:
         saved_adaptive = state.get("adaptive_augmentation")
         if self.adaptive is not None and saved_adaptive is not None:
             self.adaptive.load_state_dict(saved_adaptive)
+
+
+def check_the_loss_fits(config: RunConfig, loss: GANLoss) -> None:
+    """What the rest of the config asks of the loss beyond its contract; the step and ``ganforge validate`` ask here."""
+    if config.augment.adaptive is not None:
+        require_a_threshold(config.loss.name, loss.decision_threshold)
+    train = config.train
+    if loss.generator_reads_real_scores and train.fresh_generator_batch() not in (None, train.batch_size):
+        raise UsageError(
+            f"train.generator_batch: loss {config.loss.name!r} compares each generated image's score with a "
+            f"real one's in G's step, so G's batch must be as large as the real batch ({train.batch_size}); "
+            "use reuse or fresh"
+        )
 
 
 def adaptive_strength(config: RunConfig, loss: GANLoss, device: torch.device) -> AdaptiveStrength | None:
