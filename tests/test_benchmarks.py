@@ -125,3 +125,25 @@ def test_seed000_parity_prints_the_trajectory_beside_the_programs_and_saves_samp
     samples = np.load(tmp_path / "ganforge.npy")
     assert samples.shape == (10_000, 28, 28) and samples.min() >= 0.0 and samples.max() <= 1.0
     assert (tmp_path / "ganforge.png").is_file()
+
+
+def test_small_data_trains_without_and_with_augmentation_for_the_same_steps(tmp_path):
+    output = script(
+        "small_data.py",
+        EXAMPLES / "mnist_fast.yaml",
+        "--images",
+        128,
+        "--steps",
+        4,
+        "--set",
+        "eval.samples=500",
+        "--out",
+        tmp_path,
+    )
+    rows = dict(re.findall(r"^(none|diffaugment \+ ADA|diffaugment) +(\d+) ", output, flags=re.MULTILINE))
+    assert rows == {"none": "4", "diffaugment": "4", "diffaugment + ADA": "4"}, output  # 2 epochs of 2 batches
+    assert "x better than without augmentation" in output
+    ada = [json.loads(line) for line in (tmp_path / "diffaugment_ADA" / "metrics.jsonl").read_text().splitlines()]
+    assert any("ada_r_t" in record for record in ada)
+    plain = (tmp_path / "none" / "metrics.jsonl").read_text()
+    assert "augment_strength" not in plain
