@@ -69,7 +69,8 @@ def train_and_score(config: Path, name: str, overrides: list[str], folder: Path,
     trainer = start_run(run, reporter=LineReporter(Console(stderr=True)))
     seconds = time.perf_counter() - began
     [evaluation] = [r for r in RunFolder(run.config.run_dir()).read_metrics() if r["event"] == "eval"]
-    return {"name": name, "steps": trainer.step, "seconds": seconds, **evaluation}
+    # The eval record's own "seconds" is the evaluation's time: the row's is the training's.
+    return {**evaluation, "name": name, "steps": trainer.step, "seconds": seconds - evaluation["seconds"]}
 
 
 def main() -> None:
@@ -101,7 +102,7 @@ def main() -> None:
 def print_table(rows: list[dict[str, Any]], images: int) -> None:
     shown = [score for score in SCORES if all(score in row for row in rows)]
     print(f"{images} training images; scores of each run's end, against the test split")
-    print(f"{'run':<18} {'steps':>6} {'seconds':>8} " + " ".join(f"{score:>13}" for score in shown))
+    print(f"{'run':<18} {'steps':>6} {'train s':>8} " + " ".join(f"{score:>13}" for score in shown))
     for row in rows:
         print(
             f"{row['name']:<18} {row['steps']:>6} {row['seconds']:>8.1f} "
