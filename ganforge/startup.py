@@ -114,7 +114,7 @@ def end_command() -> None:
     A Ctrl-C the command took but never acted on stops it here, with code 130: one that waited for
     an import the command finished less than ``POLL_SECONDS`` later, or one that code swallowed.
     """
-    unanswered = _state.interrupts > 0 and _state.guarded
+    unanswered = interrupted()
     _state.command_ended = True
     _state.waiting = False
     if unanswered:
