@@ -24,6 +24,7 @@ from rich.console import Console
 
 from ganforge.config import load_config
 from ganforge.plugins import load_plugins
+from ganforge.registry import Registry
 from ganforge.training.progress import LineReporter
 from ganforge.training.run_folder import RunFolder
 from ganforge.training.runs import start_run
@@ -44,13 +45,18 @@ def variants(pipeline: str, ramp_images: int) -> dict[str, list[str]]:
     }
 
 
-def train_and_score(config: Path, name: str, overrides: list[str], folder: Path, steps: int) -> dict[str, Any]:
-    registry = load_plugins().registry
+def epochs_for(config: Path, registry: Registry, overrides: list[str], steps: int) -> int:
+    """Whole epochs of at least ``steps`` steps: the same for every run, whose settings change no batch size."""
     probe = load_config(config, registry, overrides, overrides_option="--set")
     batch = probe.config.train.batch_size
     images = int(probe.config.data.params["limit"])
     steps_per_epoch = max(1, images // batch)  # at least: a last short batch adds one more
-    epochs = math.ceil(steps / steps_per_epoch)
+    return math.ceil(steps / steps_per_epoch)
+
+
+def train_and_score(
+    config: Path, registry: Registry, name: str, overrides: list[str], folder: Path, epochs: int, steps: int
+) -> dict[str, Any]:
     run = load_config(
         config,
         registry,
@@ -84,16 +90,13 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override, as in run")
     args = parser.parse_args()
 
+    registry = load_plugins().registry
+    common = [f"data.params.limit={args.images}", *args.overrides]
+    epochs = epochs_for(args.config, registry, common, args.steps)
     with tempfile.TemporaryDirectory(prefix="ganforge-small-data-") as scratch:
         folder = args.out or Path(scratch)
         rows = [
-            train_and_score(
-                args.config,
-                name,
-                [f"data.params.limit={args.images}", *args.overrides, *settings],
-                folder,
-                args.steps,
-            )
+            train_and_score(args.config, registry, name, [*common, *settings], folder, epochs, args.steps)
             for name, settings in variants(args.pipeline, args.ramp_images).items()
         ]
     print_table(rows, args.images)
