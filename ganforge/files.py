@@ -103,7 +103,9 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], *, inside: 
 
     The file gets the mode a plain open() would give it (0666 less the umask). With ``inside``,
     no part of ``path`` below that folder may be a symbolic link. A failed write raises the
-    OSError behind it (ENOSPC for a full disk), whatever the writer turned it into.
+    OSError behind it (ENOSPC for a full disk), whatever the writer turned it into; likewise a
+    Ctrl-C during the write stays a KeyboardInterrupt (torch's checkpoint writer, closing its
+    archive while the interrupt passes, raises a RuntimeError of its own over it).
     """
     if inside is not None:
         refuse_links(inside, path)
@@ -119,10 +121,25 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], *, inside: 
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        interrupt = _interrupt_behind(error)
+        if interrupt is not None and interrupt is not error:
+            raise interrupt from None
         failed_write = recording.error if recording is not None else None
         if failed_write is not None and failed_write is not error and isinstance(error, Exception):
             raise failed_write from None
         raise
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that ``error`` was raised while handling, if any (or ``error`` itself)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__context__
+    return None
 
 
 def _new_temporary_file(path: Path) -> tuple[int, Path]:

@@ -93,6 +93,27 @@ def test_a_second_sigint_stops_at_once_and_keeps_the_last_whole_checkpoint(workd
     assert not (run_dir / "checkpoints").exists() or not list((run_dir / "checkpoints").iterdir())
 
 
+def test_a_ctrl_c_during_a_checkpoint_write_stays_an_interrupt_and_keeps_the_old_file(tmp_path):
+    """A second Ctrl-C can land inside torch.save, whose archive writer then raises a RuntimeError of its own
+    while closing: the run must still stop as interrupted (exit 130, no traceback), the old checkpoint whole."""
+    from ganforge.files import write_atomically
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"the last whole checkpoint")
+
+    def interrupted_torch_save(stream):
+        try:
+            stream.write(b"half a record")
+            raise KeyboardInterrupt  # what the signal handler raises, here inside the write
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 29789632 vs 29789584")
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, interrupted_torch_save)
+    assert path.read_bytes() == b"the last whole checkpoint"
+    assert [entry.name for entry in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
 @pytest.mark.slow
 def test_sigkill_while_a_checkpoint_is_written_leaves_a_loadable_last_pt(app, workdir):
     # Big networks make each write take a while; checkpoint_minutes makes one after nearly every step.
