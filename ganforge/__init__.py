@@ -27,6 +27,9 @@ from ganforge.contracts import (
     NoParams,
     Params,
     SampleNeeds,
+    check_labels,
+    discriminate,
+    synthesize,
 )
 from ganforge.errors import GanforgeError, ParamsError, UsageError
 from ganforge.hookspecs import hookimpl
@@ -58,8 +61,11 @@ __all__ = [
     "SampleNeeds",
     "UsageError",
     "__version__",
+    "check_labels",
+    "discriminate",
     "gradient_penalty",
     "hookimpl",
     "r1_penalty",
     "r2_penalty",
+    "synthesize",
 ]

@@ -103,6 +103,19 @@ class TrainConfig(Strict):
     ema_decay: float | None = Field(
         None, ge=0.0, lt=1.0, description="Decay of an exponential moving average of G's weights, used for samples."
     )
+    generated_labels: Literal["uniform", "data"] = Field(
+        "uniform",
+        description="Conditional models: the classes of each step's generated images, drawn uniformly or in the "
+        "training data's class frequencies. Unconditional models draw none.",
+    )
+    class_loss_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=1000.0,
+        description="Conditional models whose discriminator returns class logits (ACGAN's auxiliary classifier): "
+        "weight of the classifier's cross-entropy, added to D's loss (on real and generated images) and to G's "
+        "(on generated ones). 0 = the class logits are not trained.",
+    )
     sample_every: int = Field(1, ge=0, le=1_000_000, description="Epochs between sample grids; 0 = only at the end.")
     checkpoint_every: int = Field(
         10, ge=0, le=1_000_000, description="Epochs between kept checkpoints; last.pt is every epoch."

@@ -16,6 +16,15 @@ Architecture factory ``(params, data: DataSpec) -> GANModels``
   - The generator maps ``z: [B, latent_dim]`` to images ``[B, C, H, W]`` in [-1, 1], for any B >= 1.
   - The discriminator maps images ``[B, C, H, W]`` to raw scores of shape ``[B]``: logits, never
     probabilities (no sigmoid at the end): the loss owns sigmoid/softplus, where it is stable.
+  - Conditional models set ``GANModels.num_classes`` (the data spec's ``num_classes``): ganforge
+    then calls ``G(z, y)`` and ``D(x, y)`` with integer labels ``y: [B]`` (int64, on the images'
+    device) in ``[0, num_classes)``, and draws the labels of generated images itself
+    (``train.generated_labels``). A label out of range is refused with an error that says so, not
+    an index error from deep inside. With ``class_logits`` set too, D returns ``(scores [B],
+    class_logits [B, num_classes])``: the auxiliary classifier (ACGAN) that ganforge trains with
+    cross-entropy beside the adversarial loss (``train.class_loss_weight``). Unconditional models
+    (``num_classes`` None) are called without labels, as before; :func:`synthesize` and
+    :func:`discriminate` call either kind.
   - Both are ``nn.Module``s that train and evaluate (``.train()``/``.eval()``), round-trip through
     ``state_dict`` and build the same weights from the same ``torch.manual_seed``. The training
     step may wrap them (DistributedDataParallel, torch.compile) and feed them channels_last
@@ -144,11 +153,86 @@ class DataSpec:
 
 @dataclass
 class GANModels:
-    """A generator, a discriminator and the size of the latent space the generator reads."""
+    """A generator, a discriminator and the size of the latent space the generator reads.
+
+    ``num_classes``: the classes both networks are conditioned on (``G(z, y)``, ``D(x, y)``), or None
+    for unconditional networks. ``class_logits``: the conditional discriminator also returns class
+    logits, ``(scores, class_logits)``, for an auxiliary classifier loss.
+    """
 
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int
+    num_classes: int | None = None
+    class_logits: bool = False
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+
+def synthesize(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """``G(z)``, or ``G(z, y)`` for a conditional generator (labels given)."""
+    return generator(z) if labels is None else generator(z, labels)
+
+
+def discriminate(
+    discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's scores ``[B]`` and its class logits ``[B, K]`` (None where it returns none), with or without labels."""
+    output = discriminator(images) if labels is None else discriminator(images, labels)
+    if isinstance(output, tuple):
+        scores, class_logits = output
+        return scores, class_logits
+    return output, None
+
+
+class LabelledDiscriminator(nn.Module):
+    """A conditional discriminator with its labels bound: ``D(x)`` means ``D(x, y)``, scores only.
+
+    What penalties receive (they differentiate D with respect to the images alone), so that a loss's
+    ``penalty(discriminator, real, fake)`` works for conditional and unconditional models alike.
+    Images that are the step's generated batch (the same tensor, or a view of it such as
+    ``fake.detach()``) are judged with the labels they were generated with; any other images (the
+    real batch, WGAN-GP's mixtures of real and generated ones) with the real batch's labels.
+    """
+
+    def __init__(
+        self,
+        discriminator: nn.Module,
+        labels: torch.Tensor,
+        generated: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.labels = labels
+        self.generated = generated
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return discriminate(self.discriminator, images, self.labels_for(images))[0]
+
+    def labels_for(self, images: torch.Tensor) -> torch.Tensor:
+        if self.generated is not None:
+            generated_images, generated_labels = self.generated
+            same_memory = images.data_ptr() == generated_images.data_ptr()
+            if same_memory and images.shape == generated_images.shape:
+                return generated_labels
+        return self.labels
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, who: str = "labels") -> None:
+    """Refuse labels that are not int64 ``[B]`` in ``[0, num_classes)``, naming what would be accepted.
+
+    A conditional network's embedding would otherwise fail with an index error (or, on a GPU, a
+    device-side assert) that names neither the label nor the class count.
+    """
+    if labels.dim() != 1 or labels.dtype != torch.int64:
+        raise ValueError(f"{who} must be an int64 tensor [B] of class indices, got {labels.dtype} {list(labels.shape)}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"{who} must lie in [0, {num_classes}) for {num_classes} classes, got values from {int(labels.min())} "
+            f"to {int(labels.max())}"
+        )
 
 
 class ImageTensorDataset(Dataset):

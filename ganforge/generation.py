@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ganforge.checkpoint import CheckpointError, load_checkpoint
-from ganforge.contracts import DataSpec
+from ganforge.contracts import DataSpec, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.registry import Kind, Registry
@@ -31,9 +31,14 @@ class GeneratorShapeError(GanforgeError):
 
 
 def generate(
-    generator: nn.Module, noise: torch.Tensor, device: torch.device, image_shape: Sequence[int]
+    generator: nn.Module,
+    noise: torch.Tensor,
+    device: torch.device,
+    image_shape: Sequence[int],
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Images for the given noise, in eval mode, as one float32 CPU tensor ``[len(noise), *image_shape]``.
+    """Images for the given noise (and, for a conditional generator, labels), in eval mode, as one float32
+    CPU tensor ``[len(noise), *image_shape]``.
 
     The images are made a chunk at a time into that tensor, so the device holds one chunk and the
     host never holds two copies.
@@ -45,7 +50,8 @@ def generate(
     try:
         with torch.no_grad():
             for start in range(0, n, SAMPLE_CHUNK):
-                chunk = generator(noise[start : start + SAMPLE_CHUNK].to(device))
+                chunk_labels = None if labels is None else labels[start : start + SAMPLE_CHUNK].to(device)
+                chunk = synthesize(generator, noise[start : start + SAMPLE_CHUNK].to(device), chunk_labels)
                 expected = (min(SAMPLE_CHUNK, n - start), *image_shape)
                 if tuple(chunk.shape) != expected:
                     raise GeneratorShapeError(
@@ -68,6 +74,7 @@ class CheckpointGenerator:
     latent_dim: int
     spec: DataSpec
     uses_ema: bool
+    num_classes: int | None = None  # a conditional generator's classes
 
     def sample(
         self,
@@ -77,8 +84,12 @@ class CheckpointGenerator:
         *,
         truncation: float = 1.0,
         walk_steps: int | None = None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``n`` images in [-1, 1] as a CPU tensor ``[n, C, H, W]``; the same seed gives the same images.
+
+        A conditional generator draws image ``i`` as class ``labels[i]``; without labels, as many of
+        each class as can be, in turn (0, 1, ..., K-1, 0, ...).
 
         ``truncation`` psi pulls each noise vector towards the prior's mean, 0: ``psi * z`` (the
         truncation trick, as StyleGAN applies it to its latents; 1 leaves z as drawn). With
@@ -94,8 +105,12 @@ class CheckpointGenerator:
             ends = torch.randn(2, n // walk_steps, self.latent_dim, generator=random)
             noise = great_circle_walks(ends[0], ends[1], walk_steps)
         noise = truncation * noise
+        if self.num_classes is None:
+            labels = None
+        elif labels is None:
+            labels = balanced_labels(n, self.num_classes)
         try:
-            return generate(self.generator, noise, target, self.spec.shape)
+            return generate(self.generator, noise, target, self.spec.shape, labels)
         except GeneratorShapeError as error:
             raise GanforgeError(f"{self.path}: {error}") from None
 
@@ -111,6 +126,11 @@ class CheckpointGenerator:
     def describe(self) -> str:
         which = "EMA generator" if self.uses_ema else "generator"
         return f"{self.path} (epoch {self.state.get('epoch')}, step {self.state.get('step')}, {which})"
+
+
+def balanced_labels(count: int, num_classes: int) -> torch.Tensor:
+    """``count`` labels cycling through the classes, 0, 1, ..., K-1, 0, 1, ...: as many of each as can be."""
+    return torch.arange(count, dtype=torch.int64) % num_classes
 
 
 def slerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -156,7 +176,7 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
             f"{path}: its {weights} weights do not fit the {component.name} architecture that its own config "
             f"describes: {weights_mismatch(error)}"
         ) from None
-    return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema)
+    return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
 
 
 def weights_mismatch(error: Exception, limit: int = 400) -> str:

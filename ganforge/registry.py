@@ -79,6 +79,9 @@ class Component:
     # Contract checks the plugin knows its component fails, each with the reason: `ganforge check` and
     # `ganforge.testing.parametrize_with_checks` report them as known failures, and a fixed one as a failure.
     known_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Params besides the defaults that the contract checks build the component with too: options that
+    # change what it is (a conditional variant of an architecture) are then checked like its defaults.
+    check_params: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
     @property
     def qualified_name(self) -> str:
@@ -139,7 +142,10 @@ class Component:
 
 
 CONTRACTS = {
-    Kind.ARCHITECTURE: "an architecture factory returns GANModels(generator, discriminator: nn.Module, latent_dim)",
+    Kind.ARCHITECTURE: (
+        "an architecture factory returns GANModels(generator, discriminator: nn.Module, latent_dim, "
+        "num_classes=None, class_logits=False)"
+    ),
     Kind.LOSS: "a loss factory returns a GANLoss",
     Kind.DATASET: "a dataset factory returns LoadedDataset(dataset with __len__ and __getitem__, spec: DataSpec)",
     Kind.METRIC: "a metric factory returns a GANMetric",
@@ -165,6 +171,10 @@ def contract_problem(kind: Kind, built: Any) -> str | None:
                 return f"GANModels whose {role} is {describe_value(part)}, not a torch.nn.Module"
         if not _is_count(built.latent_dim):
             return f"GANModels whose latent_dim is {describe_value(built.latent_dim)}, not a positive int"
+        if built.num_classes is not None and not _is_count(built.num_classes):
+            return f"GANModels whose num_classes is {describe_value(built.num_classes)}, not None or a positive int"
+        if built.class_logits and built.num_classes is None:
+            return "GANModels with class_logits but no num_classes: class logits need the classes they score"
     if isinstance(built, LoadedDataset):
         dataset_type = type(built.dataset)
         if not (hasattr(dataset_type, "__len__") and hasattr(dataset_type, "__getitem__")):
@@ -235,6 +245,7 @@ class Register(Protocol):
         summary: str | None = None,
         aliases: Sequence[str] = (),
         known_failures: Mapping[str, str] | None = None,
+        check_params: Sequence[Mapping[str, Any]] = (),
     ) -> None: ...
 
 
@@ -316,8 +327,9 @@ class ComponentCollector:
             summary: str | None = None,
             aliases: Sequence[str] = (),
             known_failures: Mapping[str, str] | None = None,
+            check_params: Sequence[Mapping[str, Any]] = (),
         ) -> None:
-            self._add(kind, name, factory, params, summary, tuple(aliases), known_failures or {})
+            self._add(kind, name, factory, params, summary, tuple(aliases), known_failures or {}, check_params)
 
         return register
 
@@ -330,6 +342,7 @@ class ComponentCollector:
         summary: str | None,
         aliases: tuple[str, ...],
         known_failures: Mapping[str, str],
+        check_params: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         for key in (name, *aliases):
             if not isinstance(key, str) or not NAME_PATTERN.match(key):
@@ -348,6 +361,7 @@ class ComponentCollector:
         if not (isinstance(params, type) and issubclass(params, BaseModel)):
             raise RegistrationError(f"{kind.value} {name!r}: params must be a pydantic model class, got {params!r}")
         _check_known_failures(kind, name, known_failures)
+        variants = _checked_check_params(kind, name, params, check_params)
         for key in (name, *aliases):
             self._taken[(kind, key)] = name
         self.components.append(
@@ -360,8 +374,34 @@ class ComponentCollector:
                 provider=self.provider,
                 aliases=aliases,
                 known_failures=dict(known_failures),
+                check_params=variants,
             )
         )
+
+
+def _checked_check_params(
+    kind: Kind, name: str, params: type[BaseModel], check_params: Any
+) -> tuple[Mapping[str, Any], ...]:
+    """Each variant valid for the params model now, so that a typo fails at registration, not in a check."""
+    if isinstance(check_params, Mapping | str) or not isinstance(check_params, Sequence):
+        raise RegistrationError(
+            f"{kind.value} {name!r}: check_params must be a list of params mappings, got {check_params!r}"
+        )
+    variants = []
+    for variant in check_params:
+        if not isinstance(variant, Mapping):
+            raise RegistrationError(f"{kind.value} {name!r}: check_params entry {variant!r} is not a mapping")
+        try:
+            params.model_validate(dict(variant))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise RegistrationError(
+                f"{kind.value} {name!r}: check_params entry {dict(variant)!r} is not valid for "
+                f"{params.__name__}: {where}: {problem['msg']}"
+            ) from None
+        variants.append(dict(variant))
+    return tuple(variants)
 
 
 def _check_known_failures(kind: Kind, name: str, known_failures: Any) -> None:

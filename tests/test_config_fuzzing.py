@@ -24,7 +24,23 @@ scalars = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
-    st.sampled_from(["mlp", "dcgan", "mnist", "synthetic", "hinge", "auto", "cpu", "cuda:7", "fp16", "1e-4", ""]),
+    st.sampled_from(
+        [
+            "mlp",
+            "dcgan",
+            "mnist",
+            "synthetic",
+            "hinge",
+            "auto",
+            "cpu",
+            "cuda:7",
+            "fp16",
+            "1e-4",
+            "",
+            "concat",
+            "projection",
+        ]
+    ),
     # At and past the bounds of what can run: int64 and seed limits, sizes beyond any machine.
     st.sampled_from(
         [2**63 - 1, 2**63, 2**64, -(2**63), 2**70, 65_536, 65_537, 10**9, 10**12, 1.0e12, 1.0e300, ".", "tpu"]
@@ -72,6 +88,10 @@ keys = st.sampled_from(
         "channels",
         "generator_width",
         "checkpoint_minutes",
+        "generator_conditioning",
+        "discriminator_conditioning",
+        "generated_labels",
+        "class_loss_weight",
     ]
 ) | st.text(min_size=1, max_size=8)
 

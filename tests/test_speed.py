@@ -120,7 +120,7 @@ def test_a_failing_compile_in_a_distributed_run_falls_back_to_the_ddp_modules(re
         run = load_config(SMOKE, registry, ["train.compile=true"])
         trainer = Trainer(run, RunFolder(tmp_path / "run"), processes=Processes(torch.device("cpu"), 0, 2))
         assert isinstance(trainer.gan_step.step_generator, CannotCompile)
-        trainer.gan_step.train_on(next(iter(trainer.batches)), 0)
+        trainer.gan_step.train_on(*next(iter(trainer.batches)), 0)
         assert isinstance(trainer.gan_step.step_generator, DistributedDataParallel)
         assert isinstance(trainer.gan_step.step_discriminator, DistributedDataParallel)
     finally:
@@ -186,18 +186,20 @@ def test_an_unknown_precision_is_refused_with_the_accepted_values(app, tmp_path)
 
 
 @pytest.mark.parametrize(("count", "batch_size"), [(1000, 64), (1024, 64), (1025, 64), (7, 7)])
-def test_in_memory_batches_visit_each_image_once_per_epoch(count, batch_size):
-    # Each image carries its index in two pixels (high and low byte).
+def test_in_memory_batches_visit_each_image_once_per_epoch_with_its_label(count, batch_size):
+    # Each image carries its index in two pixels (high and low byte), and its label is its index too.
     index = torch.arange(count)
     images = torch.stack([index // 256, index % 256], dim=1).to(torch.uint8).reshape(count, 1, 1, 2)
     order = ShardedOrder(count, batch_size, torch.Generator().manual_seed(0))
-    batches = InMemoryBatches(ImageTensorDataset(images, torch.zeros(count)), order, torch.device("cpu"))
+    batches = InMemoryBatches(ImageTensorDataset(images, index), order, torch.device("cpu"))
     previous_order = None
     for _epoch in range(3):
         seen = []
-        for batch in batches:
+        for batch, labels in batches:
             pixels = batch.add(1).mul(127.5).round().long().reshape(-1, 2)
-            seen += (pixels[:, 0] * 256 + pixels[:, 1]).tolist()
+            indices = (pixels[:, 0] * 256 + pixels[:, 1]).tolist()
+            assert labels.tolist() == indices
+            seen += indices
         lone_last = count % batch_size == 1  # batch norm cannot train on one image: it sits this epoch out
         assert len(seen) == len(set(seen)) == count - lone_last
         assert set(seen) <= set(range(count))

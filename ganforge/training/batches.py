@@ -6,6 +6,11 @@ global batch); in a distributed run each process takes its equal share of that s
 image is taken exactly once per epoch across all processes, with one exception: a last batch is
 trimmed to a multiple of the process count and dropped when fewer than two images per process
 would remain (batch norm cannot train on one sample); those few images sit the epoch out.
+
+Each batch is ``(images, labels)``: float images in [-1, 1] and int64 labels ``[B]``, both on the
+device. For a conditional model (``num_classes`` given) the labels are checked against the class
+count before they reach it: all at once for a dataset held in memory, batch by batch on the host
+otherwise.
 """
 
 from __future__ import annotations
@@ -15,15 +20,23 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from ganforge.contracts import ImageTensorDataset, LoadedDataset, to_signed_unit
+from ganforge.contracts import ImageTensorDataset, LoadedDataset, check_labels, to_signed_unit
 from ganforge.errors import UsageError
 from ganforge.training.distributed import Processes
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
 
 def make_batches(
-    data: LoadedDataset, batch_size: int, num_workers: int, seed: int, processes: Processes
+    data: LoadedDataset,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    processes: Processes,
+    num_classes: int | None = None,
 ) -> InMemoryBatches | LoaderBatches:
-    """This process's batches, drawn on the device where the dataset is held in memory."""
+    """This process's batches, drawn on the device where the dataset is held in memory; labels checked
+    against ``num_classes`` where a conditional model reads them."""
     dataset_size = len(data.dataset)
     if batch_size > dataset_size:
         raise UsageError(f"train.batch_size: {batch_size} is larger than the dataset ({dataset_size} images)")
@@ -39,8 +52,17 @@ def make_batches(
         device=processes.device if in_memory else torch.device("cpu"),
     )
     if in_memory:
+        if num_classes is not None:
+            checked_labels(data.dataset.labels, num_classes)
         return InMemoryBatches(data.dataset, order, processes.device)
-    return LoaderBatches(data, order, processes.device, num_workers)
+    return LoaderBatches(data, order, processes.device, num_workers, num_classes)
+
+
+def checked_labels(labels: torch.Tensor, num_classes: int) -> None:
+    try:
+        check_labels(labels, num_classes, "the dataset's labels")
+    except ValueError as error:
+        raise UsageError(f"{error}: a conditional model reads them as class indices") from None
 
 
 class ShardedOrder:
@@ -83,23 +105,33 @@ class InMemoryBatches:
 
     def __init__(self, dataset: ImageTensorDataset, order: ShardedOrder, device: torch.device):
         self.images = dataset.images.to(device)
+        self.labels = dataset.labels.to(device)
         self.order = order
 
     def __len__(self) -> int:
         return len(self.order)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[Batch]:
         for indices in self.order:
             # index_select gathers rows about twice as fast as advanced indexing on a CPU.
-            yield to_signed_unit(torch.index_select(self.images, 0, indices))
+            images = to_signed_unit(torch.index_select(self.images, 0, indices))
+            yield images, torch.index_select(self.labels, 0, indices)
 
 
 class LoaderBatches:
     """Any other dataset, through a DataLoader that reads the indices of each step."""
 
-    def __init__(self, loaded: LoadedDataset, order: ShardedOrder, device: torch.device, num_workers: int):
+    def __init__(
+        self,
+        loaded: LoadedDataset,
+        order: ShardedOrder,
+        device: torch.device,
+        num_workers: int,
+        num_classes: int | None = None,
+    ):
         self.device = device
         self.order = order
+        self.num_classes = num_classes
         self.loader = DataLoader(
             loaded.dataset,
             batch_sampler=IndexLists(order),
@@ -111,9 +143,12 @@ class LoaderBatches:
     def __len__(self) -> int:
         return len(self.order)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        for images, _labels in self.loader:
-            yield images.to(self.device, non_blocking=True)
+    def __iter__(self) -> Iterator[Batch]:
+        for images, labels in self.loader:
+            labels = torch.as_tensor(labels).to(torch.int64)
+            if self.num_classes is not None:
+                checked_labels(labels, self.num_classes)
+            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 
 
 class IndexLists:

@@ -22,6 +22,7 @@ build a graph, never a backward pass).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from ganforge.config import ResolvedRun
-from ganforge.contracts import GANLoss, GANModels, generator_loss_of
+from ganforge.contracts import GANLoss, GANModels, generator_loss_of, synthesize
 from ganforge.errors import UsageError
 from ganforge.registry import Component, describe_value
 
@@ -57,7 +58,7 @@ def own_copies(models: GANModels, loss: GANLoss) -> tuple[GANModels, GANLoss]:
         generator, discriminator, copied_loss = copy.deepcopy((models.generator, models.discriminator, loss))
     except Exception:  # a plugin's object that refuses to be copied: the originals, their state restored after
         return models, loss
-    return GANModels(generator, discriminator, models.latent_dim), copied_loss
+    return dataclasses.replace(models, generator=generator, discriminator=discriminator), copied_loss
 
 
 def check_components(
@@ -67,25 +68,35 @@ def check_components(
     real_images: torch.Tensor,
     device: torch.device,
     image_shape: tuple[int, int, int],
+    real_labels: torch.Tensor | None = None,
 ) -> list[str]:
     """Raise ContractViolation for the first broken contract; return warnings (probabilities for logits).
 
     ``models`` are the plain networks the run trains, on ``device``, and ``loss`` its loss, best
     :func:`own_copies` of them; ``real_images`` the dataset's first images (on any device), of which
-    the first ``PREFLIGHT_BATCH`` are used.
+    the first ``PREFLIGHT_BATCH`` are used, with their ``real_labels`` for conditional models.
     """
     real = real_images[:PREFLIGHT_BATCH]
     check_dataset_images(run.data.component, real, image_shape)
     architecture = run.model.component
+    labels = fake_labels = None
+    if models.num_classes is not None:
+        if real_labels is None:
+            raise ValueError("a conditional model's pre-flight check needs the real images' labels")
+        labels = real_labels[:PREFLIGHT_BATCH].to(device)
+        fake_labels = torch.arange(len(real), device=device) % models.num_classes
     with networks_left_as_they_were([models.generator, models.discriminator], device):
         with torch.no_grad():
-            fake = check_generator(architecture, models.generator, models.latent_dim, len(real), image_shape, device)
+            fake = check_generator(
+                architecture, models.generator, models.latent_dim, len(real), image_shape, device, fake_labels
+            )
         real = real.to(device)
-        real_scores = check_scores(architecture, models.discriminator, real, "images from the dataset")
-        fake_scores = check_scores(architecture, models.discriminator, fake, "generated images")
+        real_scores = check_scores(architecture, models, real, "images from the dataset", labels)
+        fake_scores = check_scores(architecture, models, fake, "generated images", fake_labels)
         check_losses(run.loss.component, loss, real_scores, fake_scores)
         scores = torch.cat([real_scores, fake_scores]).detach()
-        if looks_like_probabilities(models.discriminator, torch.cat([real, fake]), scores):
+        both_labels = None if labels is None or fake_labels is None else torch.cat([labels, fake_labels]).repeat(2)
+        if looks_like_probabilities(models.discriminator, torch.cat([real, fake]), scores, both_labels):
             return [probabilities_warning(architecture)]
     return []
 
@@ -142,10 +153,11 @@ def check_generator(
     batch: int,
     image_shape: tuple[int, int, int],
     device: torch.device,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """G(z) for z ~ N(0, I) ``[batch, latent_dim]``: images ``[batch, C, H, W]``, finite, in [-1, 1]."""
+    """G(z) (or G(z, y)) for z ~ N(0, I) ``[batch, latent_dim]``: images ``[batch, C, H, W]``, finite, in [-1, 1]."""
     noise = torch.randn(batch, latent_dim, generator=torch.Generator().manual_seed(NOISE_SEED)).to(device)
-    images = generator(noise)
+    images = synthesize(generator, noise, labels)
     who = f"{PREFIX}the generator of {architecture.describe()}"
     expected = (batch, *image_shape)
     if not isinstance(images, torch.Tensor):
@@ -173,11 +185,17 @@ def require_finite_in_signed_unit(images: torch.Tensor, who_did: str, when: str,
         raise ContractViolation(f"{who_did} values in [{low:.4g}, {high:.4g}]{when}; {contract}")
 
 
-def check_scores(architecture: Component, discriminator: nn.Module, images: torch.Tensor, which: str) -> torch.Tensor:
-    """D(images): one finite logit per image, shape exactly ``[B]``."""
-    scores = discriminator(images)
+def check_scores(
+    architecture: Component, models: GANModels, images: torch.Tensor, which: str, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """D(images) (or D(images, y)): one finite logit per image, shape exactly ``[B]``; with class logits, those
+    ``[B, num_classes]`` beside them."""
+    output = models.discriminator(images) if labels is None else models.discriminator(images, labels)
     batch = images.shape[0]
     who = f"{PREFIX}the discriminator of {architecture.describe()}"
+    scores = output
+    if models.class_logits:
+        scores = check_class_logits(who, output, batch, models.num_classes or 0, which)
     if not isinstance(scores, torch.Tensor):
         raise ContractViolation(f"{who} returned {describe_value(scores)}; the contract is a tensor of logits [B]")
     if tuple(scores.shape) != (batch,):
@@ -219,13 +237,38 @@ def check_losses(loss: Component, built: GANLoss, real_scores: torch.Tensor, fak
             )
 
 
-def looks_like_probabilities(discriminator: nn.Module, images: torch.Tensor, scores: torch.Tensor) -> bool:
+def check_class_logits(who: str, output: Any, batch: int, num_classes: int, which: str) -> Any:
+    """A discriminator with class logits returns ``(scores, class_logits [B, K])``; the scores, for the checks after."""
+    expected = f"(scores [{batch}], class_logits [{batch}, {num_classes}])"
+    if not (isinstance(output, tuple) and len(output) == 2):
+        raise ContractViolation(
+            f"{who} returned {describe_value(output)} for a batch of {batch} {which}; its GANModels has class_logits, "
+            f"so the contract is a pair {expected}"
+        )
+    scores, class_logits = output
+    shape = tuple(class_logits.shape) if isinstance(class_logits, torch.Tensor) else None
+    if shape != (batch, num_classes):
+        got = shape_text(shape) if shape is not None else describe_value(class_logits)
+        raise ContractViolation(
+            f"{who} returned class logits {got} for a batch of {batch} {which}; the contract is {expected}"
+        )
+    if not bool(torch.isfinite(class_logits).all()):
+        raise ContractViolation(f"{who} returned non-finite class logits for a batch of {batch} {which}")
+    return scores
+
+
+def looks_like_probabilities(
+    discriminator: nn.Module, images: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor | None = None
+) -> bool:
     """Whether D's scores stay in [0, 1] on these images and on them scaled far out of range (a sigmoid's would)."""
     if not within_unit_interval(scores):
         return False
     try:
+        scaled = torch.cat([images * PROBE_SCALE, images * -PROBE_SCALE])
         with torch.no_grad():
-            probed = discriminator(torch.cat([images * PROBE_SCALE, images * -PROBE_SCALE]))
+            probed = discriminator(scaled) if labels is None else discriminator(scaled, labels)
+        if isinstance(probed, tuple):
+            probed = probed[0]
     except Exception:  # out-of-range images are no part of the contract: judge by the batch alone
         return True
     return not isinstance(probed, torch.Tensor) or within_unit_interval(probed)

@@ -118,9 +118,12 @@ def check_before_writing(run: ResolvedRun, trainer: Trainer, blame: Blame) -> No
     ema = [step.ema_generator] if step.ema_generator is not None else []
     blame.watch([step.generator, *ema], [step.discriminator], [step.loss])
     blame.stage = "in the pre-flight check, before the run folder was written"
-    models, loss = own_copies(GANModels(step.generator, step.discriminator, step.latent_dim), step.loss)
+    networks = GANModels(step.generator, step.discriminator, step.latent_dim, step.num_classes, step.class_logits)
+    models, loss = own_copies(networks, step.loss)
     with blame.watching([models.generator], [models.discriminator], [loss]):
-        warnings = check_components(run, models, loss, trainer.real_grid, trainer.device, trainer.spec.shape)
+        warnings = check_components(
+            run, models, loss, trainer.real_grid, trainer.device, trainer.spec.shape, trainer.real_grid_labels
+        )
     for warning in warnings:
         trainer.reporter.note(f"warning: {warning}")
     blame.training = trainer

@@ -2,6 +2,9 @@
 
 Each step: a discriminator update on real images and a fresh generated batch; every ``n_critic``
 steps, a generator update on that generated batch or, as ``train.generator_batch`` says, a new one.
+Conditional models see the real batch's labels and labels drawn for the generated images
+(``train.generated_labels``); a discriminator with class logits adds ACGAN's cross-entropy to both
+updates.
 The step calls its own modules (in a distributed run wrapped in DistributedDataParallel, compiled
 where ``train.compile`` says so); state, samples and the gradient penalty use the plain ones. Noise
 is drawn on the device from torch's global generator, which is this process's own in a distributed
@@ -19,7 +22,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
-from ganforge.contracts import Augmentation, GANLoss, GANModels, generator_loss_of
+from ganforge.contracts import (
+    Augmentation,
+    GANLoss,
+    GANModels,
+    LabelledDiscriminator,
+    discriminate,
+    generator_loss_of,
+    synthesize,
+)
 from ganforge.errors import UsageError, first_line
 from ganforge.training.adaptive import AdaptiveStrength, require_a_threshold
 from ganforge.training.checkpoint_fields import load_optimizer_state
@@ -46,6 +57,9 @@ class GANStep:
     ) -> None:
         train = config.train
         generator, discriminator, self.latent_dim = models.generator, models.discriminator, models.latent_dim
+        self.num_classes, self.class_logits = models.num_classes, models.class_logits
+        self.generated_labels = train.generated_labels
+        self.class_loss_weight = train.class_loss_weight if models.class_logits else 0.0
         self.loss, self.statistics, self.reporter = loss, statistics, reporter
         self.processes, self.device = processes, processes.device
         self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
@@ -86,19 +100,24 @@ class GANStep:
                 network.to(memory_format=torch.channels_last)
         return speed
 
-    def train_on(self, real: torch.Tensor, step: int) -> None:
-        """Step number ``step`` (counted from 0 over the run) on this process's share of a batch."""
-        real = self.speed.prepare_batch(real)
-        if self.speed.compile and real.shape[0] not in self._compiled_batch_sizes:
-            self._first_compiled_step(real, step)
-        else:
-            self._step(real, step)
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
 
-    def _first_compiled_step(self, real: torch.Tensor, step: int) -> None:
+    def train_on(self, real: torch.Tensor, labels: torch.Tensor, step: int) -> None:
+        """Step number ``step`` (counted from 0 over the run) on this process's share of a batch and its labels."""
+        real = self.speed.prepare_batch(real)
+        real_labels = labels if self.conditional else None
+        if self.speed.compile and real.shape[0] not in self._compiled_batch_sizes:
+            self._first_compiled_step(real, real_labels, step)
+        else:
+            self._step(real, real_labels, step)
+
+    def _first_compiled_step(self, real: torch.Tensor, real_labels: torch.Tensor | None, step: int) -> None:
         """torch.compile builds its graphs in a batch size's first step; where it cannot, redo that step eagerly."""
         before = copy.deepcopy(self.state_dict()), self.statistics.snapshot()
         try:
-            self._step(real, step)
+            self._step(real, real_labels, step)
         except Exception as error:  # an error of the model itself recurs in the eager retry and propagates
             state, statistics = before
             self.statistics.restore(statistics)
@@ -109,7 +128,7 @@ class GANStep:
                 f"warning: train.compile: torch.compile failed ({type(error).__name__}: {first_line(str(error))}); "
                 "training eagerly"
             )
-            self._step(real, step)
+            self._step(real, real_labels, step)
         else:
             self._compiled_batch_sizes.add(real.shape[0])
 
@@ -129,23 +148,49 @@ class GANStep:
             return {"augment_strength": self.strength}
         return {"augment_strength": round(self.adaptive.strength, 6), "ada_r_t": self.adaptive.last_r_t}
 
-    def _step(self, real: torch.Tensor, step: int) -> None:
+    def _generated_labels_for(self, count: int, real_labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Classes for ``count`` generated images: uniform, or the real batch's own (the data's frequencies).
+
+        Drawn from torch's generator on the device, like the noise, so a resumed run draws the same.
+        """
+        if self.num_classes is None or real_labels is None:
+            return None
+        if self.generated_labels == "data":
+            if count == real_labels.shape[0]:
+                return real_labels
+            return real_labels[torch.randint(real_labels.shape[0], (count,), device=real_labels.device)]
+        return torch.randint(self.num_classes, (count,), device=self.device)
+
+    def _class_loss(self, class_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """ACGAN's auxiliary classifier term, weighted; None where D returns no class logits."""
+        if class_logits is None or labels is None or self.class_loss_weight == 0:
+            return None
+        return self.class_loss_weight * nn.functional.cross_entropy(class_logits.float(), labels)
+
+    def _step(self, real: torch.Tensor, real_labels: torch.Tensor | None, step: int) -> None:
         batch_size = real.shape[0]
         z = torch.randn(batch_size, self.latent_dim, device=self.device)
+        fake_labels = self._generated_labels_for(batch_size, real_labels)
         with self.speed.autocast():
-            fake = self.step_generator(z)
+            fake = synthesize(self.step_generator, z, fake_labels)
             real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
-            real_scores = self.step_discriminator(real_seen)
-            fake_scores = self.step_discriminator(fake_seen)
+            real_scores, real_logits = discriminate(self.step_discriminator, real_seen, real_labels)
+            fake_scores, fake_logits = discriminate(self.step_discriminator, fake_seen, fake_labels)
         # Losses and statistics in fp32, whatever the precision of the forward passes.
         real_scores, fake_scores = real_scores.float(), fake_scores.float()
         d_loss = self.loss.discriminator_loss(real_scores, fake_scores)
+        d_total = d_loss
+        for class_loss in (self._class_loss(real_logits, real_labels), self._class_loss(fake_logits, fake_labels)):
+            if class_loss is not None:
+                d_total = d_total + class_loss
         # Penalties differentiate twice, which torch.compile does not: the plain module, in fp32. On what D saw,
         # as ADA regularises (R1 on augmented real images).
-        penalty = None
         if step % self.penalty_every == 0:
-            penalty = self.loss.penalty(self.discriminator, real_seen, fake_seen.float())
-        d_total = d_loss if penalty is None else d_loss + self.penalty_every * penalty
+            fake_seen = fake_seen.float()
+            penalised = self._penalised_discriminator(real_labels, fake_seen, fake_labels)
+            penalty = self.loss.penalty(penalised, real_seen, fake_seen)
+            if penalty is not None:
+                d_total = d_total + self.penalty_every * penalty
         if self.skip_nonfinite and not self._finite_in_every_process(d_total):
             self.statistics.add_skipped_step()
             return
@@ -160,10 +205,15 @@ class GANStep:
             with self.speed.autocast():
                 if self.fresh_generator_batch is not None:
                     z = torch.randn(self.fresh_generator_batch, self.latent_dim, device=self.device)
-                    fake = self.step_generator(z)
-                scores = self.step_discriminator(self.augment(fake))  # augmentations drawn afresh, as in D's step
-                real_now = self._real_scores_for_generator(real)
+                    fake_labels = self._generated_labels_for(self.fresh_generator_batch, real_labels)
+                    fake = synthesize(self.step_generator, z, fake_labels)
+                # Augmentations drawn afresh, as in D's step.
+                scores, class_logits = discriminate(self.step_discriminator, self.augment(fake), fake_labels)
+                real_now = self._real_scores_for_generator(real, real_labels)
             g_loss = generator_loss_of(self.loss, scores.float(), real_now)
+            class_loss = self._class_loss(class_logits, fake_labels)
+            if class_loss is not None:
+                g_loss = g_loss + class_loss
             self.discriminator.requires_grad_(True)
             if self.skip_nonfinite and not self._finite_in_every_process(g_loss):
                 self.statistics.add_skipped_step()
@@ -174,13 +224,21 @@ class GANStep:
                 update_ema(self.ema_generator, self.generator, self.ema_decay)
 
     @torch.no_grad()
-    def _real_scores_for_generator(self, real: torch.Tensor) -> torch.Tensor | None:
+    def _real_scores_for_generator(self, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         """D's scores of the real batch at its weights now, for a loss that judges G against them; else None.
 
         No gradient: G's gradient flows through its own images' scores alone."""
         if not self.loss.generator_reads_real_scores:
             return None
-        return self.step_discriminator(self.augment(real)).float()
+        return discriminate(self.step_discriminator, self.augment(real), labels)[0].float()
+
+    def _penalised_discriminator(
+        self, real_labels: torch.Tensor | None, fake: torch.Tensor, fake_labels: torch.Tensor | None
+    ) -> nn.Module:
+        """What a penalty differentiates: the plain D, with a conditional D's labels bound to the images."""
+        if real_labels is None or fake_labels is None:
+            return self.discriminator
+        return LabelledDiscriminator(self.discriminator, real_labels, generated=(fake, fake_labels))
 
     def _finite_in_every_process(self, loss: torch.Tensor) -> bool:
         """train.on_nonfinite: skip: whether the loss is finite in every process (a host sync per step).

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
 from ganforge import startup
 from ganforge.config import ResolvedRun
@@ -30,6 +29,7 @@ from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_e
 from ganforge.generation import generate
 from ganforge.training.batches import make_batches
 from ganforge.training.distributed import Processes, batch_share, rank_seed
+from ganforge.training.fixed_inputs import SAMPLE_GRID_SIZE, evaluation_inputs, first_images, sample_grid_inputs
 from ganforge.training.interruption import RunInterrupted, StopRequest, stop_signals
 from ganforge.training.preflight import check_memory
 from ganforge.training.progress import Reporter, SilentReporter
@@ -39,7 +39,6 @@ from ganforge.training.statistics import EPOCH, WINDOW, TrainingStatistics, dive
 from ganforge.training.step import GANStep
 from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
-SAMPLE_GRID_SIZE = 100
 SIGNAL_REPEAT_GRACE = 1.0  # seconds
 
 
@@ -73,11 +72,14 @@ class Trainer:
         self.gan_step = GANStep(
             parts.models, parts.loss, config, self.processes, self.statistics, self.reporter, parts.augmentations
         )
-        self.batches = make_batches(parts.data, train.batch_size, train.num_workers, config.seed, self.processes)
+        self.num_classes = parts.models.num_classes
+        self.batches = make_batches(
+            parts.data, train.batch_size, train.num_workers, config.seed, self.processes, self.num_classes
+        )
         self.data_generator = self.batches.order.generator
-        self.fixed_noise = seeded_noise(SAMPLE_GRID_SIZE, self.latent_dim, config.seed)
+        self.fixed_noise, self.fixed_labels = sample_grid_inputs(self.latent_dim, self.num_classes, config.seed)
         self.evaluation = self._prepare_evaluation(run) if config.eval.every and self.is_main else None
-        self.real_grid = first_images(parts.data.dataset, SAMPLE_GRID_SIZE)
+        self.real_grid, self.real_grid_labels = first_images(parts.data.dataset, SAMPLE_GRID_SIZE, self.num_classes)
         self.best: dict[str, Any] | None = None
         self.epoch, self.step = 0, 0
         self.epoch_step = 0  # steps taken in the current epoch; a checkpoint may be saved mid-epoch
@@ -133,8 +135,8 @@ class Trainer:
             for row in (WINDOW, EPOCH):
                 self.statistics.reset(row)
         epoch_start = window_start = time.perf_counter()
-        for real in self.batches:
-            self.gan_step.train_on(real, self.step)
+        for real, labels in self.batches:
+            self.gan_step.train_on(real, labels, self.step)
             self.step += 1
             self.epoch_step += 1
             self.reporter.advance()
@@ -157,7 +159,7 @@ class Trainer:
             self._saved()
             return
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
-            samples = self.sample(self.fixed_noise)
+            samples = self.sample(self.fixed_noise, self.fixed_labels)
             self.folder.save_samples(samples, f"epoch_{self.epoch:04d}.png")
             if self.tensorboard is not None:
                 self.tensorboard.grid("samples/generated", samples, self.step)
@@ -185,7 +187,9 @@ class Trainer:
             cache_dir=default_cache_dir(),
             log=self.reporter.note,
         )
-        self.eval_noise = seeded_noise(settings.samples, self.latent_dim, run.config.seed)
+        self.eval_noise, self.eval_labels = evaluation_inputs(
+            settings.samples, self.latent_dim, self.num_classes, run.config.seed
+        )
         return evaluation
 
     def _evaluate(self) -> bool:
@@ -196,7 +200,10 @@ class Trainer:
         described = (
             f"{len(self.eval_noise)} samples of the {which} at epoch {self.epoch} (noise seed {self.config.seed})"
         )
-        values = self.evaluation.score(generated_images(self.sample(self.eval_noise), described))
+        if self.num_classes is not None:
+            described += f", as many of each of the {self.num_classes} classes as can be"
+        samples = self.sample(self.eval_noise, self.eval_labels)
+        values = self.evaluation.score(generated_images(samples, described))
         record: dict[str, Any] = {"event": "eval", "epoch": self.epoch, "step": self.step, **values}
         record["floor"] = self.evaluation.floor()
         record["seconds"] = round(time.perf_counter() - started, 3)
@@ -212,8 +219,9 @@ class Trainer:
         return True
 
     @torch.no_grad()
-    def sample(self, noise: torch.Tensor) -> torch.Tensor:
-        return generate(self.gan_step.ema_generator or self.gan_step.generator, noise, self.device, self.spec.shape)
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        generator = self.gan_step.ema_generator or self.gan_step.generator
+        return generate(generator, noise, self.device, self.spec.shape, labels)
 
     # -- logging, divergence, pauses ---------------------------------------------------------
 
@@ -286,15 +294,7 @@ def build_components(run: ResolvedRun, device: torch.device) -> Components:
     data = run.data.build(default_data_root())
     check_memory(run, device, data)  # the models, estimated on the meta device
     models = run.model.build(data.spec)
-    on_device = GANModels(models.generator.to(device), models.discriminator.to(device), models.latent_dim)
+    models.generator.to(device)  # Module.to moves the parameters in place
+    models.discriminator.to(device)
     augmentations = [chosen.build() for chosen in run.augmentations]
-    return Components(data=data, models=on_device, loss=run.loss.build(), augmentations=augmentations)
-
-
-def seeded_noise(count: int, latent_dim: int, seed: int) -> torch.Tensor:
-    """Noise of its own generator: the same whatever the run drew before it."""
-    return torch.randn(count, latent_dim, generator=torch.Generator().manual_seed(seed))
-
-
-def first_images(dataset: Dataset, count: int) -> torch.Tensor:
-    return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
+    return Components(data=data, models=models, loss=run.loss.build(), augmentations=augmentations)

@@ -2,7 +2,9 @@
 
 A square image of side ``H = base * 2**doublings`` is generated from a ``base x base`` projection
 of z, doubled ``doublings`` times by stride-2 transposed convolutions, and judged by as many
-stride-2 convolutions, which bring it back to ``base x base`` before a final linear score.
+stride-2 convolutions, which bring it back to ``base x base`` before a final linear score. Both
+can be class-conditional (``generator_conditioning``, ``discriminator_conditioning``:
+conditioning.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
+from ganforge.components.architectures.conditioning import (
+    DISCRIMINATOR_CONDITIONING,
+    GENERATOR_CONDITIONING,
+    LABEL_EMBEDDING_DIM,
+    ClassEmbedding,
+    ConditionalBatchNorm,
+    DiscriminatorConditioning,
+    GeneratorConditioning,
+    conditioning_classes,
+    require_labels,
+    run_layers,
+)
 from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
 from ganforge.components.architectures.spectral import SPECTRAL_NORM, spectrally_normalised
 from ganforge.contracts import DataSpec, GANModels, Params
@@ -109,6 +123,9 @@ class DCGANParams(Params):
             "'default': PyTorch's own initialisation."
         ),
     )
+    generator_conditioning: GeneratorConditioning = GENERATOR_CONDITIONING
+    discriminator_conditioning: DiscriminatorConditioning = DISCRIMINATOR_CONDITIONING
+    label_embedding_dim: int = LABEL_EMBEDDING_DIM
 
     @field_validator("output_kernel_size")
     @classmethod
@@ -192,18 +209,38 @@ class SymmetricSigmoid(nn.Module):
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, params: DCGANParams, channels: list[int], geometry: Geometry, image_channels: int) -> None:
+    def __init__(
+        self,
+        params: DCGANParams,
+        channels: list[int],
+        geometry: Geometry,
+        image_channels: int,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         batch_norm = params.generator_norm == "batch"
+        conditioning = params.generator_conditioning if num_classes is not None else "none"
+        self.conditional = conditioning != "none"
+        self.label_embedding = None
+        inputs = params.latent_dim
+        if conditioning == "concat":
+            assert num_classes is not None
+            self.label_embedding = ClassEmbedding(num_classes, params.label_embedding_dim)
+            inputs += params.label_embedding_dim
 
         def norm_and_activation(width: int) -> list[nn.Module]:
-            norm = [nn.BatchNorm2d(width)] if batch_norm else []
+            norm: list[nn.Module] = []
+            if conditioning == "batch_norm":
+                assert num_classes is not None
+                norm = [ConditionalBatchNorm(width, num_classes, spatial=True)]
+            elif batch_norm:
+                norm = [nn.BatchNorm2d(width)]
             return [*norm, activation(params.generator_activation, params.leaky_slope)]
 
         base = geometry.base
         # A bias right before BatchNorm is cancelled by its mean subtraction, so layers feeding one have none.
         layers: list[nn.Module] = [
-            nn.Linear(params.latent_dim, channels[0] * base * base, bias=not batch_norm),
+            nn.Linear(inputs, channels[0] * base * base, bias=not batch_norm),
             nn.Unflatten(1, (channels[0], base, base)),
             *norm_and_activation(channels[0]),
         ]
@@ -220,17 +257,37 @@ class DCGANGenerator(nn.Module):
         layers.append(SymmetricSigmoid() if params.pixel_range == "unit" else nn.Tanh())
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.conditional:
+            return self.net(z)
+        labels = require_labels(labels, "generator")
+        if self.label_embedding is not None:
+            z = torch.cat([z, self.label_embedding(labels)], dim=1)
+        return run_layers(self.net, z, labels)
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, params: DCGANParams, channels: list[int], geometry: Geometry, image_channels: int) -> None:
+    def __init__(
+        self,
+        params: DCGANParams,
+        channels: list[int],
+        geometry: Geometry,
+        image_channels: int,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         kernel = params.discriminator_kernel_size
         self.reads_unit_range = params.pixel_range == "unit"
+        self.conditioning = params.discriminator_conditioning if num_classes is not None else "none"
+        self.label_embedding = self.projection = self.class_head = None
+        inputs = image_channels
+        if self.conditioning == "concat":
+            assert num_classes is not None
+            # The label's embedding joins the image as constant feature maps (one per embedding dimension).
+            self.label_embedding = ClassEmbedding(num_classes, params.label_embedding_dim)
+            inputs += params.label_embedding_dim
         layers: list[nn.Module] = []
-        for level, (in_width, out_width) in enumerate(pairwise([image_channels, *channels])):
+        for level, (in_width, out_width) in enumerate(pairwise([inputs, *channels])):
             # DCGAN leaves the first layer unnormalised, so D sees the raw image statistics.
             batch_norm = params.discriminator_norm == "batch" and level > 0
             layers.append(
@@ -241,13 +298,37 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(params.leaky_slope))
             if params.dropout > 0:
                 layers.append(nn.Dropout(params.dropout))
-        layers += [nn.Flatten(), nn.Linear(channels[-1] * geometry.base * geometry.base, 1)]
+        features = channels[-1] * geometry.base * geometry.base
+        layers += [nn.Flatten(), nn.Linear(features, 1)]
         self.net = nn.Sequential(*layers)
+        if self.conditioning == "projection":
+            assert num_classes is not None
+            self.projection = ClassEmbedding(num_classes, features)
+        elif self.conditioning == "classifier":
+            assert num_classes is not None
+            self.class_head = nn.Linear(features, num_classes)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.reads_unit_range:
             images = (images + 1.0) * 0.5
-        return self.net(images).squeeze(-1)
+        if self.conditioning == "none":
+            return self.net(images).squeeze(-1)
+        labels = require_labels(labels, "discriminator")
+        x = images
+        if self.label_embedding is not None:
+            maps = self.label_embedding(labels).to(images.dtype)[:, :, None, None]
+            x = torch.cat([images, maps.expand(-1, -1, *images.shape[2:])], dim=1)
+        *body, head = self.net
+        for layer in body:
+            x = layer(x)
+        scores = head(x).squeeze(-1)
+        if self.projection is not None:
+            return scores + (self.projection(labels) * x).sum(dim=1)
+        if self.class_head is not None:
+            return scores, self.class_head(x)
+        return scores
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -255,7 +336,7 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:  # a conditional one's gains are the labels'
         nn.init.normal_(module.weight, mean=1.0, std=INIT_STD)
         nn.init.zeros_(module.bias)
 
@@ -273,12 +354,26 @@ INITIALISERS = {"dcgan": init_dcgan_weights, "glorot": init_glorot_weights}
 def build_dcgan(params: DCGANParams, data: DataSpec) -> GANModels:
     """DCGAN: transposed-conv generator and strided-conv discriminator, sized to the image."""
     geometry = image_geometry(tuple(data.shape))
-    generator = DCGANGenerator(params, generator_channels(params, geometry), geometry, data.channels)
-    discriminator = DCGANDiscriminator(params, discriminator_channels(params, geometry), geometry, data.channels)
+    num_classes = conditioning_classes("dcgan", params.generator_conditioning, params.discriminator_conditioning, data)
+    if params.generator_conditioning == "batch_norm" and params.generator_norm != "batch":
+        raise ParamsError(
+            "architecture 'dcgan': generator_conditioning 'batch_norm' makes the generator's batch norms "
+            "conditional, but generator_norm is 'none'; set generator_norm to 'batch', or use 'concat'"
+        )
+    generator = DCGANGenerator(params, generator_channels(params, geometry), geometry, data.channels, num_classes)
+    discriminator = DCGANDiscriminator(
+        params, discriminator_channels(params, geometry), geometry, data.channels, num_classes
+    )
     initialise = INITIALISERS.get(params.weight_init)
     if initialise is not None:
         generator.apply(initialise)
         discriminator.apply(initialise)
     if params.spectral_norm:
         spectrally_normalised(discriminator)
-    return GANModels(generator=generator, discriminator=discriminator, latent_dim=params.latent_dim)
+    return GANModels(
+        generator=generator,
+        discriminator=discriminator,
+        latent_dim=params.latent_dim,
+        num_classes=num_classes,
+        class_logits=params.discriminator_conditioning == "classifier",
+    )

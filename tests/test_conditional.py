@@ -1,0 +1,411 @@
+"""Class-conditional GANs: labels travel with the images, G(z, y) and D(x, y) in every path that calls them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import ganforge
+from ganforge.contracts import LabelledDiscriminator
+from ganforge.registry import Kind
+from tests.plugin_fixtures import install_distribution
+from tests.test_training import assert_same_weights, metrics, without_timing
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+SMOKE = EXAMPLES / "smoke.yaml"
+CONDITIONAL = {
+    "concat": ["model.params.generator_conditioning=concat", "model.params.discriminator_conditioning=concat"],
+    "projection": [
+        "model.params.generator_conditioning=batch_norm",
+        "model.params.discriminator_conditioning=projection",
+    ],
+    "acgan": ["model.params.generator_conditioning=concat", "model.params.discriminator_conditioning=classifier"],
+}
+
+# A dataset whose image i has every pixel equal to i and the label i % classes (held in memory or read
+# item by item), and a conditional architecture whose networks write down, in training, which labels
+# came with which images: D the real ones (the only constant images it sees), G the ones it drew with.
+PROBE_PLUGIN = """
+import json
+import os
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.utils.data import Dataset
+
+from ganforge import DataSpec, GANModels, ImageTensorDataset, LoadedDataset, Params, check_labels, hookimpl
+
+
+class IndexedParams(Params):
+    count: int = Field(40, ge=2, le=256)
+    classes: int = Field(4, ge=1, le=256)
+    in_memory: bool = True
+    label_offset: int = 0
+
+
+class ItemDataset(Dataset):
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index].float().div(127.5).sub(1), int(self.labels[index])
+
+
+def load_indexed(params, root):
+    images = torch.arange(params.count, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).contiguous()
+    labels = torch.arange(params.count) % params.classes + params.label_offset
+    dataset = ImageTensorDataset(images, labels) if params.in_memory else ItemDataset(images, labels)
+    return LoadedDataset(dataset, DataSpec(shape=(1, 4, 4), num_classes=params.classes))
+
+
+def record(role, entry):
+    with open(os.path.join(os.environ["GANFORGE_PROBE_DIR"], role + ".jsonl"), "a") as stream:
+        stream.write(json.dumps(entry) + "\\n")
+
+
+class Generator(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.classes = classes
+        self.embed = nn.Embedding(classes, 8)
+        self.net = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Unflatten(1, (1, 4, 4)))
+
+    def forward(self, z, labels):
+        check_labels(labels, self.classes)
+        if self.training:
+            record("generator", labels.tolist())
+        return self.net(torch.cat([z, self.embed(labels)], 1))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.classes = classes
+        self.embed = nn.Embedding(classes, 16)
+        self.linear = nn.Linear(16, 1)
+
+    def forward(self, x, labels):
+        check_labels(labels, self.classes)
+        flat = x.flatten(1)
+        if self.training and bool((flat.amax(1) == flat.amin(1)).all()):
+            indices = flat[:, 0].add(1).mul(127.5).round().long().tolist()
+            record("discriminator", [indices, labels.tolist()])
+        return self.linear(flat).view(-1) + (self.embed(labels) * flat).sum(1)
+
+
+def build_probe(params, data):
+    return GANModels(Generator(data.num_classes), Discriminator(data.num_classes), 8, num_classes=data.num_classes)
+
+
+@hookimpl
+def register_datasets(register):
+    register("indexed", load_indexed, params=IndexedParams)
+
+
+@hookimpl
+def register_architectures(register):
+    register("conditional_probe", build_probe)
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    install_distribution(site, "ganforge-cprobe", "0.1.0", {"cprobe": "ganforge_cprobe"}, PROBE_PLUGIN)
+    return site
+
+
+def probe_config(tmp_path, generated_labels="uniform", **data):
+    config = {
+        "name": "cprobe",
+        "data": {"name": "indexed", "params": data},
+        "model": {"name": "conditional_probe"},
+        "train": {
+            "epochs": 2,
+            "batch_size": 8,
+            "device": "cpu",
+            "log_every": 5,
+            "sample_every": 0,
+            "generated_labels": generated_labels,
+        },
+    }
+    path = tmp_path / "cprobe.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_probe(tmp_path, site, config, *args):
+    probe_dir = tmp_path / "probe"
+    probe_dir.mkdir(exist_ok=True)
+    environment = {**os.environ, "PYTHONPATH": str(site), "GANFORGE_PROBE_DIR": str(probe_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "ganforge", "run", str(config), "--quiet", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=240,
+    )
+    return result, probe_dir
+
+
+def recorded(probe_dir, role):
+    path = probe_dir / f"{role}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_each_real_image_reaches_d_with_its_own_label(probe_site, tmp_path, in_memory):
+    config = probe_config(tmp_path, count=40, classes=4, in_memory=in_memory)
+    result, probe_dir = run_probe(tmp_path, probe_site, config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    batches = recorded(probe_dir, "discriminator")
+    assert len(batches) == 2 * 5  # 40 images in batches of 8, two epochs
+    for indices, labels in batches:
+        assert labels == [index % 4 for index in indices]
+
+
+def test_generated_labels_are_drawn_uniformly_or_as_the_real_batch_has_them(probe_site, tmp_path):
+    result, probe_dir = run_probe(tmp_path, probe_site, probe_config(tmp_path, count=40, classes=4))
+    assert result.returncode == 0, result.stdout + result.stderr
+    drawn = [label for batch in recorded(probe_dir, "generator") for label in batch]
+    assert set(drawn) == {0, 1, 2, 3} and len(drawn) == 2 * 40
+
+    data_run = tmp_path / "data"
+    data_run.mkdir()
+    config = probe_config(data_run, generated_labels="data", count=40, classes=4)
+    result, probe_dir = run_probe(data_run, probe_site, config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    real = [labels for _indices, labels in recorded(probe_dir, "discriminator")]
+    assert recorded(probe_dir, "generator") == real  # G's step reuses D's generated batch and its labels
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_labels_out_of_the_class_range_stop_the_run_with_a_clear_error(probe_site, tmp_path, in_memory):
+    config = probe_config(tmp_path, count=40, classes=4, in_memory=in_memory, label_offset=2)
+    result, _ = run_probe(tmp_path, probe_site, config, "--set", "output.dir=out")
+    assert result.returncode != 0
+    assert "the dataset's labels must lie in [0, 4) for 4 classes, got values from 2 to 5" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+# PyTorch-GAN's cgan as a third party ports it: labels embedded and concatenated with the noise and
+# with the flattened image, MLPs on both sides; the only ganforge-specific lines are the factory, the
+# hook and check_labels, which refuses a label out of range in words.
+CGAN_PORT = """
+import math
+
+import torch
+from pydantic import Field
+from torch import nn
+
+import ganforge
+
+
+class CGANParams(ganforge.Params):
+    latent_dim: int = Field(32, gt=0)
+    hidden: int = Field(64, gt=0)
+
+
+class Generator(nn.Module):
+    def __init__(self, params, shape, classes):
+        super().__init__()
+        self.shape, self.classes = shape, classes
+        self.label_emb = nn.Embedding(classes, classes)
+        self.model = nn.Sequential(
+            nn.Linear(params.latent_dim + classes, params.hidden),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(params.hidden, int(math.prod(shape))),
+            nn.Tanh(),
+        )
+
+    def forward(self, noise, labels):
+        ganforge.check_labels(labels, self.classes)
+        gen_input = torch.cat((self.label_emb(labels), noise), -1)
+        return self.model(gen_input).view(noise.shape[0], *self.shape)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, params, shape, classes):
+        super().__init__()
+        self.classes = classes
+        self.label_embedding = nn.Embedding(classes, classes)
+        self.model = nn.Sequential(
+            nn.Linear(classes + int(math.prod(shape)), params.hidden),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(params.hidden, 1),
+        )
+
+    def forward(self, img, labels):
+        ganforge.check_labels(labels, self.classes)
+        d_in = torch.cat((img.view(img.size(0), -1), self.label_embedding(labels)), -1)
+        return self.model(d_in).view(-1)
+
+
+def build_cgan(params, data):
+    if data.num_classes is None:
+        raise ganforge.ParamsError("cgan needs a dataset with classes")
+    shape, classes = tuple(data.shape), data.num_classes
+    return ganforge.GANModels(
+        Generator(params, shape, classes), Discriminator(params, shape, classes), params.latent_dim, num_classes=classes
+    )
+
+
+@ganforge.hookimpl
+def register_architectures(register):
+    register("cgan", build_cgan, params=CGANParams, summary="PyTorch-GAN's cgan, ported")
+"""
+
+
+@pytest.fixture(scope="module")
+def cgan_site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("cgan-site")
+    install_distribution(site, "ganforge-cgan", "0.1.0", {"cgan": "ganforge_cgan"}, CGAN_PORT)
+    return site
+
+
+@pytest.mark.slow
+def test_a_cgan_ported_as_a_third_party_trains_through_run_and_passes_check(cgan_site, tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(cgan_site)}
+
+    def ganforge_command(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "ganforge", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=300,
+        )
+
+    checked = ganforge_command("check", "ganforge-cgan")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 failed" in checked.stdout
+    trained = ganforge_command(
+        "run", str(SMOKE), "--quiet", "--set", "model={name: cgan}", "--set", "output.dir=cgan", "--set", "eval.every=0"
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    samples = ganforge_command("sample", "cgan/checkpoints/last.pt", "--n", "8", "--out", "samples.png")
+    assert samples.returncode == 0, samples.stdout + samples.stderr
+    assert (tmp_path / "samples.png").stat().st_size > 0
+
+
+# -- the built-in designs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("design", sorted(CONDITIONAL))
+def test_each_builtin_design_trains_and_resumes_to_the_same_weights(app, tmp_path, design):
+    """A conditional run interrupted after epoch 1 and resumed ends bit-exact: the labels drawn are in the state."""
+    overrides = [*CONDITIONAL[design], "train.ema_decay=0.9"]
+
+    def run(*args):
+        result = CliRunner().invoke(app, ["run", *args, "--quiet"])
+        assert result.exit_code == 0, result.output
+        return result
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = [item for override in overrides for item in ("--set", override)]
+    run(str(SMOKE), *args, "--set", f"output.dir={straight}")
+    run(str(SMOKE), *args, "--set", f"output.dir={resumed}", "--set", "train.epochs=1")
+    run("--resume", str(resumed), "--set", "train.epochs=2")
+    assert_same_weights(straight / "checkpoints" / "last.pt", resumed / "checkpoints" / "last.pt")
+    assert without_timing(metrics(straight)) == without_timing(metrics(resumed))
+
+
+def test_the_epoch_grid_has_one_row_per_class_with_the_same_noise_in_each_column(registry, tmp_path):
+    from ganforge.training.fixed_inputs import GRID_COLUMNS, sample_grid_inputs
+
+    noise, labels = sample_grid_inputs(latent_dim=3, num_classes=4, seed=0)
+    assert labels.tolist() == [k for k in range(4) for _ in range(GRID_COLUMNS)]
+    rows = noise.view(4, GRID_COLUMNS, 3)
+    assert all(torch.equal(rows[0], rows[k]) for k in range(4))
+    unconditional, none = sample_grid_inputs(latent_dim=3, num_classes=None, seed=0)
+    assert none is None and unconditional.shape == (100, 3)
+
+
+def test_a_conditional_d_must_bind_the_generated_labels_to_the_generated_images_for_penalties():
+    class Echo(torch.nn.Module):
+        def forward(self, images, labels):
+            return labels.float()
+
+    real, fake = torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
+    real_labels, fake_labels = torch.tensor([0, 1, 2]), torch.tensor([5, 6, 7])
+    bound = LabelledDiscriminator(Echo(), real_labels, generated=(fake, fake_labels))
+    assert bound(fake.detach().requires_grad_(True)).tolist() == [5, 6, 7]  # what R2 differentiates
+    assert bound(real).tolist() == [0, 1, 2]  # R1
+    assert bound(0.5 * real + 0.5 * fake).tolist() == [0, 1, 2]  # WGAN-GP's mixtures take the real labels
+
+
+def test_acgan_trains_its_class_head_only_with_a_class_loss_weight(app, registry, tmp_path):
+    def class_head_after_training(weight):
+        out = tmp_path / f"weight{weight}"
+        args = ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", "train.epochs=1"]
+        for override in [*CONDITIONAL["acgan"], f"train.class_loss_weight={weight}"]:
+            args += ["--set", override]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return torch.load(out / "checkpoints" / "last.pt", weights_only=True)["discriminator"]["class_head.weight"]
+
+    torch.manual_seed(0)  # the smoke run's seed, set before it builds its networks
+    params = {"latent_dim": 16, "hidden": [64, 64], "generator_conditioning": "concat"}
+    built = registry.get(Kind.ARCHITECTURE, "mlp").build(
+        {**params, "discriminator_conditioning": "classifier"}, ganforge.DataSpec((1, 28, 28), 4)
+    )
+    initial = built.discriminator.class_head.weight.detach()
+    assert torch.equal(class_head_after_training(0), initial)  # no class loss: no gradient reaches the head
+    assert not torch.equal(class_head_after_training(1), initial)
+
+
+def test_conditioning_one_network_alone_is_refused_naming_both_params(app, workdir):
+    result = CliRunner().invoke(app, ["run", str(SMOKE), "--set", "model.params.generator_conditioning=concat"])
+    assert result.exit_code != 0
+    assert "generator_conditioning 'concat' with discriminator_conditioning 'none'" in result.output
+    assert not (workdir / "runs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", ["projection", "acgan"])
+def test_a_two_process_conditional_run_resumes_to_the_weights_of_an_unstopped_one(tmp_path, design):
+    """DDP (gloo, two processes) with labels: each process draws its own generated labels, saved and restored."""
+    conditional = [item for override in CONDITIONAL[design] for item in ("--set", override)]
+
+    def run(*args):
+        result = subprocess.run(
+            [sys.executable, "-m", "ganforge", "run", *map(str, args), "--nproc", "2", "--quiet", *conditional],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    run(SMOKE, "--set", "name=straight", "--set", "train.epochs=2")
+    run(SMOKE, "--set", "name=stopped", "--set", "train.epochs=1")
+    stopped, straight = tmp_path / "runs" / "stopped", tmp_path / "runs" / "straight"
+    run("--resume", stopped, "--set", "train.epochs=2")
+    assert_same_weights(straight / "checkpoints" / "last.pt", stopped / "checkpoints" / "last.pt")
+    assert without_timing(metrics(stopped)) == without_timing(metrics(straight))
+
+
+def test_a_compiled_conditional_step_trains_like_the_eager_one(app, registry, tmp_path):
+    from tests.test_speed import COMPILED, CONVOLUTIONAL, initial_weights, train, update_error
+
+    network = [*CONVOLUTIONAL, *CONDITIONAL["projection"]]
+    initial = initial_weights(registry, *network)
+    eager, _ = train(app, tmp_path, "eager", *network, "train.compile=false")
+    compiled, output = train(app, tmp_path, "compiled", *network, "train.compile=true")
+    assert "training step on cpu: fp32, torch.compile" in output
+    assert "torch.compile failed" not in output
+    assert update_error(compiled, eager, initial) < COMPILED
