@@ -133,10 +133,15 @@ class NoParams(Params):
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What an architecture needs to know about the data: image shape and class count."""
+    """What an architecture needs to know about the data: image shape and class count.
+
+    ``class_names``, where the dataset has them, name the classes in label order (Fashion-MNIST's
+    "Sneaker" is class 7): what ``ganforge sample --class`` accepts beside the index.
+    """
 
     shape: tuple[int, int, int]
     num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
 
     @property
     def channels(self) -> int:

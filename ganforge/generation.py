@@ -114,6 +114,38 @@ class CheckpointGenerator:
         except GeneratorShapeError as error:
             raise GanforgeError(f"{self.path}: {error}") from None
 
+    def class_labels(self, asked: Sequence[str], n: int) -> torch.Tensor:
+        """Labels for ``n`` images of the classes asked (names or indices; ``all`` for every class), in equal
+        runs, one class after another; a UsageError says what the checkpoint accepts."""
+        if self.num_classes is None:
+            raise UsageError(
+                f"--class: {self.path}'s generator is unconditional (its architecture reads no labels), so it "
+                "cannot be asked for a class; leave --class out"
+            )
+        indices = [index for text in asked for index in self._class_indices(text)]
+        if n % len(indices):
+            raise UsageError(
+                f"--n {n} with {len(indices)} classes: --n must be a multiple of the number of classes, the same "
+                f"number of images of each (e.g. --n {len(indices) * 10})"
+            )
+        return torch.tensor(indices, dtype=torch.int64).repeat_interleave(n // len(indices))
+
+    def _class_indices(self, text: str) -> list[int]:
+        assert self.num_classes is not None
+        names = self.spec.class_names or ()
+        wanted = text.strip()
+        if wanted.lower() == "all":
+            return list(range(self.num_classes))
+        by_name = [index for index, name in enumerate(names) if name.lower() == wanted.lower()]
+        if by_name:
+            return by_name
+        if wanted.isdigit() and int(wanted) < self.num_classes:
+            return [int(wanted)]
+        accepted = f"an index from 0 to {self.num_classes - 1}"
+        if names:
+            accepted += ", a name (" + ", ".join(names) + ")"
+        raise UsageError(f"--class {text!r}: {self.path} has {self.num_classes} classes; give {accepted} or all")
+
     def host_bytes(self, n: int) -> int:
         """Memory that ``sample(n)`` takes on the host: the noise and the images, in float32."""
         return FLOAT_BYTES * n * (self.latent_dim + math.prod(self.spec.shape))
@@ -158,7 +190,9 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
     path = Path(path)
     state = load_checkpoint(path)  # which checks the fields read here
     model = state["config"]["model"]
-    spec = DataSpec(tuple(state["data_spec"]["shape"]), state["data_spec"]["num_classes"])
+    saved_spec = state["data_spec"]
+    names = saved_spec.get("class_names")
+    spec = DataSpec(tuple(saved_spec["shape"]), saved_spec["num_classes"], tuple(names) if names else None)
     try:
         component = registry.get(Kind.ARCHITECTURE, model["name"])
     except UsageError as error:

@@ -187,6 +187,17 @@ def contract_problem(kind: Kind, built: Any) -> str | None:
             return f"a DataSpec whose shape is {describe_value(shape)}, not three positive ints (C, H, W)"
         if spec.num_classes is not None and not _is_count(spec.num_classes):
             return f"a DataSpec whose num_classes is {describe_value(spec.num_classes)}, not None or a positive int"
+        names = spec.class_names
+        if names is not None and not (
+            isinstance(names, tuple)
+            and len(names) == spec.num_classes
+            and all(isinstance(name, str) and name for name in names)
+            and len(set(names)) == len(names)
+        ):
+            return (
+                f"a DataSpec whose class_names are {describe_value(names)}, not None or a tuple of "
+                f"{spec.num_classes} different non-empty strings, one per class"
+            )
     return None
 
 

@@ -409,3 +409,102 @@ def test_a_compiled_conditional_step_trains_like_the_eager_one(app, registry, tm
     assert "training step on cpu: fp32, torch.compile" in output
     assert "torch.compile failed" not in output
     assert update_error(compiled, eager, initial) < COMPILED
+
+
+# -- sampling a class ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def conditional_checkpoint(tmp_path_factory):
+    """A one-epoch conditional smoke run (synthetic data: 4 classes, no names)."""
+    from ganforge.cli import create_app
+    from ganforge.plugins import load_plugins
+
+    out = tmp_path_factory.mktemp("conditional") / "run"
+    args = ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", "train.epochs=1"]
+    for override in CONDITIONAL["projection"]:
+        args += ["--set", override]
+    result = CliRunner().invoke(create_app(load_plugins(strict=True)), args)
+    assert result.exit_code == 0, result.output
+    return out / "checkpoints" / "last.pt"
+
+
+def sampled(app, checkpoint, out, *args):
+    result = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return torch.load(out, weights_only=True) if out.suffix == ".pt" else None
+
+
+def test_sample_draws_the_class_asked_from_the_same_noise(app, conditional_checkpoint, tmp_path):
+    one_class = sampled(app, conditional_checkpoint, tmp_path / "two.pt", "--class", "2", "--n", "8")
+    every_class = sampled(app, conditional_checkpoint, tmp_path / "all.pt", "--class", "all", "--n", "8")
+    listed = sampled(
+        app, conditional_checkpoint, tmp_path / "listed.pt", "--class", "0,1", "--class", "2,3", "--n", "8"
+    )
+    # The same seed draws the same noise: image i of every call has the same z, and its class decides the rest.
+    assert torch.equal(every_class, listed)
+    assert torch.equal(one_class[4:6], every_class[4:6])  # images 4 and 5 are class 2 in both
+    assert not torch.equal(one_class[:2], every_class[:2])  # class 2 against class 0
+    unasked = sampled(app, conditional_checkpoint, tmp_path / "unasked.pt", "--n", "8")
+    # Without --class the classes take turns, 0, 1, 2, 3, 0, ...: images 0 and 7 are of the same class as above.
+    assert torch.equal(unasked[[0, 7]], every_class[[0, 7]]) and not torch.equal(unasked[1], every_class[1])
+    sampled(app, conditional_checkpoint, tmp_path / "grid.png", "--class", "all", "--n", "12")
+    assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--class", "4"], "has 4 classes; give an index from 0 to 3 or all"),
+        (["--class", "Sneaker"], "--class 'Sneaker':"),
+        (["--class", "0,1,2", "--n", "8"], "--n 8 with 3 classes: --n must be a multiple of the number of classes"),
+    ],
+)
+def test_sample_refuses_a_class_the_checkpoint_does_not_have(app, conditional_checkpoint, tmp_path, args, message):
+    result = CliRunner().invoke(app, ["sample", str(conditional_checkpoint), "--out", str(tmp_path / "x.png"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x.png").exists()
+
+
+def test_sample_refuses_a_class_for_an_unconditional_generator(app, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", "train.epochs=1"]
+    )
+    assert result.exit_code == 0, result.output
+    checkpoint = out / "checkpoints" / "last.pt"
+    refused = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(tmp_path / "x.png"), "--class", "1"])
+    assert refused.exit_code == 2
+    assert "generator is unconditional (its architecture reads no labels)" in refused.output
+    plain = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(tmp_path / "x.png"), "--n", "4"])
+    assert plain.exit_code == 0, plain.output
+
+
+def test_sample_takes_the_class_names_of_the_dataset(app, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    for name, colour in (("cats", (0, 0, 255)), ("dogs", (255, 0, 0))):
+        for index in range(4):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), colour).save(folder / name / f"{index}.png")
+    out = tmp_path / "run"
+    args = ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", "train.epochs=1"]
+    overrides = [
+        f"data={{name: image_folder, params: {{path: '{folder}', size: 8}}}}",
+        "train.batch_size=4",
+        "model.params.hidden=[16]",
+        *CONDITIONAL["concat"],
+    ]
+    for override in overrides:
+        args += ["--set", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    checkpoint = out / "checkpoints" / "last.pt"
+    by_name = sampled(app, checkpoint, tmp_path / "dogs.pt", "--class", "Dogs", "--n", "4")
+    by_index = sampled(app, checkpoint, tmp_path / "one.pt", "--class", "1", "--n", "4")
+    assert torch.equal(by_name, by_index)
+    refused = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(tmp_path / "x.png"), "--class", "cow"])
+    assert refused.exit_code == 2
+    assert "give an index from 0 to 1, a name (cats, dogs) or all" in refused.output

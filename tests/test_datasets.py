@@ -109,7 +109,7 @@ def test_mnist_reads_idx_files(registry, tmp_path, gzipped, layout):
 
     loaded = build(registry, "mnist", {"split": "test"}, tmp_path)
 
-    assert loaded.spec == DataSpec((1, 28, 28), 10)
+    assert loaded.spec == DataSpec((1, 28, 28), 10, tuple("0123456789"))
     dataset = loaded.dataset
     assert isinstance(dataset, ImageTensorDataset)
     assert len(dataset) == TINY_COUNT
@@ -197,7 +197,7 @@ def test_real_mnist(registry, real_mnist_root, split, count):
     assert sorted(dataset.labels.unique().tolist()) == list(range(10))
     image, _ = dataset[0]
     assert image.min() == -1.0 and image.max() == 1.0
-    assert loaded.spec == DataSpec((1, 28, 28), 10)
+    assert loaded.spec == DataSpec((1, 28, 28), 10, tuple("0123456789"))
 
 
 def test_fashion_mnist_falls_back_to_the_debian_package(registry, tmp_path):
@@ -205,7 +205,8 @@ def test_fashion_mnist_falls_back_to_the_debian_package(registry, tmp_path):
         pytest.skip(f"package dataset-fashion-mnist is not installed ({datasets.DEBIAN_FASHION_MNIST_DIR} is absent)")
     loaded = build(registry, "fashion_mnist", {"split": "test"}, tmp_path)
     assert len(loaded.dataset) == 10_000
-    assert loaded.spec == DataSpec((1, 28, 28), 10)
+    assert loaded.spec.num_classes == 10 and loaded.spec.class_names[7] == "Sneaker"
+    assert loaded.spec.class_names == datasets.FASHION_MNIST_CLASSES
 
 
 def test_fashion_mnist_prefers_the_data_root(registry, tmp_path):
@@ -246,7 +247,7 @@ def test_cifar10_images_become_one_uint8_tensor_channels_first(registry, tmp_pat
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     loaded = build(registry, "cifar10", {"split": "test"}, tmp_path)
-    assert loaded.spec == DataSpec((3, 32, 32), 10)
+    assert loaded.spec == DataSpec((3, 32, 32), 10, datasets.CIFAR10_CLASSES)
     assert loaded.dataset.images.shape == (4, 3, 32, 32)
     assert torch.equal(loaded.dataset.images[2], torch.from_numpy(pixels[2]).permute(2, 0, 1))
     assert loaded.dataset.labels.tolist() == [3, 1, 4, 1]
@@ -272,7 +273,7 @@ def class_folders(tmp_path) -> Path:
 
 def test_image_folder_classes_from_subfolders(registry, class_folders):
     loaded = build(registry, "image_folder", {"path": str(class_folders), "size": 12}, Path("/unused"))
-    assert loaded.spec == DataSpec((3, 12, 12), 2)
+    assert loaded.spec == DataSpec((3, 12, 12), 2, ("cats", "dogs"))  # classes named after their subfolders
     dataset = loaded.dataset
     assert dataset.images.shape == (3, 3, 12, 12) and dataset.images.dtype == torch.uint8
     # Sorted order: cats/c.jpg, dogs/a.png, dogs/b.PNG; classes sorted: cats=0, dogs=1.

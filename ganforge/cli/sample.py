@@ -49,6 +49,15 @@ def sample(
             "walk per grid row; --n must be a multiple of STEPS.",
         ),
     ] = None,
+    classes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--class",
+            help="Conditional generators: the class to draw, by name (Sneaker) or index (7); repeat it or use "
+            "commas (0,1,2) for several, 'all' for every class. --n is split evenly over them, one grid row per "
+            "class. Without it, each class in turn.",
+        ),
+    ] = None,
 ) -> None:
     """Generate images from a checkpoint alone: no dataset needed."""
     plugins: Plugins = ctx.obj
@@ -72,10 +81,17 @@ def sample(
         device=torch_device,
         device_bytes=generator.device_bytes(),
     )
-    images = generator.sample(n, seed, torch_device, truncation=truncation, walk_steps=interpolate)
+    labels, columns = None, interpolate
+    if classes:
+        asked = [part for text in classes for part in text.split(",") if part.strip()]
+        labels = generator.class_labels(asked, n)
+        distinct = len(labels.unique_consecutive())
+        if interpolate is None and distinct > 1:
+            columns = n // distinct  # one row per class
+    images = generator.sample(n, seed, torch_device, truncation=truncation, walk_steps=interpolate, labels=labels)
     with reported_write_failure(out, "--out"):
         if as_grid:
-            save_grid(images, out, columns=interpolate)
+            save_grid(images, out, columns=columns)
         else:
             write_atomically(out, lambda stream: torch.save(images, stream))
     console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)

@@ -264,6 +264,20 @@ MNIST = IdxDataset(
         }
     ),
 )
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_MNIST = IdxDataset(
     "Fashion-MNIST",
     ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw", ""),
@@ -298,15 +312,17 @@ FASHION_MNIST = IdxDataset(
 
 def load_mnist(params: SplitDatasetParams, root: Path) -> LoadedDataset:
     """MNIST handwritten digits, 28x28 grayscale, 10 classes."""
-    return _load_idx_dataset(MNIST, params, root)
+    return _load_idx_dataset(MNIST, params, root, MNIST_CLASSES)
 
 
 def load_fashion_mnist(params: SplitDatasetParams, root: Path) -> LoadedDataset:
     """Fashion-MNIST clothing images, 28x28 grayscale, 10 classes."""
-    return _load_idx_dataset(FASHION_MNIST, params, root)
+    return _load_idx_dataset(FASHION_MNIST, params, root, FASHION_MNIST_CLASSES)
 
 
-def _load_idx_dataset(which: IdxDataset, params: SplitDatasetParams, root: Path) -> LoadedDataset:
+def _load_idx_dataset(
+    which: IdxDataset, params: SplitDatasetParams, root: Path, class_names: tuple[str, ...]
+) -> LoadedDataset:
     root = (params.root or root).expanduser()
     stems = IDX_FILE_STEMS[params.split]
     search_dirs = which.search_dirs(root)
@@ -321,13 +337,13 @@ def _load_idx_dataset(which: IdxDataset, params: SplitDatasetParams, root: Path)
     labels = read_idx(labels_path, IDX_LABELS_MAGIC)
     if len(images) != len(labels):
         raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
-    num_classes = 10
+    num_classes = len(class_names)
     if labels.size and labels.max() >= num_classes:
         raise DataError(f"{labels_path}: label {labels.max()} is out of range for {num_classes} classes")
     images, labels = images[: params.limit], labels[: params.limit]
     height, width = images.shape[1:]
     dataset = ImageTensorDataset(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels))
-    return LoadedDataset(dataset, DataSpec((1, height, width), num_classes))
+    return LoadedDataset(dataset, DataSpec((1, height, width), num_classes, class_names))
 
 
 def _find_idx_files(stems: Sequence[str], search_dirs: Sequence[Path]) -> tuple[Path, ...] | None:
@@ -418,7 +434,7 @@ def load_cifar10(params: SplitDatasetParams, root: Path) -> LoadedDataset:
     images = torch.from_numpy(np.ascontiguousarray(np.asarray(cifar.data, dtype=np.uint8).transpose(0, 3, 1, 2)))
     labels = torch.as_tensor(cifar.targets, dtype=torch.int64)
     images, labels = images[: params.limit], labels[: params.limit]
-    return LoadedDataset(ImageTensorDataset(images, labels), DataSpec((3, 32, 32), 10))
+    return LoadedDataset(ImageTensorDataset(images, labels), DataSpec((3, 32, 32), 10, CIFAR10_CLASSES))
 
 
 def _download_cifar10(candidates: Sequence[Path]) -> None:
@@ -462,12 +478,14 @@ def load_image_folder(params: ImageFolderParams, root: Path) -> LoadedDataset:
     if not files:
         wanted = ", ".join(f".{extension}" for extension in params.extensions)
         raise DataError(f"no images found under {folder.absolute()} (looked for files ending in {wanted})")
-    labels, num_classes = _labels_for(files, folder, params.labels_from_subfolders)
+    labels, class_names = _labels_for(files, folder, params.labels_from_subfolders)
     images = np.empty((len(files), params.channels, params.size, params.size), dtype=np.uint8)
     for index, file in enumerate(files):
         images[index] = _read_image(file, params.size, params.channels)
     dataset = ImageTensorDataset(torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64))
-    return LoadedDataset(dataset, DataSpec((params.channels, params.size, params.size), num_classes))
+    num_classes = len(class_names) if class_names is not None else None
+    spec = DataSpec((params.channels, params.size, params.size), num_classes, class_names)
+    return LoadedDataset(dataset, spec)
 
 
 def _find_images(folder: Path, extensions: Sequence[str]) -> list[Path]:
@@ -483,14 +501,15 @@ def _find_images(folder: Path, extensions: Sequence[str]) -> list[Path]:
     )
 
 
-def _labels_for(files: Sequence[Path], folder: Path, from_subfolders: bool) -> tuple[list[int], int | None]:
-    """Class indices from immediate subfolders when every image sits in one, else all 0 and no classes."""
+def _labels_for(files: Sequence[Path], folder: Path, from_subfolders: bool) -> tuple[list[int], tuple[str, ...] | None]:
+    """Class indices from immediate subfolders (named after them) when every image sits in one, else all 0 and
+    no classes."""
     relative = [file.relative_to(folder) for file in files]
     if not from_subfolders or any(len(path.parts) != 2 for path in relative):
         return [0] * len(files), None
-    class_names = sorted({path.parts[0] for path in relative})
+    class_names = tuple(sorted({path.parts[0] for path in relative}))
     index_of = {name: index for index, name in enumerate(class_names)}
-    return [index_of[path.parts[0]] for path in relative], len(class_names)
+    return [index_of[path.parts[0]] for path in relative], class_names
 
 
 def _read_image(file: Path, size: int, channels: int) -> np.ndarray:

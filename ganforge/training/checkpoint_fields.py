@@ -75,6 +75,7 @@ def _plausible_image(shape: list[int]) -> list[int]:
 class DataSpecFields(_Fields):
     shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3), AfterValidator(_plausible_image)]
     num_classes: PositiveInt | None
+    class_names: list[str] | None = None  # checkpoints from before class names had none
 
 
 class NoiseRandomState(_Fields):

@@ -60,7 +60,11 @@ def gather_checkpoint_state(trainer: Checkpointed) -> dict[str, Any] | None:
     return {
         "ganforge_version": __version__,
         "config": trainer.resolved_config,
-        "data_spec": {"shape": list(trainer.spec.shape), "num_classes": trainer.spec.num_classes},
+        "data_spec": {
+            "shape": list(trainer.spec.shape),
+            "num_classes": trainer.spec.num_classes,
+            "class_names": list(trainer.spec.class_names) if trainer.spec.class_names is not None else None,
+        },
         "latent_dim": trainer.latent_dim,
         "epoch": trainer.epoch,
         "step": trainer.step,
