@@ -198,9 +198,18 @@ class OutputConfig(Strict):
 class EvalConfig(Strict):
     every: int = Field(0, ge=0, le=1_000_000, description="Epochs between evaluations during training; 0 = none.")
     metrics: list[ComponentName | ComponentConfig] = Field(
-        default_factory=lambda: ["fid", "kid", "classifier_score", "precision_recall", "mode_coverage"],
+        default_factory=lambda: [
+            "fid",
+            "kid",
+            "classifier_score",
+            "precision_recall",
+            "mode_coverage",
+            "class_accuracy",
+            "intra_fid",
+        ],
         max_length=MAX_METRICS,
-        description="Metrics to compute: names, or {name, params}; see `ganforge list metrics`.",
+        description="Metrics to compute: names, or {name, params}; see `ganforge list metrics`. Class-by-class "
+        "metrics (class_accuracy, intra_fid) score conditional generators only.",
     )
     samples: int = Field(
         DEFAULT_EVAL_SAMPLES,

@@ -341,11 +341,14 @@ class FeatureSet:
     """A set of images as a feature network sees them.
 
     ``features`` is ``[N, D]``; ``probabilities`` is ``[N, K]``, the network's class
-    probabilities, or None when the feature network does not classify.
+    probabilities, or None when the feature network does not classify. ``labels`` ``[N]`` is each
+    image's class where it has one: the class a conditional generator was asked for, a real
+    image's own label; None for an unconditional generator's images.
     """
 
     features: torch.Tensor
     probabilities: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -392,7 +395,8 @@ class GANMetric:
 
     ``goals`` names every value ``compute`` returns and says which way it gets better (what
     ``train.eval.best`` and the contract checks rely on). ``needs_probabilities`` is True where
-    the metric reads class probabilities, which not every feature network provides.
+    the metric reads class probabilities, which not every feature network provides;
+    ``needs_labels`` where it reads both sets' labels (class-conditional generators).
     ``sample_needs`` says how many images of each set ``compute`` needs at least (given its
     params); ganforge checks the counts against it at ``validate``, before a run starts and
     before ``eval`` scores anything, so ``compute`` is never called with fewer.
@@ -400,6 +404,9 @@ class GANMetric:
 
     goals: ClassVar[Mapping[str, Goal]] = {}
     needs_probabilities: ClassVar[bool] = False
+    # Compares the sets class by class: computed only where the generated images have labels (a
+    # conditional generator's), and left out of an unconditional generator's evaluation.
+    needs_labels: ClassVar[bool] = False
 
     def sample_needs(self) -> SampleNeeds:
         return SampleNeeds()

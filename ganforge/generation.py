@@ -108,11 +108,15 @@ class CheckpointGenerator:
         if self.num_classes is None:
             labels = None
         elif labels is None:
-            labels = balanced_labels(n, self.num_classes)
+            labels = self.balanced_labels(n)
         try:
             return generate(self.generator, noise, target, self.spec.shape, labels)
         except GeneratorShapeError as error:
             raise GanforgeError(f"{self.path}: {error}") from None
+
+    def balanced_labels(self, n: int) -> torch.Tensor | None:
+        """What ``sample`` draws without labels: each class in turn; None for an unconditional generator."""
+        return None if self.num_classes is None else balanced_labels(n, self.num_classes)
 
     def class_labels(self, asked: Sequence[str], n: int) -> torch.Tensor:
         """Labels for ``n`` images of the classes asked (names or indices; ``all`` for every class), in equal
@@ -158,6 +162,11 @@ class CheckpointGenerator:
     def describe(self) -> str:
         which = "EMA generator" if self.uses_ema else "generator"
         return f"{self.path} (epoch {self.state.get('epoch')}, step {self.state.get('step')}, {which})"
+
+
+def classes_described(num_classes: int | None) -> str:
+    """What a description of generated images adds for a conditional generator's balanced labels."""
+    return "" if num_classes is None else f", as many of each of the {num_classes} classes as can be"
 
 
 def balanced_labels(count: int, num_classes: int) -> torch.Tensor:

@@ -508,3 +508,62 @@ def test_sample_takes_the_class_names_of_the_dataset(app, tmp_path):
     refused = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(tmp_path / "x.png"), "--class", "cow"])
     assert refused.exit_code == 2
     assert "give an index from 0 to 1, a name (cats, dogs) or all" in refused.output
+
+
+# -- evaluation class by class --------------------------------------------------------------------
+
+
+def test_class_accuracy_and_intra_fid_against_a_hand_computation(registry):
+    from ganforge.contracts import FeatureSet
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(50)
+    real = FeatureSet(torch.randn(150, 4, generator=generator) + labels[:, None], None, labels)
+    # Asked for classes 0, 1, 2; the classifier sees class 0 for all of class 0, half of class 1, none of class 2.
+    seen = torch.cat([torch.zeros(50), torch.tensor([1, 0] * 25), torch.zeros(50)]).long()
+    probabilities = torch.nn.functional.one_hot(seen, 3).double() * 0.9 + 0.1 / 3
+    generated = FeatureSet(torch.randn(150, 4, generator=generator) + 2 * labels[:, None], probabilities, labels)
+
+    accuracy = registry.get(Kind.METRIC, "class_accuracy").build({}).compute(generated, real)
+    assert accuracy == {"class_accuracy": pytest.approx((1.0 + 0.5 + 0.0) / 3), "class_accuracy_min": 0.0}
+
+    fid = registry.get(Kind.METRIC, "fid").build({})
+    per_class = [
+        fid.compute(FeatureSet(generated.features[labels == k]), FeatureSet(real.features[labels == k]))["fid"]
+        for k in range(3)
+    ]
+    intra = registry.get(Kind.METRIC, "intra_fid").build({}).compute(generated, real)
+    assert intra == {"intra_fid": pytest.approx(sum(per_class) / 3), "intra_fid_max": pytest.approx(max(per_class))}
+
+
+def test_a_conditional_run_is_scored_class_by_class_and_an_unconditional_one_is_not(app, tmp_path):
+    def evaluations(name, *overrides):
+        out = tmp_path / name
+        args = ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", "train.epochs=1"]
+        for override in ["eval.every=1", "eval.samples=200", *overrides]:
+            args += ["--set", override]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return [record for record in metrics(out) if record["event"] == "eval"]
+
+    [conditional] = evaluations("conditional", *CONDITIONAL["acgan"], "eval.best=class_accuracy")
+    assert {"class_accuracy", "class_accuracy_min", "intra_fid", "intra_fid_max", "fid"} <= set(conditional)
+    assert conditional["floor"]["class_accuracy"] > 0.9  # the classifier on real images of each class
+    assert "as many of each of the 4 classes as can be" in conditional["protocol"]["generated"]
+    # `ganforge eval` of the checkpoint alone draws the same noise and classes: the same scores.
+    offline = CliRunner().invoke(app, ["eval", str(tmp_path / "conditional"), "--n", "200", "--json"])
+    assert offline.exit_code == 0, offline.output
+    scores = json.loads(offline.stdout)["scores"]
+    assert scores["class_accuracy"] == conditional["class_accuracy"] and scores["fid"] == conditional["fid"]
+    [unconditional] = evaluations("unconditional")
+    assert "fid" in unconditional and "class_accuracy" not in unconditional and "intra_fid" not in unconditional
+
+
+def test_best_by_a_class_by_class_value_is_refused_for_an_unconditional_model(app, workdir):
+    args = ["run", str(SMOKE), "--set", "eval.every=1", "--set", "eval.best=intra_fid"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "eval.best: 'intra_fid' is a value of metric intra_fid, which compares generated images class by" in (
+        result.output
+    )
+    assert "Traceback" not in result.output and not (workdir / "runs").exists()

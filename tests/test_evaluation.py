@@ -48,6 +48,8 @@ def test_real_floor_of_a_dataset_without_a_test_split_uses_a_held_out_sixth(app)
     assert set(floor) == {
         "fid", "kid", "kid_std", "classifier_score", "classifier_score_std", "precision", "recall",
         "mode_coverage", "modes_covered", "mode_kl",
+        # Real images have their labels: the class-by-class metrics score them too (each class against its own).
+        "class_accuracy", "class_accuracy_min", "intra_fid", "intra_fid_max",
     }  # fmt: skip
     assert floor["modes_covered"] == 4 and floor["mode_coverage"] == 1.0
     assert report["goals"]["fid"] == "lower" and report["goals"]["precision"] == "higher"
@@ -200,7 +202,9 @@ def test_training_evaluates_every_n_epochs_and_keeps_the_best_checkpoint(app, wo
 def test_eval_best_must_name_a_value_of_the_chosen_metrics(app, workdir):
     result = invoke(app, "run", SMOKE, "--set", "eval.every=1", "--set", "eval.best=kid_std", exit_code=2)
     assert "eval.best: 'kid_std' is not a value" in result.stderr  # a standard deviation ranks nothing
-    assert "accepted: classifier_score, fid, kid, mode_coverage, mode_kl, modes_covered" in result.stderr
+    assert "accepted: class_accuracy, class_accuracy_min, classifier_score, fid, intra_fid, intra_fid_max, kid" in (
+        result.stderr
+    )
     result = invoke(
         app,
         "run",

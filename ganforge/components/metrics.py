@@ -1,4 +1,5 @@
-"""Built-in metrics: fid, kid, classifier_score, precision_recall, mode_coverage.
+"""Built-in metrics: fid, kid, classifier_score, precision_recall, mode_coverage, and for
+class-conditional generators class_accuracy and intra_fid.
 
 Each compares generated and real images through the features (and class probabilities) of one
 feature network, extracted once by the evaluation protocol; the maths lives in
@@ -146,6 +147,61 @@ class ModeCoverage(GANMetric):
         return {"mode_coverage": fraction, "modes_covered": float(covered), "mode_kl": kl}
 
 
+class ClassAccuracy(GANMetric):
+    """How often the feature network sees the class a conditional generator was asked for (the real images':
+    how often it sees their own label, the floor)."""
+
+    goals: ClassVar[dict[str, Goal]] = {
+        "class_accuracy": Goal("higher", ideal=1.0),
+        "class_accuracy_min": Goal("higher", ideal=1.0),
+    }
+    needs_probabilities = True
+    needs_labels = True
+
+    def __init__(self, params: NoParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        probabilities, labels = _probabilities(generated, "class_accuracy"), _labels(generated, "class_accuracy")
+        predicted = probabilities.argmax(dim=1)
+        accuracies = [float((predicted[labels == k] == k).float().mean()) for k in labels.unique().tolist()]
+        return {"class_accuracy": sum(accuracies) / len(accuracies), "class_accuracy_min": min(accuracies)}
+
+
+class IntraClassFID(GANMetric):
+    """FID within each class (generated images asked for class k against real images of class k), averaged
+    over the classes (Miyato & Koyama 2018), and the worst class's."""
+
+    goals: ClassVar[dict[str, Goal]] = {"intra_fid": Goal("lower", ideal=0.0), "intra_fid_max": Goal("lower")}
+    needs_labels = True
+
+    def __init__(self, params: NoParams) -> None:
+        self.params = params
+
+    def sample_needs(self) -> SampleNeeds:
+        return SampleNeeds(2, 2, "a covariance needs two images of a class in each set")
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
+        generated_labels, real_labels = _labels(generated, "intra_fid"), _labels(real, "intra_fid")
+        distances = []
+        for k in generated_labels.unique().tolist():
+            ours, theirs = generated.features[generated_labels == k], real.features[real_labels == k]
+            if len(ours) < 2 or len(theirs) < 2:
+                continue  # too few images of this class to fit a Gaussian
+            distances.append(maths.frechet_distance(*maths.feature_statistics(ours), *maths.feature_statistics(theirs)))
+        if not distances:
+            raise UsageError("metric intra_fid needs at least 2 images of one class in both sets; score more images")
+        return {"intra_fid": sum(distances) / len(distances), "intra_fid_max": max(distances)}
+
+
+def _labels(features: FeatureSet, metric: str):
+    if features.labels is None:
+        raise UsageError(f"metric {metric} compares images class by class and needs the classes of both sets")
+    return features.labels
+
+
 def _probabilities(features: FeatureSet, metric: str):
     if features.probabilities is None:
         raise UsageError(f"metric {metric} needs class probabilities, which this feature network does not give")
@@ -179,4 +235,14 @@ def register_metrics(register: Register) -> None:
         ModeCoverage,
         params=ModeCoverageParams,
         summary="Share of real classes that receive samples, and KL between class histograms.",
+    )
+    register(
+        "class_accuracy",
+        ClassAccuracy,
+        summary="Conditional generators: how often the domain classifier sees the class asked for; mean and worst.",
+    )
+    register(
+        "intra_fid",
+        IntraClassFID,
+        summary="Conditional generators: FID within each class, averaged over the classes, and the worst.",
     )

@@ -27,7 +27,7 @@ from ganforge.evaluation.protocol import (
     scoring_bytes,
 )
 from ganforge.evaluation.sample_files import SamplesFileError, read_samples
-from ganforge.generation import load_generator
+from ganforge.generation import classes_described, load_generator
 from ganforge.memory import check_memory
 from ganforge.registry import Chosen, Kind, Registry
 
@@ -99,7 +99,9 @@ def score_checkpoint(
     params = {**trained_on["params"], **(data_params or {})}
     domain = load_domain(data, data.parse_params(params), scoring.data_root)
     described = f"{count} samples (noise seed {seed}) from {checkpoint.describe()}"
-    images = generated_images(checkpoint.sample(count, seed, scoring.device), described)
+    described += classes_described(checkpoint.num_classes)
+    labels = checkpoint.balanced_labels(count)
+    images = generated_images(checkpoint.sample(count, seed, scoring.device, labels=labels), described, labels)
     return _score(domain, scoring, images, described)
 
 

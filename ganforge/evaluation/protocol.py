@@ -14,6 +14,7 @@ are refused: they would be quantised to arbitrary pixels and scored as if they w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +40,20 @@ def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chos
     """Metrics by name (default: every installed metric), each with its default params."""
     components = [registry.get(Kind.METRIC, name) for name in names] if names else registry.components(Kind.METRIC)
     return [Chosen(component, component.parse_params({})) for component in components]
+
+
+def check_best_is_scored(metrics: Sequence[Chosen], best: str | None, *, conditional: bool) -> None:
+    """``eval.best`` must name a value the evaluation will have: a class-by-class one only for conditional models."""
+    if best is None or conditional:
+        return
+    for chosen in metrics:
+        metric = chosen.build()
+        if best in metric.goals and metric.needs_labels:
+            raise UsageError(
+                f"eval.best: {best!r} is a value of metric {chosen.component.name}, which compares generated images "
+                "class by class, and this run's model is unconditional (its architecture reads no labels), so it is "
+                "never scored; choose another value, e.g. fid"
+            )
 
 
 def sample_needs_problem(metrics: Sequence[Chosen], *, generated: int, real: int) -> str | None:
@@ -86,7 +101,9 @@ class Evaluation:
         self.reference = domain.held_out.subset(samples, seed=REFERENCE_SEED)
         self.floor_cache = FloorCache(cache_dir, self._floor_protocol(), log) if cache_dir is not None else None
         cached = self.floor_cache.read() if self.floor_cache is not None else None
-        self.reference_features = cached.reference_features if cached else network.extract(self.reference)
+        reference_features = cached.reference_features if cached else network.extract(self.reference)
+        # The labels come with the images, not from the cache: the reference is drawn the same every time.
+        self.reference_features = dataclasses.replace(reference_features, labels=self.reference.labels)
         self._floor: dict[str, float] | None = cached.floor if cached else None
 
     def _check_value_names(self) -> None:
@@ -113,9 +130,11 @@ class Evaluation:
             )
         metrics = [chosen for chosen, _ in self.metrics]
         check_sample_needs(metrics, generated=len(images), real=len(self.reference), counted=images.description)
-        features = self.network.extract(images)
+        features = dataclasses.replace(self.network.extract(images), labels=images.labels)
         values: dict[str, float] = {}
         for chosen, metric in self.metrics:
+            if metric.needs_labels and features.labels is None:
+                continue  # an unconditional generator's images: no class to compare by
             try:
                 values.update(metric.compute(features, self.reference_features))
             except GanforgeError:
@@ -211,15 +230,16 @@ def evaluate_domain(
     return Evaluation(domain, network, metrics, samples, cache_dir=cache_dir, log=log)
 
 
-def generated_images(images: torch.Tensor, description: str) -> ImageSet:
-    """Generator output in [-1, 1] as 8-bit images, as the real ones are; NaN or infinity is refused."""
+def generated_images(images: torch.Tensor, description: str, labels: torch.Tensor | None = None) -> ImageSet:
+    """Generator output in [-1, 1] as 8-bit images, as the real ones are, with the classes a conditional
+    generator was asked for; NaN or infinity is refused."""
     bad_values, bad_images = non_finite(images)
     if bad_values:
         raise GanforgeError(
             f"{description}: {bad_values:,} values in {bad_images:,} of the {len(images):,} images are NaN or "
             "infinite, so they cannot be scored (did the generator diverge?)"
         )
-    return ImageSet(quantised(images), None, description)
+    return ImageSet(quantised(images), labels, description)
 
 
 def quantised(images: torch.Tensor, unit: bool = False) -> torch.Tensor:

@@ -25,8 +25,8 @@ from ganforge.config import ResolvedRun
 from ganforge.contracts import Augmentation, GANLoss, GANModels, LoadedDataset
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
-from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
-from ganforge.generation import generate
+from ganforge.evaluation.protocol import Evaluation, check_best_is_scored, generated_images, prepare_evaluation
+from ganforge.generation import classes_described, generate
 from ganforge.training.batches import make_batches
 from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.fixed_inputs import SAMPLE_GRID_SIZE, evaluation_inputs, first_images, sample_grid_inputs
@@ -178,6 +178,7 @@ class Trainer:
     def _prepare_evaluation(self, run: ResolvedRun) -> Evaluation:
         """Domain classifier and reference features, before the run folder exists: failures come first."""
         settings = run.config.eval
+        check_best_is_scored(run.metrics, settings.best, conditional=self.num_classes is not None)
         evaluation = prepare_evaluation(
             run.data,
             run.metrics,
@@ -199,11 +200,9 @@ class Trainer:
         which = "EMA generator" if self.gan_step.ema_generator is not None else "generator"
         described = (
             f"{len(self.eval_noise)} samples of the {which} at epoch {self.epoch} (noise seed {self.config.seed})"
-        )
-        if self.num_classes is not None:
-            described += f", as many of each of the {self.num_classes} classes as can be"
+        ) + classes_described(self.num_classes)
         samples = self.sample(self.eval_noise, self.eval_labels)
-        values = self.evaluation.score(generated_images(samples, described))
+        values = self.evaluation.score(generated_images(samples, described, self.eval_labels))
         record: dict[str, Any] = {"event": "eval", "epoch": self.epoch, "step": self.step, **values}
         record["floor"] = self.evaluation.floor()
         record["seconds"] = round(time.perf_counter() - started, 3)
