@@ -121,3 +121,46 @@ def require_labels(labels: torch.Tensor | None, role: str) -> torch.Tensor:
     if labels is None:
         raise ValueError(f"this {role} is class-conditional: call it with labels, {role}(..., y) with y an int64 [B]")
     return labels
+
+
+def conditional_generate(
+    layers: nn.Sequential, z: torch.Tensor, labels: torch.Tensor | None, label_embedding: ClassEmbedding | None
+) -> torch.Tensor:
+    """A conditional generator's layers on z (joined by the label's embedding with 'concat') and the labels."""
+    labels = require_labels(labels, "generator")
+    if label_embedding is not None:
+        z = torch.cat([z, label_embedding(labels)], dim=1)
+    return run_layers(layers, z, labels)
+
+
+def label_heads(
+    conditioning: DiscriminatorConditioning, num_classes: int | None, features: int
+) -> tuple[ClassEmbedding | None, nn.Linear | None]:
+    """A discriminator's projection embedding ('projection') or class head ('classifier') on its last features."""
+    if num_classes is None:
+        return None, None
+    if conditioning == "projection":
+        return ClassEmbedding(num_classes, features), None
+    if conditioning == "classifier":
+        return None, nn.Linear(features, num_classes)
+    return None, None
+
+
+def conditional_judge(
+    layers: nn.Sequential,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    projection: ClassEmbedding | None,
+    class_head: nn.Linear | None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """A conditional discriminator's layers, whose last one scores the features ``h`` before it: the score, plus
+    ``<embed(y), h>`` with a projection, or with the class logits beside it with a class head."""
+    *body, head = layers
+    for layer in body:
+        x = layer(x)
+    scores = head(x).squeeze(-1)
+    if projection is not None:
+        return scores + (projection(labels) * x).sum(dim=1)
+    if class_head is not None:
+        return scores, class_head(x)
+    return scores

@@ -25,9 +25,11 @@ from ganforge.components.architectures.conditioning import (
     ConditionalBatchNorm,
     DiscriminatorConditioning,
     GeneratorConditioning,
+    conditional_generate,
+    conditional_judge,
     conditioning_classes,
+    label_heads,
     require_labels,
-    run_layers,
 )
 from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
 from ganforge.components.architectures.spectral import SPECTRAL_NORM, spectrally_normalised
@@ -260,10 +262,7 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if not self.conditional:
             return self.net(z)
-        labels = require_labels(labels, "generator")
-        if self.label_embedding is not None:
-            z = torch.cat([z, self.label_embedding(labels)], dim=1)
-        return run_layers(self.net, z, labels)
+        return conditional_generate(self.net, z, labels, self.label_embedding)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -279,7 +278,7 @@ class DCGANDiscriminator(nn.Module):
         kernel = params.discriminator_kernel_size
         self.reads_unit_range = params.pixel_range == "unit"
         self.conditioning = params.discriminator_conditioning if num_classes is not None else "none"
-        self.label_embedding = self.projection = self.class_head = None
+        self.label_embedding = None
         inputs = image_channels
         if self.conditioning == "concat":
             assert num_classes is not None
@@ -301,12 +300,7 @@ class DCGANDiscriminator(nn.Module):
         features = channels[-1] * geometry.base * geometry.base
         layers += [nn.Flatten(), nn.Linear(features, 1)]
         self.net = nn.Sequential(*layers)
-        if self.conditioning == "projection":
-            assert num_classes is not None
-            self.projection = ClassEmbedding(num_classes, features)
-        elif self.conditioning == "classifier":
-            assert num_classes is not None
-            self.class_head = nn.Linear(features, num_classes)
+        self.projection, self.class_head = label_heads(self.conditioning, num_classes, features)
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor | None = None
@@ -320,15 +314,7 @@ class DCGANDiscriminator(nn.Module):
         if self.label_embedding is not None:
             maps = self.label_embedding(labels).to(images.dtype)[:, :, None, None]
             x = torch.cat([images, maps.expand(-1, -1, *images.shape[2:])], dim=1)
-        *body, head = self.net
-        for layer in body:
-            x = layer(x)
-        scores = head(x).squeeze(-1)
-        if self.projection is not None:
-            return scores + (self.projection(labels) * x).sum(dim=1)
-        if self.class_head is not None:
-            return scores, self.class_head(x)
-        return scores
+        return conditional_judge(self.net, x, labels, self.projection, self.class_head)
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -16,9 +16,11 @@ from ganforge.components.architectures.conditioning import (
     ConditionalBatchNorm,
     DiscriminatorConditioning,
     GeneratorConditioning,
+    conditional_generate,
+    conditional_judge,
     conditioning_classes,
+    label_heads,
     require_labels,
-    run_layers,
 )
 from ganforge.components.architectures.limits import MAX_LATENT_DIM, MAX_LAYERS, MAX_WIDTH, Width
 from ganforge.components.architectures.spectral import SPECTRAL_NORM, spectrally_normalised
@@ -77,10 +79,7 @@ class MLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if not self.conditional:
             return self.net(z).view(z.shape[0], *self.image_shape)
-        labels = require_labels(labels, "generator")
-        if self.label_embedding is not None:
-            z = torch.cat([z, self.label_embedding(labels)], dim=1)
-        return run_layers(self.net, z, labels).view(z.shape[0], *self.image_shape)
+        return conditional_generate(self.net, z, labels, self.label_embedding).view(z.shape[0], *self.image_shape)
 
 
 class MLPDiscriminator(nn.Module):
@@ -89,7 +88,7 @@ class MLPDiscriminator(nn.Module):
         conditioning = params.discriminator_conditioning if num_classes is not None else "none"
         self.conditioning = conditioning
         width = math.prod(image_shape)
-        self.label_embedding = self.projection = self.class_head = None
+        self.label_embedding = None
         if conditioning == "concat":
             assert num_classes is not None
             self.label_embedding = ClassEmbedding(num_classes, params.label_embedding_dim)
@@ -102,12 +101,7 @@ class MLPDiscriminator(nn.Module):
             width = hidden_width
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
-        if conditioning == "projection":
-            assert num_classes is not None
-            self.projection = ClassEmbedding(num_classes, width)
-        elif conditioning == "classifier":
-            assert num_classes is not None
-            self.class_head = nn.Linear(width, num_classes)
+        self.projection, self.class_head = label_heads(conditioning, num_classes, width)
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor | None = None
@@ -118,15 +112,7 @@ class MLPDiscriminator(nn.Module):
         x = images
         if self.label_embedding is not None:
             x = torch.cat([images.flatten(1), self.label_embedding(labels)], dim=1)
-        *body, head = self.net
-        for layer in body:
-            x = layer(x)
-        scores = head(x).squeeze(-1)
-        if self.projection is not None:
-            return scores + (self.projection(labels) * x).sum(dim=1)
-        if self.class_head is not None:
-            return scores, self.class_head(x)
-        return scores
+        return conditional_judge(self.net, x, labels, self.projection, self.class_head)
 
 
 def build_mlp(params: MLPParams, data: DataSpec) -> GANModels:
