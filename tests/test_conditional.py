@@ -399,18 +399,6 @@ def test_a_two_process_conditional_run_resumes_to_the_weights_of_an_unstopped_on
     assert without_timing(metrics(stopped)) == without_timing(metrics(straight))
 
 
-def test_a_compiled_conditional_step_trains_like_the_eager_one(app, registry, tmp_path):
-    from tests.test_speed import COMPILED, CONVOLUTIONAL, initial_weights, train, update_error
-
-    network = [*CONVOLUTIONAL, *CONDITIONAL["projection"]]
-    initial = initial_weights(registry, *network)
-    eager, _ = train(app, tmp_path, "eager", *network, "train.compile=false")
-    compiled, output = train(app, tmp_path, "compiled", *network, "train.compile=true")
-    assert "training step on cpu: fp32, torch.compile" in output
-    assert "torch.compile failed" not in output
-    assert update_error(compiled, eager, initial) < COMPILED
-
-
 # -- sampling a class ---------------------------------------------------------------------------
 
 

@@ -69,8 +69,15 @@ def test_mixed_precision_trains_like_fp32(app, registry, tmp_path, network, prec
     assert update_error(mixed, reference, initial) < tolerance
 
 
-def test_compiled_training_matches_eager(app, registry, tmp_path):
-    network = CONVOLUTIONAL
+CONDITIONAL_CONVOLUTIONAL = [
+    *CONVOLUTIONAL,
+    "model.params.generator_conditioning=batch_norm",
+    "model.params.discriminator_conditioning=projection",
+]
+
+
+@pytest.mark.parametrize("network", [CONVOLUTIONAL, CONDITIONAL_CONVOLUTIONAL], ids=["dcgan", "conditional-dcgan"])
+def test_compiled_training_matches_eager(app, registry, tmp_path, network):
     initial = initial_weights(registry, *network)
     eager, _ = train(app, tmp_path, "eager", *network, "train.compile=false")
     compiled, output = train(app, tmp_path, "compiled", *network, "train.compile=true")
