@@ -79,3 +79,18 @@ def test_the_guide_s_metric_passes_the_metric_checks():
     component = isolated_registry(module, distribution="mygan").get(Kind.METRIC, "mean_distance")
     results = check_component(component)
     assert [r.status for r in results] == ["passed"] * len(results), results
+
+
+def test_the_guide_s_conditional_architecture_passes_every_check():
+    from ganforge.registry import Kind
+    from ganforge.testing import check_component, isolated_registry
+
+    namespace = {"__name__": "mygan_conditional"}
+    exec(compile(code_block("# src/mygan/conditional.py"), "conditional.py", "exec"), namespace)
+    module = type(sys)("mygan_conditional")
+    module.__dict__.update(namespace)
+    component = isolated_registry(module, distribution="mygan").get(Kind.ARCHITECTURE, "cgan")
+    results = {result.check: result.status for result in check_component(component)}
+    assert results.pop("check_moves_to_another_device") in ("passed", "skipped")  # CUDA only
+    assert set(results.values()) == {"passed"}, results
+    assert {"check_labels_change_the_output", "check_labels_out_of_range_are_refused"} <= set(results)
