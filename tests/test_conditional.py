@@ -399,6 +399,22 @@ def test_a_two_process_conditional_run_resumes_to_the_weights_of_an_unstopped_on
     assert without_timing(metrics(stopped)) == without_timing(metrics(straight))
 
 
+@pytest.mark.slow
+def test_a_two_process_acgan_run_without_a_class_loss_trains(tmp_path):
+    """Its class head gets no gradient: DDP, told so, does not wait for one."""
+    overrides = [*CONDITIONAL["acgan"], "train.class_loss_weight=0", "train.epochs=1"]
+    args = [item for override in overrides for item in ("--set", override)]
+    result = subprocess.run(
+        [sys.executable, "-m", "ganforge", "run", str(SMOKE), "--nproc", "2", "--quiet", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "runs" / "smoke" / "checkpoints" / "last.pt").is_file()
+
+
 # -- sampling a class ---------------------------------------------------------------------------
 
 

@@ -74,7 +74,11 @@ class GANStep:
         # The training step calls these; state, samples and the gradient penalty use the plain modules.
         # The eager ones are kept for a compile that fails: in a distributed run they are the DDP
         # wrappers, which keep the gradients averaged over the processes (the plain networks would not).
-        self.eager_generator, self.eager_discriminator = data_parallel(generator, discriminator, processes)
+        # An ACGAN head that no class loss trains gets no gradient, which DDP must be told to expect.
+        untrained_head = models.class_logits and self.class_loss_weight == 0
+        self.eager_generator, self.eager_discriminator = data_parallel(
+            generator, discriminator, processes, discriminator_has_unused_parameters=untrained_head
+        )
         self.step_generator, self.step_discriminator = self.eager_generator, self.eager_discriminator
         if self.speed.compile:
             self.step_generator = torch.compile(self.eager_generator)
@@ -320,14 +324,22 @@ def share_batch_norm(
     return nn.SyncBatchNorm.convert_sync_batchnorm(generator), nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
 
 
-def data_parallel(generator: nn.Module, discriminator: nn.Module, processes: Processes) -> tuple[nn.Module, nn.Module]:
+def data_parallel(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    processes: Processes,
+    *,
+    discriminator_has_unused_parameters: bool = False,
+) -> tuple[nn.Module, nn.Module]:
     """The networks wrapped in DistributedDataParallel in a distributed run (a collective); as they are otherwise."""
     if not processes.distributed:
         return generator, discriminator
     device_ids = [processes.device] if processes.device.type == "cuda" else None
     return (
         DistributedDataParallel(generator, device_ids=device_ids),
-        DistributedDataParallel(discriminator, device_ids=device_ids),
+        DistributedDataParallel(
+            discriminator, device_ids=device_ids, find_unused_parameters=discriminator_has_unused_parameters
+        ),
     )
 
 
