@@ -555,12 +555,23 @@ def test_a_conditional_run_is_scored_class_by_class_and_an_unconditional_one_is_
     assert conditional["floor"]["class_accuracy"] > 0.9  # the classifier on real images of each class
     assert "as many of each of the 4 classes as can be" in conditional["protocol"]["generated"]
     # `ganforge eval` of the checkpoint alone draws the same noise and classes: the same scores.
-    offline = CliRunner().invoke(app, ["eval", str(tmp_path / "conditional"), "--n", "200", "--json"])
+    offline = CliRunner().invoke(app, ["eval", str(tmp_path / "conditional"), "--n", "200", "--json", "--per-class"])
     assert offline.exit_code == 0, offline.output
-    scores = json.loads(offline.stdout)["scores"]
+    report = json.loads(offline.stdout)
+    scores = report["scores"]
     assert scores["class_accuracy"] == conditional["class_accuracy"] and scores["fid"] == conditional["fid"]
+    # Each class scored alone: the overall values are their mean (and worst).
+    rows = report["by_class"]
+    assert [row["class"] for row in rows] == [0, 1, 2, 3]
+    assert sum(row["class_accuracy"] for row in rows) / 4 == pytest.approx(scores["class_accuracy"])
+    assert min(row["class_accuracy"] for row in rows) == pytest.approx(scores["class_accuracy_min"])
+    assert sum(row["intra_fid"] for row in rows) / 4 == pytest.approx(scores["intra_fid"])
+    table = CliRunner().invoke(app, ["eval", str(tmp_path / "conditional"), "--n", "200", "--per-class"])
+    assert table.exit_code == 0 and "Per class" in table.output
     [unconditional] = evaluations("unconditional")
     assert "fid" in unconditional and "class_accuracy" not in unconditional and "intra_fid" not in unconditional
+    refused = CliRunner().invoke(app, ["eval", str(tmp_path / "unconditional"), "--n", "200", "--per-class"])
+    assert refused.exit_code == 2 and "generator is unconditional" in refused.output
 
 
 def test_best_by_a_class_by_class_value_is_refused_for_an_unconditional_model(app, workdir):

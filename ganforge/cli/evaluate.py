@@ -48,6 +48,13 @@ def evaluate(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator when the run kept one.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable scores, floor and protocol.")] = False,
+    per_class: Annotated[
+        bool,
+        typer.Option(
+            "--per-class",
+            help="A conditional generator's checkpoint: also class_accuracy and intra_fid for each class alone.",
+        ),
+    ] = False,
 ) -> None:
     """Score a checkpoint, a file of images, or real data with FID, KID, classifier score, ... offline."""
     # The evaluation code is imported by this command alone, not by every command that builds the CLI.
@@ -55,6 +62,8 @@ def evaluate(
     from ganforge.evaluation.protocol import check_sample_needs, choose_metrics
 
     check_one_source(target, samples, data, real)
+    if per_class and target is None:
+        raise UsageError("--per-class scores a conditional generator's checkpoint: give TARGET, a run folder or one")
     plugins: Plugins = ctx.obj
     registry = plugins.registry
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
@@ -73,18 +82,33 @@ def evaluate(
         checkpoint = RunFolder(target).checkpoint_path() if target.is_dir() else target
         advice = "score fewer with --n"
         result = score_checkpoint(
-            checkpoint, registry, scoring, seed=seed, use_ema=ema, data_params=params, memory_advice=advice
+            checkpoint,
+            registry,
+            scoring,
+            seed=seed,
+            use_ema=ema,
+            data_params=params,
+            memory_advice=advice,
+            per_class=per_class,
         )
     elif samples is not None:
         advice = "read fewer with --n"
         result = score_samples_file(samples, data, registry, scoring, data_params=params, memory_advice=advice)
     else:
         result = score_real_data(real, registry, scoring, data_params=params)
+    names = result.evaluation.spec.class_names
     if as_json:
         goals = {key: goal.better for key, goal in result.goals().items()}
-        print_json({"scores": result.scores, "floor": result.floor, "goals": goals, "protocol": result.protocol})
+        report = {"scores": result.scores, "floor": result.floor, "goals": goals, "protocol": result.protocol}
+        if result.by_class is not None:
+            report["by_class"] = [
+                {"class": k, "name": names[k] if names else str(k), **values} for k, values in result.by_class.items()
+            ]
+        print_json(report)
     else:
         print_scores(result, floor_only=real is not None)
+        if result.by_class is not None:
+            print_class_scores(result.by_class, names)
 
 
 def check_one_source(target: Path | None, samples: Path | None, data: str | None, real: str | None) -> None:
@@ -124,3 +148,16 @@ def print_scores(result: OfflineScores, floor_only: bool) -> None:
         f"real floor: {protocol['floor']}",
     ):
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def print_class_scores(by_class: dict[int, dict[str, float]], names: tuple[str, ...] | None) -> None:
+    """A row per class of the class-by-class values, each class's images scored alone."""
+    keys = list(next(iter(by_class.values())))
+    table = Table(title="Per class", title_justify="left")
+    table.add_column("class", no_wrap=True)
+    for key in keys:
+        table.add_column(key, justify="right")
+    for k, values in by_class.items():
+        label = f"{k} {names[k]}" if names and names[k] != str(k) else str(k)
+        table.add_row(label, *(f"{values[key]:.4g}" for key in keys))
+    console.print(table)

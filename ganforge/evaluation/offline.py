@@ -60,6 +60,8 @@ class OfflineScores:
     scores: dict[str, float]
     floor: dict[str, float]
     protocol: dict[str, Any]
+    # With ``per_class``: the class-by-class metrics for each class's images alone, by class index.
+    by_class: dict[int, dict[str, float]] | None = None
 
     def goals(self) -> dict[str, Goal]:
         return self.evaluation.goals()
@@ -74,10 +76,12 @@ def score_checkpoint(
     use_ema: bool = True,
     data_params: Mapping[str, Any] | None = None,
     memory_advice: str = "score fewer images",
+    per_class: bool = False,
 ) -> OfflineScores:
     """Images a checkpoint generates (noise of ``seed``), on the dataset it was trained on.
 
-    ``data_params`` override the params it was trained with (a different ``root``, say).
+    ``data_params`` override the params it was trained with (a different ``root``, say). With
+    ``per_class``, a conditional generator's class-by-class metrics are also given for each class.
     """
     checkpoint = load_generator(path, registry, use_ema=use_ema)
     count = scoring.count
@@ -101,8 +105,13 @@ def score_checkpoint(
     described = f"{count} samples (noise seed {seed}) from {checkpoint.describe()}"
     described += classes_described(checkpoint.num_classes)
     labels = checkpoint.balanced_labels(count)
+    if per_class and labels is None:
+        raise UsageError(
+            f"--per-class: {checkpoint.path}'s generator is unconditional (its architecture reads no labels), so its "
+            "images have no classes to score by"
+        )
     images = generated_images(checkpoint.sample(count, seed, scoring.device, labels=labels), described, labels)
-    return _score(domain, scoring, images, described)
+    return _score(domain, scoring, images, described, per_class=per_class)
 
 
 def score_samples_file(
@@ -137,8 +146,11 @@ def _named_domain(dataset: str, registry: Registry, params: Mapping[str, Any] | 
     return load_domain(data, data.parse_params(dict(params or {})), data_root)
 
 
-def _score(domain: Domain, scoring: Scoring, images: ImageSet | None, described: str) -> OfflineScores:
-    """Every metric for ``images`` (the floor's own values without them) and the floor."""
+def _score(
+    domain: Domain, scoring: Scoring, images: ImageSet | None, described: str, per_class: bool = False
+) -> OfflineScores:
+    """Every metric for ``images`` (the floor's own values without them) and the floor; with ``per_class``, the
+    class-by-class metrics for each class too."""
     evaluation = evaluate_domain(
         domain,
         scoring.metrics,
@@ -148,5 +160,8 @@ def _score(domain: Domain, scoring: Scoring, images: ImageSet | None, described:
         log=scoring.log,
     )
     floor = evaluation.floor()
+    if images is not None and per_class:
+        scores, by_class = evaluation.score_by_class(images)
+        return OfflineScores(evaluation, scores, floor, evaluation.protocol(described), by_class)
     scores = evaluation.score(images) if images is not None else floor
     return OfflineScores(evaluation, scores, floor, evaluation.protocol(described))

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ganforge.config import DEFAULT_EVAL_SAMPLES
-from ganforge.contracts import DataSpec, GANMetric, Goal
+from ganforge.contracts import DataSpec, FeatureSet, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.classifier import FEATURE_DIM, FeatureNetwork, check_labelled, domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
@@ -123,6 +123,30 @@ class Evaluation:
 
     def score(self, images: ImageSet) -> dict[str, float]:
         """Every metric's values for these images against the reference set."""
+        return self._values(self._features(images), self.metrics)
+
+    def score_by_class(self, images: ImageSet) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
+        """The values of ``score``, and the class-by-class metrics' values for each class's images alone."""
+        by_class = [(chosen, metric) for chosen, metric in self.metrics if metric.needs_labels]
+        if not by_class:
+            raise UsageError(
+                "scores per class need a class-by-class metric (class_accuracy, intra_fid) among the metrics"
+            )
+        if images.labels is None:
+            raise UsageError(
+                f"{images.description}: scores per class need images with classes (a conditional generator's)"
+            )
+        features = self._features(images)
+        assert features.labels is not None
+        per_class = {}
+        for k in features.labels.unique().tolist():
+            chosen = features.labels == k
+            probabilities = features.probabilities[chosen] if features.probabilities is not None else None
+            one_class = FeatureSet(features.features[chosen], probabilities, features.labels[chosen])
+            per_class[int(k)] = self._values(one_class, by_class)
+        return self._values(features, self.metrics), per_class
+
+    def _features(self, images: ImageSet) -> FeatureSet:
         if tuple(images.images.shape[1:]) != tuple(self.spec.shape):
             raise UsageError(
                 f"images of shape {tuple(images.images.shape[1:])} cannot be compared with "
@@ -130,9 +154,11 @@ class Evaluation:
             )
         metrics = [chosen for chosen, _ in self.metrics]
         check_sample_needs(metrics, generated=len(images), real=len(self.reference), counted=images.description)
-        features = dataclasses.replace(self.network.extract(images), labels=images.labels)
+        return dataclasses.replace(self.network.extract(images), labels=images.labels)
+
+    def _values(self, features: FeatureSet, metrics: Sequence[tuple[Chosen, GANMetric]]) -> dict[str, float]:
         values: dict[str, float] = {}
-        for chosen, metric in self.metrics:
+        for chosen, metric in metrics:
             if metric.needs_labels and features.labels is None:
                 continue  # an unconditional generator's images: no class to compare by
             try:
@@ -142,7 +168,7 @@ class Evaluation:
             except Exception as error:  # a metric's own failure is named, never a traceback
                 raise GanforgeError(
                     f"metric {chosen.component.qualified_name} ({chosen.component.provider}) failed on "
-                    f"{len(images)} generated and {len(self.reference)} real images: "
+                    f"{len(features)} generated and {len(self.reference)} real images: "
                     f"{type(error).__name__}: {first_line(str(error))}"
                 ) from None
         return values
