@@ -10,7 +10,7 @@ from ganforge.registry import Register
 # The classic conditional designs (conditioning.py), checked like the defaults by the contract kit.
 CONDITIONAL_VARIANTS = (
     {"generator_conditioning": "concat", "discriminator_conditioning": "concat"},
-    {"generator_conditioning": "batch_norm", "discriminator_conditioning": "projection"},
+    {"generator_conditioning": "batch_norm", "discriminator_conditioning": "projection", "spectral_norm": True},
     {"generator_conditioning": "concat", "discriminator_conditioning": "classifier"},
 )
 

@@ -140,7 +140,12 @@ def label_heads(
     if num_classes is None:
         return None, None
     if conditioning == "projection":
-        return ClassEmbedding(num_classes, features), None
+        projection = ClassEmbedding(num_classes, features)
+        # As a linear layer from the features would start (nn.Embedding's N(0, 1) would make <embed(y), h>
+        # dwarf the score at first, sqrt(features) times too large).
+        bound = features**-0.5
+        nn.init.uniform_(projection.embedding.weight, -bound, bound)
+        return projection, None
     if conditioning == "classifier":
         return None, nn.Linear(features, num_classes)
     return None, None
