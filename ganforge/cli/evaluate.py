@@ -96,19 +96,24 @@ def evaluate(
         result = score_samples_file(samples, data, registry, scoring, data_params=params, memory_advice=advice)
     else:
         result = score_real_data(real, registry, scoring, data_params=params)
+    report(result, as_json=as_json, floor_only=real is not None)
+
+
+def report(result: OfflineScores, *, as_json: bool, floor_only: bool) -> None:
+    """The scores beside the floor (and a conditional generator's per class) as tables, or as JSON."""
     names = result.evaluation.spec.class_names
     if as_json:
         goals = {key: goal.better for key, goal in result.goals().items()}
-        report = {"scores": result.scores, "floor": result.floor, "goals": goals, "protocol": result.protocol}
+        scores = {"scores": result.scores, "floor": result.floor, "goals": goals, "protocol": result.protocol}
         if result.by_class is not None:
-            report["by_class"] = [
+            scores["by_class"] = [
                 {"class": k, "name": names[k] if names else str(k), **values} for k, values in result.by_class.items()
             ]
-        print_json(report)
-    else:
-        print_scores(result, floor_only=real is not None)
-        if result.by_class is not None:
-            print_class_scores(result.by_class, names)
+        print_json(scores)
+        return
+    print_scores(result, floor_only=floor_only)
+    if result.by_class is not None:
+        print_class_scores(result.by_class, names)
 
 
 def check_one_source(target: Path | None, samples: Path | None, data: str | None, real: str | None) -> None:
@@ -151,8 +156,16 @@ def print_scores(result: OfflineScores, floor_only: bool) -> None:
 
 
 def print_class_scores(by_class: dict[int, dict[str, float]], names: tuple[str, ...] | None) -> None:
-    """A row per class of the class-by-class values, each class's images scored alone."""
-    keys = list(next(iter(by_class.values())))
+    """A row per class of the class-by-class values, each class's images scored alone.
+
+    A column equal to an earlier one in every row is left out: for one class alone, the worst class
+    is that class (class_accuracy_min is class_accuracy).
+    """
+    rows = list(by_class.values())
+    keys: list[str] = []
+    for key in rows[0]:
+        if not any(all(row[key] == row[kept] for row in rows) for kept in keys):
+            keys.append(key)
     table = Table(title="Per class", title_justify="left")
     table.add_column("class", no_wrap=True)
     for key in keys:
