@@ -127,6 +127,8 @@ class CheckpointGenerator:
                 "cannot be asked for a class; leave --class out"
             )
         indices = [index for text in asked for index in self._class_indices(text)]
+        if not indices:
+            raise UsageError("--class: name at least one class, by name or index (or all)")
         if n % len(indices):
             raise UsageError(
                 f"--n {n} with {len(indices)} classes: --n must be a multiple of the number of classes, the same "

@@ -462,6 +462,7 @@ def test_sample_draws_the_class_asked_from_the_same_noise(app, conditional_check
         (["--class", "4"], "has 4 classes; give an index from 0 to 3 or all"),
         (["--class", "Sneaker"], "--class 'Sneaker':"),
         (["--class", "0,1,2", "--n", "8"], "--n 8 with 3 classes: --n must be a multiple of the number of classes"),
+        (["--class", " , "], "--class: name at least one class"),
     ],
 )
 def test_sample_refuses_a_class_the_checkpoint_does_not_have(app, conditional_checkpoint, tmp_path, args, message):
