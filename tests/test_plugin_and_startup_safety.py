@@ -660,8 +660,9 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_with_one_line(tmp_path, scri
     delays = [*STARTUP_DELAYS, *(share * whole_run for share in SHARES_OF_A_WHOLE_RUN)]
     interrupted = 0
     for attempt in range(TRIES):
-        for delay in delays:
-            workdir = tmp_path / f"{attempt}-{delay:.2f}"
+        for moment, delay in enumerate(delays):
+            # Named by position too: a share of the whole run can round to one of the fixed delays (1.50).
+            workdir = tmp_path / f"{attempt}-{moment}-{delay:.2f}"
             workdir.mkdir()
             command = Watched("run", str(SMOKE), "--quiet", cwd=workdir, script=script)
             command.wait_until_ganforge_runs()
