@@ -18,6 +18,15 @@ def code_block(first_line: str) -> str:
     raise AssertionError(f"docs/plugins.md has no code block starting {first_line!r}")
 
 
+def guide_module(first_line: str, name: str):
+    """The guide's code block that starts with ``first_line``, run as a module of its own."""
+    namespace = {"__name__": name}
+    exec(compile(code_block(first_line), first_line.split("/")[-1], "exec"), namespace)
+    module = type(sys)(name)
+    module.__dict__.update(namespace)
+    return module
+
+
 @pytest.mark.slow
 def test_the_plugin_guide_makes_a_working_plugin(tmp_path):
     site = tmp_path / "site"
@@ -72,10 +81,7 @@ def test_the_guide_s_metric_passes_the_metric_checks():
     from ganforge.registry import Kind
     from ganforge.testing import check_component, isolated_registry
 
-    namespace = {"__name__": "mygan_metrics"}
-    exec(compile(code_block("# src/mygan/metrics.py"), "metrics.py", "exec"), namespace)
-    module = type(sys)("mygan_metrics")
-    module.__dict__.update(namespace)
+    module = guide_module("# src/mygan/metrics.py", "mygan_metrics")
     component = isolated_registry(module, distribution="mygan").get(Kind.METRIC, "mean_distance")
     results = check_component(component)
     assert [r.status for r in results] == ["passed"] * len(results), results
@@ -85,10 +91,7 @@ def test_the_guide_s_conditional_architecture_passes_every_check():
     from ganforge.registry import Kind
     from ganforge.testing import check_component, isolated_registry
 
-    namespace = {"__name__": "mygan_conditional"}
-    exec(compile(code_block("# src/mygan/conditional.py"), "conditional.py", "exec"), namespace)
-    module = type(sys)("mygan_conditional")
-    module.__dict__.update(namespace)
+    module = guide_module("# src/mygan/conditional.py", "mygan_conditional")
     component = isolated_registry(module, distribution="mygan").get(Kind.ARCHITECTURE, "cgan")
     results = {result.check: result.status for result in check_component(component)}
     assert results.pop("check_moves_to_another_device") in ("passed", "skipped")  # CUDA only
