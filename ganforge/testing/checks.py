@@ -34,6 +34,7 @@ from ganforge.contracts import (
 )
 from ganforge.data_root import default_data_root
 from ganforge.errors import DatasetNotFoundError, first_line
+from ganforge.generation import balanced_labels
 from ganforge.registry import Component, Kind, describe_value
 
 DATA_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
@@ -112,11 +113,11 @@ def _each_model(component: Component, shapes: Iterable[tuple[int, int, int]] = D
             yield _build_models(component, shape, params), shape, _where(params)
 
 
-def _labels(models: GANModels, batch: int, offset: int = 0) -> torch.Tensor | None:
-    """Labels for a batch, cycling through the classes; None for unconditional models."""
+def _labels(models: GANModels, batch: int) -> torch.Tensor | None:
+    """Labels for a batch, each class in turn (as ganforge samples); None for unconditional models."""
     if models.num_classes is None:
         return None
-    return (torch.arange(batch) + offset) % models.num_classes
+    return balanced_labels(batch, models.num_classes)
 
 
 def _generate(models: GANModels, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -33,6 +33,7 @@ from torch import nn
 from ganforge.config import ResolvedRun
 from ganforge.contracts import GANLoss, GANModels, generator_loss_of, synthesize
 from ganforge.errors import UsageError
+from ganforge.generation import balanced_labels
 from ganforge.registry import Component, describe_value
 
 PREFLIGHT_BATCH = 4
@@ -84,7 +85,7 @@ def check_components(
         if real_labels is None:
             raise ValueError("a conditional model's pre-flight check needs the real images' labels")
         labels = real_labels[:PREFLIGHT_BATCH].to(device)
-        fake_labels = torch.arange(len(real), device=device) % models.num_classes
+        fake_labels = balanced_labels(len(real), models.num_classes).to(device)
     with networks_left_as_they_were([models.generator, models.discriminator], device):
         with torch.no_grad():
             fake = check_generator(
