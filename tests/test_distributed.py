@@ -208,6 +208,30 @@ def test_inside_a_launch_each_process_names_itself_in_its_error(probe_site, tmp_
     assert not (tmp_path / "runs" / "probe").exists()
 
 
+LAUNCHED = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "exit_code", "expected"),
+    [
+        (["--version"], 0, "ganforge "),  # printed to stdout, which must be flushed by hand
+        (["run", "missing.yaml"], 2, "missing.yaml"),
+        (["no-such-command"], 2, "No such command"),
+    ],
+)
+def test_a_launched_process_ends_with_its_command_s_exit_code_and_all_its_output(
+    tmp_path, arguments, exit_code, expected
+):
+    """A process of a launch skips interpreter shutdown (DDP's leaked gloo threads can abort it there):
+    its exit code and everything it printed must come through that exit all the same."""
+    environment = {**os.environ, **LAUNCHED}
+    result = subprocess.run(
+        [sys.executable, "-m", "ganforge", *arguments], cwd=tmp_path, capture_output=True, text=True, env=environment
+    )
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("device", "message"),
     [

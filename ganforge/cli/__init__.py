@@ -20,7 +20,7 @@ from ganforge.cli import check, components, evaluate, run, sample
 from ganforge.cli.render import console, err_console
 from ganforge.errors import GanforgeError
 from ganforge.plugins import Plugins, default_plugins
-from ganforge.training.distributed import rank_label
+from ganforge.training.distributed import launched_rank, leave_launch, rank_label
 
 HELP = "Train GANs from a YAML config; every architecture, loss, dataset and metric is a plugin."
 
@@ -103,6 +103,11 @@ def main() -> None:
         report_error(error)
         sys.exit(error.exit_code)
     try:
-        app(prog_name="ganforge")
-    finally:
-        startup.end_command()
+        try:
+            app(prog_name="ganforge")
+        finally:
+            startup.end_command()
+    except SystemExit as finished:
+        if launched_rank() is not None:
+            leave_launch(finished.code)
+        raise
