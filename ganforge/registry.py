@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+import torch
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
@@ -217,6 +218,8 @@ def describe_value(value: Any) -> str:
     """A value's type and the start of its repr, on one line: ``tuple ('built', 8, ...)``."""
     if value is None:
         return "None"
+    if isinstance(value, torch.Tensor):  # its shape says more than the first of its numbers
+        return f"a tensor of shape [{', '.join(map(str, value.shape))}]"
     cls = type(value)
     name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     try:

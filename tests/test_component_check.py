@@ -68,6 +68,37 @@ class CrashingDiscriminator(Discriminator):
         return super().forward(images)
 
 
+class LabelledGenerator(Generator):
+    """G(z, y) that draws the same image for every label: enough for the pre-flight check's shapes."""
+
+    def forward(self, z, labels):
+        return super().forward(z)
+
+
+class ClassifyingDiscriminator(Discriminator):
+    """D(x, y) -> (scores, class logits [B, classes]), or the scores alone where ``classes`` is None."""
+
+    def __init__(self, pixels: int, classes: int | None) -> None:
+        super().__init__(pixels)
+        self.classes = classes
+        self.head = nn.Linear(pixels, classes or 1)
+
+    def forward(self, images, labels):
+        scores = super().forward(images)
+        return scores if self.classes is None else (scores, self.head(images.flatten(1)))
+
+
+def classifying_architecture(class_logit_count):
+    """An ACGAN whose D returns ``class_logit_count(K)`` class logits per image, or none where that is None."""
+
+    def factory(params, data):
+        pixels = data.channels * data.height * data.width
+        d = ClassifyingDiscriminator(pixels, class_logit_count(data.num_classes))
+        return GANModels(LabelledGenerator(data.shape), d, LATENT, num_classes=data.num_classes, class_logits=True)
+
+    return factory
+
+
 def architecture(generator=None, **discriminator):
     def factory(params, data):
         pixels = data.channels * data.height * data.width
@@ -96,6 +127,8 @@ def register_architectures(register):
     register("loud_g", architecture(lambda data: Generator(data.shape, scale=3.0)))
     register("crash_at_step_3", architecture(crash_step=3))
     register("crash_at_step_12", architecture(crash_step=12))  # in epoch 2, after epoch 1's checkpoint
+    register("acgan_no_logits", classifying_architecture(lambda classes: None))
+    register("acgan_too_few_logits", classifying_architecture(lambda classes: classes - 1))
 
 
 def register_losses(register):
@@ -151,8 +184,26 @@ def last_line(output):
             f"pre-flight check: loss 'no_mean' of {PLUGIN}: its discriminator_loss returned shape [4] for scores "
             "of shape [4]; the contract is a scalar (reduce over the batch: .mean())",
         ),
+        (  # smoke.yaml's synthetic data has 4 classes
+            with_model("acgan_no_logits"),
+            f"pre-flight check: the discriminator of architecture 'acgan_no_logits' of {PLUGIN} returned a tensor "
+            "of shape [4] for a batch of 4 images from the dataset; its GANModels has class_logits, so "
+            "the contract is a pair (scores [4], class_logits [4, 4])",
+        ),
+        (
+            with_model("acgan_too_few_logits"),
+            f"pre-flight check: the discriminator of architecture 'acgan_too_few_logits' of {PLUGIN} returned class "
+            "logits [4, 3] for a batch of 4 images from the dataset; the contract is (scores [4], class_logits [4, 4])",
+        ),
     ],
-    ids=["discriminator-B-by-1", "generator-shape", "generator-range", "loss-not-scalar"],
+    ids=[
+        "discriminator-B-by-1",
+        "generator-shape",
+        "generator-range",
+        "loss-not-scalar",
+        "acgan-scores-alone",
+        "acgan-class-logits-shape",
+    ],
 )
 def test_a_component_that_breaks_its_contract_is_named_before_the_run_folder_exists(app, workdir, overrides, expected):
     result = train(app, *overrides)
