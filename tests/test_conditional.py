@@ -443,7 +443,7 @@ def test_sample_draws_the_class_asked_from_the_same_noise(app, conditional_check
     one_class = sampled(app, conditional_checkpoint, tmp_path / "two.pt", "--class", "2", "--n", "8")
     every_class = sampled(app, conditional_checkpoint, tmp_path / "all.pt", "--class", "all", "--n", "8")
     listed = sampled(
-        app, conditional_checkpoint, tmp_path / "listed.pt", "--class", "0,1", "--class", "2,3", "--n", "8"
+        app, conditional_checkpoint, tmp_path / "listed.pt", "--class", "0,1", "--classes", "2,3", "--n", "8"
     )
     # The same seed draws the same noise: image i of every call has the same z, and its class decides the rest.
     assert torch.equal(every_class, listed)

@@ -53,6 +53,7 @@ def sample(
         list[str] | None,
         typer.Option(
             "--class",
+            "--classes",
             help="Conditional generators: the class to draw, by name (Sneaker) or index (7); repeat it or use "
             "commas (0,1,2) for several, 'all' for every class. --n is split evenly over them, one grid row per "
             "class. Without it, each class in turn.",
