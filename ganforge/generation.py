@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from ganforge.checkpoint import CheckpointError, load_checkpoint
-from ganforge.contracts import DataSpec, synthesize
+from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.registry import Kind, Registry
+from ganforge.exports import is_export, read_export
+from ganforge.registry import Component, Kind, Registry
 
 # Images made by one call of the generator: the device holds one chunk at a time.
 SAMPLE_CHUNK = 500
@@ -197,9 +198,38 @@ def great_circle_walks(starts: torch.Tensor, ends: torch.Tensor, steps: int) -> 
 
 
 def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> CheckpointGenerator:
-    """The generator a checkpoint holds, built from the checkpoint's own config; any mismatch names the file."""
+    """The generator a checkpoint, or a folder ``ganforge export`` wrote, holds, built from its own config;
+    any mismatch names the file."""
     path = Path(path)
-    state = load_checkpoint(path)  # which checks the fields read here
+    if is_export(path):
+        contents = read_export(path)
+        state: dict[str, Any] = contents.manifest
+        uses_ema = state["generator"] == "ema"
+        if uses_ema and not use_ema:
+            raise UsageError(
+                f"--no-ema: {path} holds one generator, the EMA copy; export the checkpoint with --no-ema for the "
+                "generator as trained"
+            )
+        weights: dict[str, torch.Tensor] = contents.weights
+        which = f"{path / 'generator.safetensors'}"
+    else:
+        state = load_checkpoint(path)  # which checks the fields read here
+        uses_ema = bool(use_ema and state.get("ema_generator"))
+        which = "ema_generator" if uses_ema else "generator"
+        weights = state[which]
+    component, models, spec = build_saved_model(path, state, registry)
+    try:
+        models.generator.load_state_dict(weights)
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"{path}: its {which} weights do not fit the {component.name} architecture that its own config "
+            f"describes: {weights_mismatch(error)}"
+        ) from None
+    return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
+
+
+def build_saved_model(path: Path, state: dict[str, Any], registry: Registry) -> tuple[Component, GANModels, DataSpec]:
+    """The architecture a saved config names, built (untrained) for the saved data spec."""
     model = state["config"]["model"]
     saved_spec = state["data_spec"]
     names = saved_spec.get("class_names")
@@ -212,16 +242,7 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
         models = component.build(model["params"], spec)
     except GanforgeError as error:
         raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
-    uses_ema = bool(use_ema and state.get("ema_generator"))
-    weights = "ema_generator" if uses_ema else "generator"
-    try:
-        models.generator.load_state_dict(state[weights])
-    except (RuntimeError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(
-            f"{path}: its {weights} weights do not fit the {component.name} architecture that its own config "
-            f"describes: {weights_mismatch(error)}"
-        ) from None
-    return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
+    return component, models, spec
 
 
 def weights_mismatch(error: Exception, limit: int = 400) -> str:

@@ -1,8 +1,9 @@
 """Files a command writes where the user says (``sample --out``): checked before any work, written whole.
 
-An output never replaces a file the command reads, nor any ganforge checkpoint, whatever the path's
-spelling (a link, ``..``, a hard link): the check compares the files themselves. It is written to
-a temporary file beside it and renamed over it, so a failure leaves the old file as it was.
+An output never replaces a file the command reads, nor any ganforge checkpoint or file of an export,
+whatever the path's spelling (a link, ``..``, a hard link): the check compares the files themselves.
+It is written to a temporary file beside it and renamed over it, so a failure leaves the old file
+as it was.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ganforge.checkpoint import CHECKPOINT_FORMAT
 from ganforge.errors import UsageError
+from ganforge.exports import is_export
 from ganforge.files import WriteFailedError, describe_write_failure
 
 # The checkpoint's format marker is the first entry of its pickled dict: it lies near the start of data.pkl.
@@ -37,6 +39,8 @@ def check_output_file(path: Path, option: str, inputs: Sequence[Path] = ()) -> N
         raise UsageError(f"{shown} is a ganforge checkpoint; it is never overwritten: write to another file")
     if target.parent.name == "checkpoints" and (target.parent.parent / "config.yaml").is_file():
         raise UsageError(f"{shown} is in the checkpoints folder of run {target.parent.parent}; write elsewhere")
+    if is_export(target.parent):
+        raise UsageError(f"{shown} is in {target.parent}, a ganforge export, which is kept as written; write elsewhere")
     existing = next(folder for folder in target.parents if folder.exists())
     if not existing.is_dir():
         raise UsageError(f"{shown}: {existing} is a file, not a folder")

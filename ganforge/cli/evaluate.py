@@ -14,6 +14,7 @@ from ganforge.contracts import MAX_SEED
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
+from ganforge.exports import is_export
 from ganforge.plugins import Plugins
 from ganforge.training.run_folder import RunFolder
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 def evaluate(
     ctx: typer.Context,
     target: Annotated[
-        Path | None, typer.Argument(help="A run folder (its checkpoints/last.pt) or a checkpoint file.")
+        Path | None,
+        typer.Argument(help="A run folder (its checkpoints/last.pt), a checkpoint file, or a ganforge export folder."),
     ] = None,
     samples: Annotated[
         Path | None,
@@ -79,7 +81,7 @@ def evaluate(
         log=print_note,
     )
     if target is not None:
-        checkpoint = RunFolder(target).checkpoint_path() if target.is_dir() else target
+        checkpoint = RunFolder(target).checkpoint_path() if target.is_dir() and not is_export(target) else target
         advice = "score fewer with --n"
         result = score_checkpoint(
             checkpoint,

@@ -22,7 +22,9 @@ from ganforge.plugins import Plugins
 
 def sample(
     ctx: typer.Context,
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. runs/NAME/checkpoints/last.pt.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint, e.g. runs/NAME/checkpoints/last.pt, or a ganforge export folder.")
+    ],
     out: Annotated[
         Path,
         typer.Option(
