@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ import torch
 import yaml
 from torch import nn
 
-from ganforge.errors import GanforgeError, UsageError
+from ganforge.errors import GanforgeError
 
 EXPORT_FORMAT = "ganforge-export"
 EXPORT_VERSION = 1
@@ -94,22 +93,6 @@ def sha256_of(path: Path) -> str:
         while chunk := stream.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def check_export_folder(out: Path) -> None:
-    """Refuse, before any work, an ``--out`` that holds anything already: an export never mixes with other files."""
-    target = Path(os.path.realpath(out))
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"--out {out} is a file; name a new folder for the export")
-    if target.is_dir() and any(target.iterdir()):
-        raise UsageError(f"--out {out} is a folder that is not empty; name a new (or empty) folder for the export")
-    if target.parent.name == "checkpoints" and (target.parent.parent / "config.yaml").is_file():
-        raise UsageError(f"--out {out} is in the checkpoints folder of run {target.parent.parent}; write elsewhere")
-    existing = next(folder for folder in target.parents if folder.exists())
-    if not existing.is_dir():
-        raise UsageError(f"--out {out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {existing} is not writable")
 
 
 @dataclass(frozen=True)

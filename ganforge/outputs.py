@@ -37,6 +37,22 @@ def check_output_file(path: Path, option: str, inputs: Sequence[Path] = ()) -> N
             raise UsageError(f"{shown} is {source}, the file this command reads; write to another file")
     if target.exists() and is_checkpoint(target):
         raise UsageError(f"{shown} is a ganforge checkpoint; it is never overwritten: write to another file")
+    check_place(target, shown)
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Refuse, before any work, a folder to write that holds anything already, or cannot be made."""
+    shown = f"{option} {path}"
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{shown} is a file; name a new folder")
+    if target.is_dir() and any(target.iterdir()):
+        raise UsageError(f"{shown} is a folder that is not empty; name a new (or empty) folder")
+    check_place(target, shown)
+
+
+def check_place(target: Path, shown: str) -> None:
+    """Where ``target`` (a resolved path) lands: outside a run's checkpoints and an export, and writable."""
     if target.parent.name == "checkpoints" and (target.parent.parent / "config.yaml").is_file():
         raise UsageError(f"{shown} is in the checkpoints folder of run {target.parent.parent}; write elsewhere")
     if is_export(target.parent):

@@ -12,10 +12,10 @@ from ganforge import __version__
 from ganforge.cli.render import console
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
-from ganforge.exports import GeneratorToExport, check_export_folder, is_export, write_export
+from ganforge.exports import GeneratorToExport, is_export, write_export
 from ganforge.generation import CheckpointGenerator, load_generator
 from ganforge.grids import save_grid
-from ganforge.outputs import reported_write_failure
+from ganforge.outputs import check_output_folder, reported_write_failure
 from ganforge.plugins import Plugins
 from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder
@@ -38,7 +38,7 @@ def export(
     if is_export(target):
         raise UsageError(f"{target} is an export already; give the run folder or checkpoint it came from")
     checkpoint = RunFolder(target).checkpoint_path() if target.is_dir() else target
-    check_export_folder(out)
+    check_output_folder(out, "--out")
     torch_device = resolve_device(device, option="--device")
     loaded = load_generator(checkpoint, plugins.registry, use_ema=ema)
     provider = plugins.registry.get(Kind.ARCHITECTURE, loaded.state["config"]["model"]["name"]).provider
