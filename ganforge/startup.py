@@ -136,7 +136,7 @@ def install_guard() -> None:
     except ValueError:  # not the main thread
         return
     _state.guarded = True
-    atexit.register(report_at_exit)
+    atexit.register(_report_at_exit)
 
 
 def _on_sigint(signal_number: int, frame: FrameType | None) -> None:
@@ -252,8 +252,7 @@ def report(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def report_at_exit() -> None:
-    """Report a Ctrl-C that nothing reported yet: at exit, or before a process ends without running exit handlers."""
+def _report_at_exit() -> None:
     _state.deferring = True  # a Ctrl-C now would only interrupt the exit itself
     _state.waiting = False
     if interrupted():

@@ -222,8 +222,8 @@ LAUNCHED = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "1
 def test_a_launched_process_ends_with_its_command_s_exit_code_and_all_its_output(
     tmp_path, arguments, exit_code, expected
 ):
-    """A process of a launch skips interpreter shutdown (DDP's leaked gloo threads can abort it there):
-    its exit code and everything it printed must come through that exit all the same."""
+    """A process of a launch that succeeds skips interpreter shutdown (DDP's leaked gloo threads can abort it
+    there), one that fails does not: either way its exit code and everything it printed come through."""
     environment = {**os.environ, **LAUNCHED}
     result = subprocess.run(
         [sys.executable, "-m", "ganforge", *arguments], cwd=tmp_path, capture_output=True, text=True, env=environment

@@ -109,6 +109,8 @@ def main() -> None:
         finally:
             startup.end_command()
     except SystemExit as finished:
-        if launched_rank() is not None:
-            leave_launch(finished.code)
+        # A failing rank ends the usual way: slower, so the launcher sees it fail, and names it, before the
+        # peers it leaves behind fail in their collectives.
+        if launched_rank() is not None and finished.code in (None, 0):
+            leave_launch()
         raise

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import torch
 import torch.distributed as dist
 
-from ganforge import startup
 from ganforge.devices import distributed_device, resolve_device
 from ganforge.errors import GanforgeError, UsageError
 
@@ -104,21 +103,17 @@ def launched_rank() -> tuple[int, int, int] | None:
         return None
 
 
-def leave_launch(code: object) -> NoReturn:
-    """End a process of a torchrun launch with ``code`` (``SystemExit.code``) without finalizing the interpreter.
+def leave_launch() -> NoReturn:
+    """End a process of a torchrun launch that succeeded, with exit code 0, without finalizing the interpreter.
 
     DistributedDataParallel keeps its process group alive past ``destroy_process_group`` (pytorch
     issues 72366, 109478), and gloo's threads still running while the interpreter and C++ statics
     are torn down abort the process now and then: SIGABRT, "terminate called without an active
     exception", a finished run reported as failed. Every file is closed by now; the output is flushed.
     """
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    startup.report_at_exit()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else 0)
+    os._exit(0)
 
 
 def rank_label() -> str:
