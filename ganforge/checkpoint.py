@@ -63,12 +63,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     except Exception as error:  # cut off or damaged
         reason = first_line(str(error))
         raise CheckpointError(f"{path} is damaged or not a checkpoint ({type(error).__name__}: {reason})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a ganforge checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint version {state.get('version')}; this ganforge reads {CHECKPOINT_VERSION}"
-        )
+    check_saved_format(state, path, "checkpoint", CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError)
     saved_checksum = state.pop("checksum", None)
     if saved_checksum is not None and saved_checksum != checksum(state):
         raise CheckpointError(f"{path} is damaged: its contents do not match the checksum saved with them")
@@ -76,6 +71,17 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if problem is not None:
         raise CheckpointError(f"{path} is not a usable ganforge checkpoint: {problem}")
     return state
+
+
+def check_saved_format(
+    document: Any, path: Path, what: str, format_name: str, version: int, error: type[GanforgeError]
+) -> None:
+    """A file ganforge wrote (a checkpoint, an export's manifest) names its format and a version this ganforge
+    reads; else ``error`` says which."""
+    if not isinstance(document, dict) or document.get("format") != format_name:
+        raise error(f"{path} is not a ganforge {what}")
+    if document.get("version") != version:
+        raise error(f"{path} has {what} version {document.get('version')}; this ganforge reads {version}")
 
 
 def checksum(value: Any) -> int:

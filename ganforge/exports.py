@@ -23,6 +23,7 @@ import torch
 import yaml
 from torch import nn
 
+from ganforge.checkpoint import check_saved_format
 from ganforge.errors import GanforgeError
 
 EXPORT_FORMAT = "ganforge-export"
@@ -31,7 +32,6 @@ MANIFEST = "ganforge.json"
 WEIGHTS = "generator.safetensors"
 GRID = "samples.png"
 CARD = "README.md"
-HASH_CHUNK = 1 << 20
 
 
 class ExportError(GanforgeError):
@@ -54,19 +54,14 @@ class ExportContents:
 def read_export(folder: Path) -> ExportContents:
     """The manifest and weights of an export, the weights checked against the SHA-256 the manifest records."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     manifest_path = folder / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ExportError(f"{manifest_path} cannot be read as JSON: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
-        raise ExportError(f"{manifest_path} is not a ganforge export's manifest (no format {EXPORT_FORMAT!r})")
-    if manifest.get("version") != EXPORT_VERSION:
-        raise ExportError(
-            f"{manifest_path} has export version {manifest.get('version')}; this ganforge reads {EXPORT_VERSION}"
-        )
+    check_saved_format(manifest, manifest_path, "export manifest", EXPORT_FORMAT, EXPORT_VERSION, ExportError)
     for field in ("config", "data_spec", "latent_dim", "num_classes", "epoch", "step", "generator", "files"):
         if field not in manifest:
             raise ExportError(f"{manifest_path} has no {field!r}: the export is damaged; export the checkpoint again")
@@ -74,25 +69,18 @@ def read_export(folder: Path) -> ExportContents:
     expected = manifest["files"].get(WEIGHTS) if isinstance(manifest["files"], dict) else None
     if not weights_path.is_file():
         raise ExportError(f"{folder} has no {WEIGHTS}: the export is incomplete; export the checkpoint again")
-    actual = sha256_of(weights_path)
+    data = weights_path.read_bytes()  # read once: hashed, then parsed
+    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise ExportError(
             f"{weights_path} has SHA-256 {actual}, but {MANIFEST} records {expected}: the weights were altered or "
             "damaged after export; export the checkpoint again"
         )
     try:
-        weights = load_file(weights_path)
-    except (SafetensorError, OSError, ValueError) as error:
+        weights = load(data)
+    except (SafetensorError, ValueError) as error:
         raise ExportError(f"{weights_path} cannot be read as safetensors: {error}") from None
     return ExportContents(manifest, weights)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,8 +107,9 @@ def write_export(
     staging.mkdir()
     try:
         weights = {name: tensor.detach().cpu().contiguous() for name, tensor in source.generator.state_dict().items()}
-        (staging / WEIGHTS).write_bytes(save(weights, metadata={"format": EXPORT_FORMAT}))
-        manifest = export_manifest(source, sha256_of(staging / WEIGHTS), ganforge_version)
+        data = save(weights, metadata={"format": EXPORT_FORMAT})
+        (staging / WEIGHTS).write_bytes(data)
+        manifest = export_manifest(source, hashlib.sha256(data).hexdigest(), ganforge_version)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         draw_grid(staging / GRID)
         (staging / CARD).write_text(model_card(manifest), encoding="utf-8")

@@ -19,7 +19,7 @@ from ganforge.checkpoint import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.exports import is_export, read_export
+from ganforge.exports import WEIGHTS, is_export, read_export
 from ganforge.registry import Component, Kind, Registry
 
 # Images made by one call of the generator: the device holds one chunk at a time.
@@ -211,7 +211,7 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
                 "generator as trained"
             )
         weights: dict[str, torch.Tensor] = contents.weights
-        which = f"{path / 'generator.safetensors'}"
+        which = str(path / WEIGHTS)
     else:
         state = load_checkpoint(path)  # which checks the fields read here
         uses_ema = bool(use_ema and state.get("ema_generator"))

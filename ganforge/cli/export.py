@@ -18,7 +18,7 @@ from ganforge.grids import save_grid
 from ganforge.outputs import check_output_folder, reported_write_failure
 from ganforge.plugins import Plugins
 from ganforge.registry import Kind
-from ganforge.training.run_folder import RunFolder
+from ganforge.training.run_folder import RunFolder, evaluation_values
 
 GRID_COLUMNS = 10
 GRID_IMAGES = 100
@@ -75,16 +75,14 @@ def evaluation_at(checkpoint: Path, step: int) -> Mapping[str, Any] | None:
         return None
     found = None
     for record in RunFolder(run).read_metrics():
-        if record["event"] == "eval" and record["step"] == step:
+        if record["event"] == "eval" and record["step"] == step and isinstance(record.get("floor"), dict):
             found = record
     if found is None:
         return None
-    kept = {"event", "epoch", "step", "floor", "protocol", "seconds"}
-    values = {name: value for name, value in found.items() if name not in kept and isinstance(value, int | float)}
     return {
         "epoch": found["epoch"],
         "step": found["step"],
-        "values": values,
-        "floor": found.get("floor", {}),
+        "values": evaluation_values(found),
+        "floor": found["floor"],
         "protocol": found.get("protocol", {}),
     }

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ganforge.training.run_folder import evaluation_values
+
 
 class Reporter(Protocol):
     """Where progress goes: a live display, plain log lines, or nowhere."""
@@ -51,9 +53,9 @@ def describe(record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def describe_eval(record: dict[str, Any], floor: dict[str, float]) -> str:
-    shown = [key for key in floor if key in record]
-    return "  ".join(f"{key} {record[key]:.4g} (real {floor[key]:.4g})" for key in shown)
+def describe_eval(record: dict[str, Any]) -> str:
+    floor = record["floor"]
+    return "  ".join(f"{key} {value:.4g} (real {floor[key]:.4g})" for key, value in evaluation_values(record).items())
 
 
 def fmt(value: float | None) -> str:
@@ -93,7 +95,7 @@ class RichReporter:
 
     def log(self, record: dict[str, Any]) -> None:
         if record["event"] == "eval":
-            self.note(f"epoch {record['epoch']} eval: {describe_eval(record, record['floor'])}")
+            self.note(f"epoch {record['epoch']} eval: {describe_eval(record)}")
             return
         self.progress.update(self.task, epoch=record["epoch"], stats=describe(record))
         if record["event"] == "epoch":
@@ -119,7 +121,7 @@ class LineReporter:
 
     def log(self, record: dict[str, Any]) -> None:
         if record["event"] == "eval":
-            self.note(f"epoch {record['epoch']}/{self.epochs} eval: {describe_eval(record, record['floor'])}")
+            self.note(f"epoch {record['epoch']}/{self.epochs} eval: {describe_eval(record)}")
         elif record["event"] == "epoch":
             self.console.print(
                 f"epoch {record['epoch']}/{self.epochs} step {record['step']}: {describe(record)}",

@@ -43,6 +43,11 @@ from ganforge.files import (
 from ganforge.grids import save_grid
 
 
+def evaluation_values(record: dict[str, Any]) -> dict[str, float]:
+    """An ``"eval"`` record's metric values: those its real floor has too (the floor scores every metric)."""
+    return {key: record[key] for key in record["floor"] if key in record}
+
+
 def metrics_record_problem(record: Any) -> str | None:
     """What keeps a JSON value from being a metrics.jsonl record; None for a record."""
     if not isinstance(record, dict):
