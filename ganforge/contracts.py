@@ -114,6 +114,10 @@ LIMIT_PARAM = "limit"
 ALL_IMAGES = None  # the value of LIMIT_PARAM that means every image of the dataset (or of its split)
 DOWNLOAD_PARAM = "download"
 
+# The feature networks a metric can compare images with (GANMetric.feature_network).
+FeatureNetworkName = Literal["domain", "inception"]
+FEATURE_NETWORKS: tuple[FeatureNetworkName, ...] = ("domain", "inception")
+
 
 def declares_param(params_model: type[BaseModel], name: str) -> bool:
     """Whether a component's params model has the field ``name``: how ganforge tells that a component
@@ -343,12 +347,15 @@ class FeatureSet:
     ``features`` is ``[N, D]``; ``probabilities`` is ``[N, K]``, the network's class
     probabilities, or None when the feature network does not classify. ``labels`` ``[N]`` is each
     image's class where it has one: the class a conditional generator was asked for, a real
-    image's own label; None for an unconditional generator's images.
+    image's own label; None for an unconditional generator's images. ``logits`` ``[N, K]`` are a
+    classifying network's raw class logits where it gives them (the Inception network does, for
+    the Inception Score's own formula), else None.
     """
 
     features: torch.Tensor
     probabilities: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -400,9 +407,16 @@ class GANMetric:
     ``sample_needs`` says how many images of each set ``compute`` needs at least (given its
     params); ganforge checks the counts against it at ``validate``, before a run starts and
     before ``eval`` scores anything, so ``compute`` is never called with fewer.
+
+    ``feature_network`` says whose features both sets are: ``"domain"`` (the classifier ganforge
+    trains for a labelled dataset: features, probabilities) or ``"inception"`` (Inception-v3 through
+    torch-fidelity, the network papers report FID with: 2048-d pool features and logits; any
+    dataset, labelled or not; ``pip install 'ganforge[inception]'``). Each network an evaluation's
+    metrics name sees every image set once.
     """
 
     goals: ClassVar[Mapping[str, Goal]] = {}
+    feature_network: ClassVar[FeatureNetworkName] = "domain"
     needs_probabilities: ClassVar[bool] = False
     # Compares the sets class by class: computed only where the generated images have labels (a
     # conditional generator's), and left out of an unconditional generator's evaluation.

@@ -8,9 +8,10 @@ downloading the same file at once (the ranks of a ``torchrun`` launch on an empt
 write a temporary file of their own; every rename puts a whole, verified copy in place, so the last
 one wins and a reader never sees a partial file.
 
-The checksums are MD5, as the datasets publish them: an integrity check against truncated or
-damaged transfers and wrong files behind a mirror, not a defence against someone who can forge a
-file (MD5 collisions can be made), which would take a signature.
+A dataset's checksums are MD5, as the datasets publish them: an integrity check against truncated
+or damaged transfers and wrong files behind a mirror, not a defence against someone who can forge
+a file (MD5 collisions can be made), which would take a signature. A file known by its SHA-256
+(the Inception weights) is checked against that instead.
 
 Which files are missing, and what a file already on disk means, is the caller's business: this
 module only ever adds files that were not there.
@@ -50,12 +51,13 @@ class RemoteFile:
     """A file a dataset publishes: its name on every mirror (and on disk) and how to recognise it."""
 
     name: str
-    md5: str  # of the file as published
-    published_bytes: int
+    md5: str | None  # of the file as published; None for a file known by its sha256 instead
+    published_bytes: int  # also bounds the transfer (OVERSIZE_FACTOR times it)
     # For a .gz: the MD5 and size of its content. A mirror or a distribution that gzipped the same
     # data again (another gzip header, another compression level) serves another file of the same data.
     unpacked_md5: str | None = None
     unpacked_bytes: int | None = None
+    sha256: str | None = None  # where given, the check (instead of the MD5)
 
 
 @dataclass(frozen=True)
@@ -211,23 +213,33 @@ def _progress() -> Progress:
 
 
 class _Digests:
-    """The MD5 of a file as it arrives and, for a gzipped file, of its content, unpacked as it arrives."""
+    """The checksum of a file as it arrives (its SHA-256 where it is known by one, else its MD5) and, for a
+    gzipped file, the MD5 of its content, unpacked as it arrives."""
 
     def __init__(self, file: RemoteFile) -> None:
         self.file = file
         self.size = 0
-        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.digest = hashlib.sha256() if file.sha256 is not None else hashlib.md5(usedforsecurity=False)
         self.content = _ContentDigest(file.unpacked_bytes) if file.unpacked_bytes is not None else None
 
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        self.md5.update(chunk)
+        self.digest.update(chunk)
         if self.content is not None:
             self.content.update(chunk)
 
     def verify(self) -> str:
         """What was verified; :class:`_MirrorFailed` naming expected and got when it is not the published file."""
-        file, got_md5 = self.file, self.md5.hexdigest()
+        file = self.file
+        if file.sha256 is not None:
+            got_sha256 = self.digest.hexdigest()
+            if got_sha256 == file.sha256:
+                return "SHA-256 verified"
+            raise _MirrorFailed(
+                f"checksum mismatch: expected SHA-256 {file.sha256}, got {got_sha256} ({self.size:,} bytes); "
+                "the download was discarded"
+            )
+        got_md5 = self.digest.hexdigest()
         if got_md5 == file.md5:
             return "MD5 verified"
         expected, got = f"expected MD5 {file.md5}", f"got {got_md5} ({self.size:,} bytes)"

@@ -203,11 +203,9 @@ def scores_section(scores: Mapping[str, Any] | None) -> list[str]:
         lines.append(
             f"| {name} | {value:.4g} | {floor[name]:.4g} |" if name in floor else f"| {name} | {value:.4g} | |"
         )
-    network = protocol.get("feature_network")
-    if isinstance(network, Mapping):
-        lines += [
-            "",
-            f"Features: {network.get('feature_network')} {network.get('architecture')}, trained on "
-            f"{network.get('trained_on')} (test accuracy {network.get('test_accuracy')}).",
-        ]
+    from ganforge.evaluation.protocol import describe_feature_networks
+
+    described = describe_feature_networks(protocol)
+    if described:
+        lines += ["", *(f"- {line}" for line in described)]
     return lines

@@ -40,7 +40,9 @@ def network(domain):
 
 def evaluation(domain, network, registry, cache_dir, *, metrics=METRICS, count=COUNT, notes=None):
     log = notes.append if notes is not None else None
-    return Evaluation(domain, network, choose_metrics(registry, metrics), count, cache_dir=cache_dir, log=log)
+    return Evaluation(
+        domain, {"domain": network}, choose_metrics(registry, metrics), count, cache_dir=cache_dir, log=log
+    )
 
 
 def floor_files(cache_dir: Path) -> list[Path]:
@@ -56,8 +58,10 @@ def test_the_cached_floor_is_the_computed_floor(domain, network, registry, tmp_p
     cached = evaluation(domain, network, registry, tmp_path, metrics=EVERY_METRIC)
     assert cached.floor() == computed.floor()
     assert list(cached.floor()) == list(computed.floor())  # the same values, listed in the same order
-    assert torch.equal(cached.reference_features.features, computed.reference_features.features)
-    assert torch.equal(cached.reference_features.probabilities, computed.reference_features.probabilities)
+    assert torch.equal(cached.reference_features["domain"].features, computed.reference_features["domain"].features)
+    assert torch.equal(
+        cached.reference_features["domain"].probabilities, computed.reference_features["domain"].probabilities
+    )
     assert path.stat().st_mtime_ns == stamp  # read, not written again
     generated = generated_images(torch.rand(COUNT, 1, 28, 28) * 2 - 1, "noise")
     assert cached.score(generated) == computed.score(generated)
@@ -105,8 +109,8 @@ def test_anything_the_floor_depends_on_changes_its_file(domain, network, registr
     else:
         monkeypatch.setattr(protocol, "REFERENCE_SEED", 5)
     notes = []
-    changed = Evaluation(domain, network, metrics, count, cache_dir=tmp_path, log=notes.append)
-    recomputed = Evaluation(domain, network, metrics, count, cache_dir=None)
+    changed = Evaluation(domain, {"domain": network}, metrics, count, cache_dir=tmp_path, log=notes.append)
+    recomputed = Evaluation(domain, {"domain": network}, metrics, count, cache_dir=None)
     assert changed.floor() == recomputed.floor()
     assert len(floor_files(tmp_path)) == 2  # a file of its own; the first one is still there
     assert notes == []
@@ -139,7 +143,7 @@ def test_a_damaged_cache_file_is_ignored_and_computed_again(domain, network, reg
         path.write_bytes(data[: len(data) // 2])
     elif damage == "flipped byte":
         # A byte of the reference features, in the middle of the file: torch reads it without noticing.
-        features = torch.load(path, weights_only=True)["reference"]["features"]
+        features = torch.load(path, weights_only=True)["reference"]["domain"]["features"]
         pattern = features.reshape(-1)[100:104].numpy().tobytes()
         at = data.index(pattern)
         path.write_bytes(data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1 :])

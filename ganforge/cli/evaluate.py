@@ -145,11 +145,11 @@ def print_scores(result: OfflineScores, floor_only: bool) -> None:
         cells = [f"{floor[key]:.4g}"] if floor_only else [f"{value:.4g}", f"{floor[key]:.4g}"]
         table.add_row(key, *cells, arrows[goals[key].better])
     console.print(table)
+    from ganforge.evaluation.protocol import describe_feature_networks
+
     protocol = result.protocol
-    network = protocol["feature_network"]
     for line in (
-        f"feature network: {network['architecture']} trained on {network['trained_on']}, test accuracy "
-        f"{network['test_accuracy']:.2%} ({network['file']})",
+        *describe_feature_networks(protocol),
         f"generated: {protocol['generated']}",
         f"reference: {protocol['reference']}",
         f"real floor: {protocol['floor']}",

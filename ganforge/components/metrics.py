@@ -221,8 +221,7 @@ def register_metrics(register: Register) -> None:
         "classifier_score",
         ClassifierScore,
         params=ClassifierScoreParams,
-        summary="Inception Score computed with the domain classifier; higher is better.",
-        aliases=("inception_score", "is"),
+        summary="The Inception Score's formula with the domain classifier's probabilities; higher is better.",
     )
     register(
         "precision_recall",

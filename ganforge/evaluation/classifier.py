@@ -94,7 +94,7 @@ class FeatureNetwork:
             for name, value in sorted(self.module.state_dict().items()):
                 digest.update(f"{name};".encode())
                 add_tensor(digest, value)
-            self._fingerprint = {"weights": digest.hexdigest(), **_numerics(self.device)}
+            self._fingerprint = {"weights": digest.hexdigest(), **numerics(self.device)}
         return self._fingerprint
 
     @torch.no_grad()
@@ -107,7 +107,7 @@ class FeatureNetwork:
         return FeatureSet(torch.cat(features), torch.cat(probabilities))
 
 
-def _numerics(device: torch.device) -> dict[str, Any]:
+def numerics(device: torch.device) -> dict[str, Any]:
     """What, besides the weights, decides a network's output bits: the device, torch's version, float32 matmuls."""
     numerics: dict[str, Any] = {
         "device": device.type,
@@ -168,9 +168,8 @@ def check_labelled(domain: Domain) -> None:
     """A domain classifier learns the dataset's classes: a dataset without labels cannot have one."""
     if not domain.labelled:
         raise UsageError(
-            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it, and "
-            "evaluation needs one (Inception features are not supported yet); for an image folder, put each "
-            "class in a subfolder"
+            f"dataset {domain.dataset} has no labels, so ganforge cannot train a domain classifier for it; score it "
+            "with the Inception metrics, or, for an image folder, put each class in a subfolder"
         )
 
 

@@ -5,8 +5,8 @@ most of an evaluation's time, and nothing in it changes between runs that share 
 It is cached under the cache folder beside the domain classifiers, named like them: the dataset,
 then a digest of everything its numbers depend on. That is the images themselves (which covers
 the dataset, its params and its content, the count and both seeds, also named for the reader),
-the feature network's weights and what ran it (see ``FeatureNetwork.fingerprint``), and each
-metric with its provider's version and its params. A reference set read from the file is the one
+each feature network's weights and what ran it (their ``fingerprint``), and each metric with its
+provider's version and its params. A reference set read from the file is the one
 the floor was computed with, bit for bit, so cached and computed floors are the same numbers.
 
 A file that cannot be read, or that records another key, is ignored and computed again.
@@ -16,24 +16,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ganforge.contracts import FeatureSet
 from ganforge.errors import first_line, shorten
-from ganforge.evaluation.classifier import FeatureNetwork
 from ganforge.evaluation.digests import tensor_digest
 from ganforge.evaluation.domain import ImageSet
 from ganforge.files import write_atomically
 from ganforge.registry import Chosen
 
+if TYPE_CHECKING:
+    from ganforge.evaluation.protocol import ImageFeatures
+
 # Change it when how a floor is computed changes in a way that its key does not show.
-FLOOR_FORMAT = "ganforge-floor-v1"
+FLOOR_FORMAT = "ganforge-floor-v2"
 FLOORS_FOLDER = "floors"
+FEATURE_PARTS = ("features", "probabilities", "logits")  # what of a FeatureSet is cached (labels come with images)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class FloorProtocol:
     floor_images: ImageSet
     floor_seed: int
     samples: int
-    network: FeatureNetwork
+    networks: Mapping[str, ImageFeatures]
     metrics: Sequence[Chosen]
 
     def key(self) -> dict[str, Any]:
@@ -61,7 +64,7 @@ class FloorProtocol:
             "reference_images": self.reference.content_digest(),
             "floor_seed": self.floor_seed,
             "floor_images": self.floor_images.content_digest(),
-            "feature_network": self.network.fingerprint(),
+            "feature_networks": {name: network.fingerprint() for name, network in self.networks.items()},
             "metrics": [
                 [chosen.component.qualified_name, str(chosen.component.provider), chosen.params.model_dump(mode="json")]
                 for chosen in self.metrics
@@ -71,7 +74,7 @@ class FloorProtocol:
 
 @dataclass(frozen=True)
 class CachedFloor:
-    reference_features: FeatureSet
+    reference_features: dict[str, FeatureSet]  # by feature network
     floor: dict[str, float]
 
 
@@ -100,7 +103,7 @@ class FloorCache:
             self.log(f"warning: ignoring the cached real floor {self.path} ({error}); computing it again")
             return None
 
-    def write(self, reference_features: FeatureSet, floor: dict[str, float]) -> None:
+    def write(self, reference_features: Mapping[str, FeatureSet], floor: dict[str, float]) -> None:
         """Store them, whole or not at all; a failure costs only the next evaluation's time, so it is a warning.
 
         A floor with a value that is not a float (a plugin's metric may give another number) is not cached:
@@ -109,14 +112,11 @@ class FloorCache:
         if not all(isinstance(value, float) for value in floor.values()):
             return
         values = {name: float(value) for name, value in floor.items()}
-        features, probabilities = reference_features.features.cpu(), reference_features.probabilities
-        probabilities = probabilities.cpu() if probabilities is not None else None
-        payload = {
-            "key": self.key,
-            "floor": values,
-            "reference": {"features": features, "probabilities": probabilities},
-            "checksum": _checksum(values, features, probabilities),
+        reference = {
+            network: {part: _on_cpu(getattr(features, part)) for part in FEATURE_PARTS}
+            for network, features in reference_features.items()
         }
+        payload = {"key": self.key, "floor": values, "reference": reference, "checksum": _checksum(values, reference)}
         try:
             write_atomically(self.path, lambda stream: torch.save(payload, stream))
         except OSError as error:
@@ -132,22 +132,30 @@ class FloorCache:
             raise DamagedFloorFile("not a cached floor")
         if payload["key"] != self.key:
             raise DamagedFloorFile("it records another protocol than its name says")
-        floor, stored = payload["floor"], payload["reference"]
+        floor, reference = payload["floor"], payload["reference"]
         if not isinstance(floor, dict) or not all(isinstance(value, float) for value in floor.values()):
             raise DamagedFloorFile("its floor is not a mapping of value names to numbers")
-        features = stored.get("features") if isinstance(stored, dict) else None
-        probabilities = stored.get("probabilities") if isinstance(stored, dict) else None
-        if not self._rows(features) or not (probabilities is None or self._rows(probabilities)):
-            raise DamagedFloorFile(f"its reference features are not {self.expected_count} rows")
-        assert isinstance(features, torch.Tensor)
-        if payload["checksum"] != _checksum(floor, features, probabilities):
+        networks = set(self.key["feature_networks"])
+        if not isinstance(reference, dict) or set(reference) != networks:
+            raise DamagedFloorFile(f"it holds no reference features of {', '.join(sorted(networks))}")
+        for stored in reference.values():
+            parts = stored if isinstance(stored, dict) else {}
+            well_formed = set(parts) == set(FEATURE_PARTS) and self._rows(parts["features"])
+            if not well_formed or not all(parts[part] is None or self._rows(parts[part]) for part in FEATURE_PARTS):
+                raise DamagedFloorFile(f"its reference features are not {self.expected_count} rows")
+        if payload["checksum"] != _checksum(floor, reference):
             raise DamagedFloorFile("its checksum does not match its contents")
-        return CachedFloor(FeatureSet(features, probabilities), floor)
+        return CachedFloor({network: FeatureSet(**parts) for network, parts in reference.items()}, floor)
 
     def _rows(self, tensor: Any) -> bool:
         return isinstance(tensor, torch.Tensor) and tensor.ndim == 2 and len(tensor) == self.expected_count
 
 
-def _checksum(floor: dict[str, float], features: torch.Tensor, probabilities: torch.Tensor | None) -> str:
+def _on_cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return tensor.cpu() if tensor is not None else None
+
+
+def _checksum(floor: dict[str, float], reference: Mapping[str, Mapping[str, torch.Tensor | None]]) -> str:
     """A sha256 of the floor's values and the reference features' bits: a flipped bit anywhere changes it."""
-    return tensor_digest(features, probabilities, prefix=json.dumps(floor, sort_keys=True))
+    tensors = [reference[network][part] for network in sorted(reference) for part in FEATURE_PARTS]
+    return tensor_digest(*tensors, prefix=json.dumps(floor, sort_keys=True))

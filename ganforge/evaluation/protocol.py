@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from ganforge.config import DEFAULT_EVAL_SAMPLES
-from ganforge.contracts import DataSpec, FeatureSet, GANMetric, Goal
+from ganforge.contracts import FEATURE_NETWORKS, DataSpec, FeatureSet, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.evaluation.classifier import FEATURE_DIM, FeatureNetwork, check_labelled, domain_classifier
+from ganforge.evaluation.classifier import domain_classifier
 from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
 from ganforge.evaluation.floor_cache import FloorCache, FloorProtocol
 from ganforge.registry import Chosen, Kind, Registry
@@ -33,12 +33,35 @@ from ganforge.registry import Chosen, Kind, Registry
 REFERENCE_SEED = 0  # the held-out images generated ones are compared with
 FLOOR_SEED = 1  # the training images of the floor
 QUANTISE_CHUNK = 1000  # images converted to 8 bits at a time: one float copy of a chunk, never of the whole set
-SCORING_BYTES_PER_IMAGE = FEATURE_DIM * 4 + 4 * 1024  # features, and a row of precision/recall's distance chunks
+# Features and logits of the larger network (Inception: 2048 + 1008 float32), and a row of precision/recall's
+# distance chunks.
+SCORING_BYTES_PER_IMAGE = (2048 + 1008) * 4 + 4 * 1024
+# Where each feature network's own protocol goes in an evaluation's protocol record.
+PROTOCOL_KEYS = {"domain": "feature_network", "inception": "inception_network"}
+INCEPTION_METRICS = ("inception_fid", "inception_kid", "inception_score", "inception_precision_recall")
+
+
+class ImageFeatures(Protocol):
+    """A feature network as an evaluation uses it (the domain classifier's, Inception's)."""
+
+    protocol: dict[str, Any]
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def extract(self, images: ImageSet) -> FeatureSet: ...
 
 
 def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chosen]:
-    """Metrics by name (default: every installed metric), each with its default params."""
-    components = [registry.get(Kind.METRIC, name) for name in names] if names else registry.components(Kind.METRIC)
+    """Metrics by name, each with its default params; by default every installed metric that compares in the
+    domain classifier's features (the Inception ones, which need weights downloaded once, are asked for by name)."""
+    if names:
+        components = [registry.get(Kind.METRIC, name) for name in names]
+    else:
+        components = [
+            component
+            for component in registry.components(Kind.METRIC)
+            if component.build({}).feature_network == "domain"
+        ]
     return [Chosen(component, component.parse_params({})) for component in components]
 
 
@@ -78,32 +101,39 @@ def scoring_bytes(count: int, spec: DataSpec) -> int:
 
 
 class Evaluation:
-    """Scores image sets against one dataset's held-out images with one feature network."""
+    """Scores image sets against one dataset's held-out images with the feature networks its metrics name."""
 
     def __init__(
         self,
         domain: Domain,
-        network: FeatureNetwork,
+        networks: Mapping[str, ImageFeatures],
         metrics: Sequence[Chosen],
         samples: int = DEFAULT_EVAL_SAMPLES,
         *,
         cache_dir: Path | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
-        """With a ``cache_dir``, the reference features and the floor are read from its cache where they are
-        there for this protocol, and cached once the floor is computed."""
+        """``networks`` by name (``GANMetric.feature_network``): each metric's must be there. With a ``cache_dir``,
+        the reference features and the floor are read from its cache where they are there for this protocol, and
+        cached once the floor is computed."""
         self.domain = domain
-        self.network = network
+        self.networks = dict(networks)
         self.metrics: list[tuple[Chosen, GANMetric]] = [(chosen, chosen.build()) for chosen in metrics]
         self.samples = samples
         self._check_value_names()
+        for chosen, metric in self.metrics:
+            if metric.feature_network not in self.networks:
+                name = chosen.component.name
+                raise GanforgeError(f"metric {name} reads {metric.feature_network} features, and none were given")
         check_reference_sizes(domain, metrics, samples)
         self.reference = domain.held_out.subset(samples, seed=REFERENCE_SEED)
         self.floor_cache = FloorCache(cache_dir, self._floor_protocol(), log) if cache_dir is not None else None
         cached = self.floor_cache.read() if self.floor_cache is not None else None
-        reference_features = cached.reference_features if cached else network.extract(self.reference)
         # The labels come with the images, not from the cache: the reference is drawn the same every time.
-        self.reference_features = dataclasses.replace(reference_features, labels=self.reference.labels)
+        self.reference_features = {
+            name: dataclasses.replace(features, labels=self.reference.labels)
+            for name, features in (cached.reference_features if cached else self._extract(self.reference)).items()
+        }
         self._floor: dict[str, float] | None = cached.floor if cached else None
 
     def _check_value_names(self) -> None:
@@ -137,16 +167,14 @@ class Evaluation:
                 f"{images.description}: scores per class need images with classes (a conditional generator's)"
             )
         features = self._features(images)
-        assert features.labels is not None
-        per_class = {}
-        for k in features.labels.unique().tolist():
-            chosen = features.labels == k
-            probabilities = features.probabilities[chosen] if features.probabilities is not None else None
-            one_class = FeatureSet(features.features[chosen], probabilities, features.labels[chosen])
-            per_class[int(k)] = self._values(one_class, by_class)
+        labels = images.labels
+        per_class = {
+            int(k): self._values({name: _rows(seen, labels == k) for name, seen in features.items()}, by_class)
+            for k in labels.unique().tolist()
+        }
         return self._values(features, self.metrics), per_class
 
-    def _features(self, images: ImageSet) -> FeatureSet:
+    def _features(self, images: ImageSet) -> dict[str, FeatureSet]:
         if tuple(images.images.shape[1:]) != tuple(self.spec.shape):
             raise UsageError(
                 f"images of shape {tuple(images.images.shape[1:])} cannot be compared with "
@@ -154,21 +182,27 @@ class Evaluation:
             )
         metrics = [chosen for chosen, _ in self.metrics]
         check_sample_needs(metrics, generated=len(images), real=len(self.reference), counted=images.description)
-        return dataclasses.replace(self.network.extract(images), labels=images.labels)
+        return {name: dataclasses.replace(seen, labels=images.labels) for name, seen in self._extract(images).items()}
 
-    def _values(self, features: FeatureSet, metrics: Sequence[tuple[Chosen, GANMetric]]) -> dict[str, float]:
+    def _extract(self, images: ImageSet) -> dict[str, FeatureSet]:
+        return {name: network.extract(images) for name, network in self.networks.items()}
+
+    def _values(
+        self, features: Mapping[str, FeatureSet], metrics: Sequence[tuple[Chosen, GANMetric]]
+    ) -> dict[str, float]:
         values: dict[str, float] = {}
         for chosen, metric in metrics:
-            if metric.needs_labels and features.labels is None:
+            seen = features[metric.feature_network]
+            if metric.needs_labels and seen.labels is None:
                 continue  # an unconditional generator's images: no class to compare by
             try:
-                values.update(metric.compute(features, self.reference_features))
+                values.update(metric.compute(seen, self.reference_features[metric.feature_network]))
             except GanforgeError:
                 raise
             except Exception as error:  # a metric's own failure is named, never a traceback
                 raise GanforgeError(
                     f"metric {chosen.component.qualified_name} ({chosen.component.provider}) failed on "
-                    f"{len(features)} generated and {len(self.reference)} real images: "
+                    f"{len(seen)} generated and {len(self.reference)} real images: "
                     f"{type(error).__name__}: {first_line(str(error))}"
                 ) from None
         return values
@@ -193,7 +227,7 @@ class Evaluation:
             floor_images=self._floor_images(),
             floor_seed=FLOOR_SEED,
             samples=self.samples,
-            network=self.network,
+            networks=self.networks,
             metrics=[chosen for chosen, _ in self.metrics],
         )
 
@@ -202,16 +236,49 @@ class Evaluation:
 
     def protocol(self, generated: str) -> dict[str, Any]:
         """What the scores were measured with; stored and printed beside every score."""
-        return {
+        described: dict[str, Any] = {
             "generated": generated,
             "reference": self.reference.description,
             "reference_count": len(self.reference),
             "floor": f"{min(self.samples, len(self.domain.train))} real training images against the reference",
-            "feature_network": self.network.protocol,
-            "metrics": {
-                chosen.component.qualified_name: chosen.params.model_dump(mode="json") for chosen, _ in self.metrics
-            },
         }
+        for name, network in self.networks.items():
+            described[PROTOCOL_KEYS[name]] = network.protocol
+        described["metrics"] = {
+            chosen.component.qualified_name: chosen.params.model_dump(mode="json") for chosen, _ in self.metrics
+        }
+        return described
+
+
+def describe_feature_networks(protocol: Mapping[str, Any]) -> list[str]:
+    """A line for each feature network an evaluation's protocol record names, for people to read."""
+    lines = []
+    domain = protocol.get(PROTOCOL_KEYS["domain"])
+    if isinstance(domain, Mapping):
+        accuracy = domain.get("test_accuracy")
+        accuracy_text = f"{accuracy:.2%}" if isinstance(accuracy, float) else "unknown"
+        lines.append(
+            f"feature network: {domain.get('architecture')} trained on {domain.get('trained_on')}, test accuracy "
+            f"{accuracy_text} ({domain.get('file', 'not cached')})"
+        )
+    inception = protocol.get(PROTOCOL_KEYS["inception"])
+    if isinstance(inception, Mapping):
+        standard = (
+            "the standard weights"
+            if inception.get("standard_weights")
+            else "NOT the standard weights: these scores compare with no published ones"
+        )
+        lines.append(
+            f"Inception-v3 ({inception.get('implementation')}): {inception.get('weights')}, SHA-256 "
+            f"{inception.get('weights_sha256')}, {standard}; input: {inception.get('input')}"
+        )
+    return lines
+
+
+def _rows(features: FeatureSet, chosen: torch.Tensor) -> FeatureSet:
+    """The rows of every part of ``features`` that ``chosen`` (a boolean mask) picks."""
+    parts = {field.name: getattr(features, field.name) for field in dataclasses.fields(features)}
+    return FeatureSet(**{name: None if part is None else part[chosen] for name, part in parts.items()})
 
 
 def check_reference_sizes(domain: Domain, metrics: Sequence[Chosen], samples: int) -> None:
@@ -249,11 +316,37 @@ def evaluate_domain(
     cache_dir: Path,
     log: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """An evaluation over a domain already loaded: its classifier (trained if not cached) and the metrics."""
-    check_labelled(domain)
+    """An evaluation over a domain already loaded, with the feature networks its metrics read: the Inception
+    weights found (or downloaded) first, then the domain classifier (trained if not cached)."""
+    needed = {chosen.component.name: chosen.build().feature_network for chosen in metrics}
+    check_feature_networks(domain, needed)
     check_reference_sizes(domain, metrics, samples)
-    network = domain_classifier(domain, device, cache_dir, log=log)
-    return Evaluation(domain, network, metrics, samples, cache_dir=cache_dir, log=log)
+    networks: dict[str, ImageFeatures] = {}
+    if "inception" in needed.values():
+        from ganforge.evaluation.inception import inception_network
+
+        networks["inception"] = inception_network(device, cache_dir, log)
+    if "domain" in needed.values():
+        networks["domain"] = domain_classifier(domain, device, cache_dir, log=log)
+    return Evaluation(domain, networks, metrics, samples, cache_dir=cache_dir, log=log)
+
+
+def check_feature_networks(domain: Domain, needed: Mapping[str, str]) -> None:
+    """Each metric's feature network (by metric name) is one ganforge has, and can have for this domain: a
+    domain classifier learns a dataset's classes, so an unlabelled one is scored with Inception metrics."""
+    for name, network in needed.items():
+        if network not in FEATURE_NETWORKS:
+            raise UsageError(
+                f"metric {name} asks for {network!r} features; the feature networks are {', '.join(FEATURE_NETWORKS)}"
+            )
+    domain_metrics = [name for name, network in needed.items() if network == "domain"]
+    if domain_metrics and not domain.labelled:
+        raise UsageError(
+            f"dataset {domain.dataset} has no labels, so ganforge cannot train the domain classifier that metrics "
+            f"{', '.join(domain_metrics)} compare with; score it with the Inception metrics instead, "
+            f"--metrics {','.join(INCEPTION_METRICS)} (pip install 'ganforge[inception]'), or, for an image folder, "
+            "put each class in a subfolder"
+        )
 
 
 def generated_images(images: torch.Tensor, description: str, labels: torch.Tensor | None = None) -> ImageSet:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ganforge.contracts import (
     DOWNLOAD_PARAM,
+    FEATURE_NETWORKS,
     Augmentation,
     DataSpec,
     FeatureSet,
@@ -496,6 +497,11 @@ def _metric(component: Component) -> GANMetric:
     expect(callable(getattr(metric, "compute", None)), "the metric has no compute() method (subclass GANMetric)")
     goals = getattr(metric, "goals", None)
     expect(bool(goals), "the metric declares no goals: name each value compute() returns and which way is better")
+    network = getattr(metric, "feature_network", None)
+    expect(
+        network in FEATURE_NETWORKS,
+        f"the metric's feature_network is {network!r}; accepted: {', '.join(map(repr, FEATURE_NETWORKS))}",
+    )
     return metric
 
 
@@ -508,9 +514,10 @@ def _feature_sets() -> tuple[FeatureSet, FeatureSet]:
     features = centres[labels] + torch.randn(len(labels), METRIC_FEATURE_DIM, generator=generator)
     logits = 6.0 * nn.functional.one_hot(labels, METRIC_CLASSES).double()
     logits += 0.5 * torch.randn(logits.shape, generator=generator, dtype=torch.float64)
-    real = FeatureSet(features, torch.softmax(logits, dim=1), labels)
+    real = FeatureSet(features, torch.softmax(logits, dim=1), labels, logits)
     kept = labels < METRIC_CLASSES // 2
-    worse = FeatureSet(features[kept] + 2.0, torch.softmax(logits[kept] / 4, dim=1), labels[kept] + 1)
+    unsure = logits[kept] / 4
+    worse = FeatureSet(features[kept] + 2.0, torch.softmax(unsure, dim=1), labels[kept] + 1, unsure)
     return real, worse
 
 
