@@ -284,3 +284,30 @@ def test_an_unlabelled_image_folder_is_scored_with_inception_metrics(app, our_we
     assert "inception_fid" in table and "Inception-v3 (torch-fidelity" in " ".join(table.split())
     mixed = " ".join(invoke(app, "eval", *folder, "--metrics", "fid,inception_fid", exit_code=2).stderr.split())
     assert "metrics fid compare with" in mixed  # names the metric that cannot be scored here
+
+
+@pytest.mark.slow
+def test_training_reports_inception_scores_beside_the_domain_scores(app, our_weights, workdir):
+    """Evaluation during a run, with a domain metric and an Inception one: both in the record, with both protocols."""
+    smoke = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+    settings = ["train.epochs=1", "eval.every=1", "eval.samples=16", "eval.metrics=[fid, inception_fid]"]
+    invoke(app, "run", smoke, "--quiet", *(part for setting in settings for part in ("--set", setting)))
+    [record] = [
+        line
+        for line in map(json.loads, (workdir / "runs" / "smoke" / "metrics.jsonl").read_text().splitlines())
+        if line["event"] == "eval"
+    ]
+    assert set(record["floor"]) == {"fid", "inception_fid"} and record["inception_fid"] > 0
+    assert record["protocol"]["feature_network"]["architecture"] == "ganforge-cnn-v1"
+    assert record["protocol"]["inception_network"]["weights_sha256"] == sha256(our_weights)
+
+
+def test_validate_warns_of_what_the_inception_metrics_lack_here(app, isolated, monkeypatch):
+    smoke = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+    command = ["validate", smoke, "--set", "eval.every=1", "--set", "eval.metrics=[fid, inception_kid]"]
+    missing = " ".join(invoke(app, *command).stderr.split())
+    assert "warning: eval.metrics inception_kid: the Inception-v3 weights are not here" in missing
+    assert f"{inception.WEIGHTS_BASE_URL}/{inception.STANDARD_WEIGHTS.name}" in missing
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
+    assert "needs torch-fidelity, which is not installed" in invoke(app, *command).stderr
+    assert "warning" not in invoke(app, "validate", smoke, "--set", "eval.metrics=[inception_kid]").stderr

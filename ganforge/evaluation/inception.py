@@ -112,6 +112,24 @@ def find_weights(cache_dir: Path, log: Callable[[str], None] | None = None) -> I
     return checked_weights(_download(places, log), expected, found_by="the download")
 
 
+def readiness_problem(cache_dir: Path) -> str | None:
+    """What this machine lacks to compute the Inception metrics now (torch-fidelity, the weights file), in
+    words; None when both are here. Nothing is downloaded, nor hashed: ``ganforge validate`` asks."""
+    try:
+        require_torch_fidelity("an Inception metric")
+    except UsageError as error:
+        return str(error)
+    configured = os.environ.get(WEIGHTS_ENV, "").strip()
+    if configured:
+        return None if Path(configured).expanduser().is_file() else f"${WEIGHTS_ENV} names {configured}, not a file"
+    if any(path.is_file() for path in weights_places(cache_dir)):
+        return None
+    return (
+        f"the Inception-v3 weights are not here: ganforge downloads them once (about 96 MB) from "
+        f"{file_url(WEIGHTS_BASE_URL, STANDARD_WEIGHTS.name)} into {weights_places(cache_dir)[0].parent}"
+    )
+
+
 def _download(places: list[Path], log: Callable[[str], None] | None) -> Path:
     folder = places[0].parent
     if log is not None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ganforge.config import ResolvedRun
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
+from ganforge.data_root import default_cache_dir
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.memory import available_bytes, device_free_bytes, readable_bytes
@@ -76,7 +77,21 @@ def machine_warnings(run: ResolvedRun) -> list[str]:
     problem = shortfall(needs, device or torch.device("cpu"))
     if problem is not None:
         warnings.append(f"{problem}; `ganforge run` would refuse this config on this machine")
+    inception = inception_problem(run)
+    if inception is not None:
+        warnings.append(inception)
     return warnings
+
+
+def inception_problem(run: ResolvedRun) -> str | None:
+    """What the run's Inception metrics (where it evaluates with any) lack on this machine, in words."""
+    metrics = [chosen.component.name for chosen in run.metrics if chosen.build().feature_network == "inception"]
+    if not run.config.eval.every or not metrics:
+        return None
+    from ganforge.evaluation.inception import readiness_problem
+
+    problem = readiness_problem(default_cache_dir())
+    return f"eval.metrics {', '.join(metrics)}: {problem}" if problem is not None else None
 
 
 # -- estimates -----------------------------------------------------------------------------------
