@@ -77,9 +77,10 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
 
 Metric factory ``(params) -> GANMetric``
   - A metric compares two image sets as a feature network sees them (:class:`FeatureSet`:
-    features ``[N, D]``, class probabilities ``[N, K]`` or None); ganforge extracts the features
-    once for all metrics, from images quantised to 8 bits, and records the protocol (feature
-    network, sample counts, splits) beside the scores.
+    features ``[N, D]``, class probabilities ``[N, K]`` or None, logits where the network gives
+    them); ``GANMetric.feature_network`` names the network ("domain" or "inception"). ganforge
+    extracts each network's features once for all metrics, from images quantised to 8 bits, and
+    records the protocol (feature networks, sample counts, splits) beside the scores.
   - ``compute`` returns a float for every name in ``goals`` (and no other); no two metrics of one
     evaluation may report the same name. ``Goal`` says which way each value gets better and what
     two identical sets score. ``sample_needs()`` is the fewest images ``compute`` takes: ganforge

@@ -192,7 +192,9 @@ def read_state_dict(weights: InceptionWeights) -> dict[str, torch.Tensor]:
 class InceptionNetwork:
     """torch-fidelity's Inception-v3 on checked weights; turns image sets into pool features and logits."""
 
-    def __init__(self, weights: InceptionWeights, device: torch.device) -> None:
+    def __init__(
+        self, weights: InceptionWeights, device: torch.device, log: Callable[[str], None] | None = None
+    ) -> None:
         fidelity = require_torch_fidelity("an Inception metric")
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -209,6 +211,7 @@ class InceptionNetwork:
             ) from None
         self.module = module.to(device).eval()
         self.device = device
+        self.log = log or (lambda message: None)
         self.weights = weights
         self.version = fidelity.__version__
         self.protocol: dict[str, Any] = {
@@ -233,6 +236,8 @@ class InceptionNetwork:
             raise UsageError(
                 f"{images.description}: Inception-v3 sees RGB or grayscale images; these have {channels} channels"
             )
+        # Minutes on a CPU for thousands of images: say what is being done.
+        self.log(f"Inception-v3 features of {images.description} on {self.device.type}")
         features, logits = [], []
         for chunk in images.images.split(EXTRACT_BATCH):
             rgb = chunk.expand(-1, 3, -1, -1) if channels == 1 else chunk
@@ -247,4 +252,4 @@ def inception_network(
 ) -> InceptionNetwork:
     """The Inception network on the checked weights (found, or downloaded once into ``cache_dir``)."""
     require_torch_fidelity("an Inception metric")
-    return InceptionNetwork(find_weights(cache_dir, log), device)
+    return InceptionNetwork(find_weights(cache_dir, log), device, log)
