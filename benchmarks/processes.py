@@ -68,7 +68,6 @@ def run_once(args: argparse.Namespace, nproc: int, run_dir: Path) -> float:
         f"output.dir={run_dir}",
         f"train.epochs={args.epochs}",
         "eval.every=0",
-        "output.tensorboard=false",
         "train.sample_every=0",
         "train.checkpoint_every=0",
         "train.log_every=100000",

@@ -101,7 +101,6 @@ def benchmark_overrides(args: argparse.Namespace, registry: Registry, scratch_di
     return [
         f"data.params.limit={args.steps * batch_size}",
         "eval.every=0",
-        "output.tensorboard=false",
         f"output.dir={scratch_dir / 'run'}",
         "train.log_every=100000",
         *args.overrides,

@@ -31,6 +31,7 @@ MAX_CONFIG_DEPTH = 50  # collections inside collections
 MAX_NAME_LENGTH = 100
 MAX_METRICS = 64
 MAX_AUGMENTATIONS = 16
+MAX_LOGGERS = 16
 MAX_PATH_LENGTH = 4096
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEVICE_SETTING = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,4})?)$")
@@ -173,8 +174,11 @@ class TrainConfig(Strict):
 
 class OutputConfig(Strict):
     dir: Path | None = Field(None, description="Run folder; default runs/<name>. Not empty and not '.'.")
-    tensorboard: bool | Literal["auto"] = Field(
-        "auto", description="Also write TensorBoard events: true, false, or auto (when tensorboard is installed)."
+    loggers: list[ComponentName | ComponentConfig] = Field(
+        default_factory=list,
+        max_length=MAX_LOGGERS,
+        description="Loggers that also follow the run (metrics.jsonl is always written): names, or {name, params}; "
+        "see `ganforge list loggers` (tensorboard, mlflow, wandb, a plugin's).",
     )
 
     @field_validator("dir", mode="before")
@@ -490,6 +494,7 @@ class ResolvedRun:
     loss: Chosen
     metrics: tuple[Chosen, ...]
     augmentations: tuple[Chosen, ...] = ()
+    loggers: tuple[Chosen, ...] = ()
 
     def chosen(self) -> dict[str, Chosen]:
         return {section: getattr(self, section) for section in COMPONENT_SECTIONS}
@@ -505,6 +510,9 @@ class ResolvedRun:
         data["augment"]["pipeline"] = [
             {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")}
             for chosen in self.augmentations
+        ]
+        data["output"]["loggers"] = [
+            {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")} for chosen in self.loggers
         ]
         return data
 
@@ -613,7 +621,9 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
         raise InvalidConfigError(source, problems)
     metrics = tuple(chosen[("eval", "metrics", index)] for index in range(len(config.eval.metrics)))
     augmentations = tuple(chosen[("augment", "pipeline", index)] for index in range(len(config.augment.pipeline)))
-    resolved = ResolvedRun(config, chosen[("data",)], chosen[("model",)], chosen[("loss",)], metrics, augmentations)
+    loggers = tuple(chosen[("output", "loggers", index)] for index in range(len(config.output.loggers)))
+    parts = (chosen[("data",)], chosen[("model",)], chosen[("loss",)])
+    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers)
     problems = [problem for check in (_check_best, _check_metric_needs) if (problem := check(resolved)) is not None]
     if problems:
         raise InvalidConfigError(source, problems)
@@ -640,19 +650,23 @@ def _named_components(
     sections: dict[str, ComponentConfig | None]
     metrics: list[str | ComponentConfig | None]
     augmentations: list[str | ComponentConfig | None]
+    loggers: list[str | ComponentConfig | None]
     if config is not None:
         sections = {section: getattr(config, section) for section in COMPONENT_SECTIONS}
         metrics = list(config.eval.metrics)
         augmentations = list(config.augment.pipeline)
+        loggers = list(config.output.loggers)
     else:
         sections = {
             section: _well_formed(ComponentConfig.model_validate, raw.get(section)) for section in COMPONENT_SECTIONS
         }
         metrics = _well_formed_entries(raw.get("eval"), "metrics", MAX_METRICS)
         augmentations = _well_formed_entries(raw.get("augment"), "pipeline", MAX_AUGMENTATIONS)
+        loggers = _well_formed_entries(raw.get("output"), "loggers", MAX_LOGGERS)
     named = [(kind, (section,), sections[section]) for section, kind in COMPONENT_SECTIONS.items()]
     named += [(Kind.METRIC, ("eval", "metrics", index), metric) for index, metric in enumerate(metrics)]
     named += [(Kind.AUGMENTATION, ("augment", "pipeline", index), entry) for index, entry in enumerate(augmentations)]
+    named += [(Kind.LOGGER, ("output", "loggers", index), entry) for index, entry in enumerate(loggers)]
     return [(kind, location, as_component_config(entry)) for kind, location, entry in named if entry is not None]
 
 

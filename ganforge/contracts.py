@@ -97,7 +97,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -339,6 +340,37 @@ class Augmentation:
         self, images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         raise NotImplementedError
+
+
+LoggerOutcome = Literal["finished", "interrupted", "failed"]
+
+
+class RunLogger:
+    """Follows a run for an experiment tracker (TensorBoard, MLflow, Weights & Biases, a plugin's).
+
+    ganforge calls it on the main process alone, in this order: ``start`` once before the first
+    step, with the resolved config as plain data (every default filled in), the run folder, and
+    whether the run resumes an earlier one; ``log`` with each record ganforge appends to
+    metrics.jsonl (``event`` "step", "epoch" or "eval", ``epoch``, ``step``, and the values:
+    ``d_loss``, ``g_loss``, ``D(x)``, ``D(G(z))``, ... or an evaluation's scores with its
+    ``floor`` and ``protocol``); ``images`` with each sample grid it saves (float images in
+    [-1, 1], ``[N, C, H, W]``; ``name`` is "real" or "generated"; ``step`` the training step);
+    and ``finish`` once at the end, with how the run ended. A logger must not change what it is
+    given. One that raises is switched off with a warning and the run goes on without it: it
+    must hold nothing the run needs (metrics.jsonl is always written, by ganforge itself).
+    """
+
+    def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:
+        pass
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def images(self, name: str, images: torch.Tensor, step: int) -> None:
+        pass
+
+    def finish(self, outcome: LoggerOutcome) -> None:
+        pass
 
 
 @dataclass(frozen=True)

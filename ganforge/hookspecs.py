@@ -55,5 +55,10 @@ def register_augmentations(register: Register) -> None:
 
 
 @hookspec
+def register_loggers(register: Register) -> None:
+    """Register loggers that follow a run (experiment trackers); ``factory(params) -> RunLogger``."""
+
+
+@hookspec
 def register_commands(app: typer.Typer) -> None:
     """Add commands to the ``ganforge`` command line (a typer app)."""

@@ -43,6 +43,7 @@ REGISTERING_HOOKS: dict[str, Kind] = {
     "register_datasets": Kind.DATASET,
     "register_metrics": Kind.METRIC,
     "register_augmentations": Kind.AUGMENTATION,
+    "register_loggers": Kind.LOGGER,
 }
 
 

@@ -21,7 +21,16 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from ganforge import startup
-from ganforge.contracts import Augmentation, DataSpec, GANLoss, GANMetric, GANModels, LoadedDataset, NoParams
+from ganforge.contracts import (
+    Augmentation,
+    DataSpec,
+    GANLoss,
+    GANMetric,
+    GANModels,
+    LoadedDataset,
+    NoParams,
+    RunLogger,
+)
 from ganforge.errors import (
     AmbiguousComponentError,
     ComponentNotFoundError,
@@ -41,6 +50,7 @@ class Kind(StrEnum):
     DATASET = "dataset"
     METRIC = "metric"
     AUGMENTATION = "augmentation"
+    LOGGER = "logger"
 
     @property
     def plural(self) -> str:
@@ -151,6 +161,7 @@ CONTRACTS = {
     Kind.DATASET: "a dataset factory returns LoadedDataset(dataset with __len__ and __getitem__, spec: DataSpec)",
     Kind.METRIC: "a metric factory returns a GANMetric",
     Kind.AUGMENTATION: "an augmentation factory returns an Augmentation",
+    Kind.LOGGER: "a logger factory returns a RunLogger",
 }
 
 
@@ -162,6 +173,7 @@ def contract_problem(kind: Kind, built: Any) -> str | None:
         Kind.DATASET: LoadedDataset,
         Kind.METRIC: GANMetric,
         Kind.AUGMENTATION: Augmentation,
+        Kind.LOGGER: RunLogger,
     }
     if not isinstance(built, expected[kind]):
         return f"{describe_value(built)}, but {CONTRACTS[kind]} (see ganforge.contracts)"

@@ -284,7 +284,7 @@ class MemoryProbe(SilentReporter):
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
 def test_memory_stays_flat_over_thousands_of_steps(registry, workdir):
     overrides = ["data.params.num_samples=16384", "train.batch_size=8", "model.params.hidden=[32]"]
-    overrides += ["train.epochs=2", "train.log_every=256", "train.sample_every=0", "output.tensorboard=false"]
+    overrides += ["train.epochs=2", "train.log_every=256", "train.sample_every=0"]
     probe = MemoryProbe()
     start_run(load_config(SMOKE, registry, overrides), reporter=probe)
     steps = [step for step, _, _ in probe.samples]

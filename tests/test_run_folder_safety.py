@@ -491,7 +491,7 @@ def test_a_real_full_disk_is_a_clear_error_the_previous_checkpoint_loads_and_res
     (workdir / "small").mkdir()
     # Checkpoints of 6.5 MB: epoch 1 leaves two (epoch_0001.pt, last.pt), epoch 2 a third; the fourth,
     # epoch 2's new last.pt, does not fit in 23 MB.
-    overrides = ["model.params.hidden=[256,256]", "train.epochs=3", "output.dir=small/run", "output.tensorboard=false"]
+    overrides = ["model.params.hidden=[256,256]", "train.epochs=3", "output.dir=small/run"]
     script = FULL_DISK_SCRIPT.format(
         size="23m",
         python=sys.executable,

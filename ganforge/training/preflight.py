@@ -80,6 +80,11 @@ def machine_warnings(run: ResolvedRun) -> list[str]:
     inception = inception_problem(run)
     if inception is not None:
         warnings.append(inception)
+    for logger in run.loggers:
+        try:
+            logger.build()
+        except UsageError as error:  # its package is not installed here
+            warnings.append(f"output.loggers: {error}; `ganforge run` would refuse this config on this machine")
     return warnings
 
 

@@ -74,6 +74,9 @@ SUBFOLDER_FILES = {
     "checkpoints": re.compile(r"\.?(?:last|best|epoch_\d+)\.pt(?:\..+\.tmp)?"),
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
 }
+# Folders the built-in loggers fill with their trackers' own layouts (mlflow's file store, W&B's offline runs):
+# ganforge's as a whole, for the tracker decides what is inside.
+LOGGER_FOLDERS = frozenset({"mlruns", "wandb"})
 EPOCH_CHECKPOINT = re.compile(r"epoch_(\d+)\.pt")
 LISTED_FOREIGN = 8  # foreign entries named in a refusal; the rest are counted
 MAX_CONFIG_BYTES = 1 << 20
@@ -295,6 +298,8 @@ class RunFolder:
                     if not ours:
                         link = " (a symbolic link)" if inner.is_symlink() else ""
                         foreign.append(f"{entry.name}/{inner.name}{link}")
+            elif entry.name in LOGGER_FOLDERS and entry.is_dir(follow_symlinks=False):
+                continue
             elif not (
                 entry.is_file(follow_symlinks=False)
                 and (entry.name in TOP_FILES or TOP_TEMPORARY.fullmatch(entry.name))

@@ -22,7 +22,7 @@ import torch
 
 from ganforge import startup
 from ganforge.config import ResolvedRun
-from ganforge.contracts import Augmentation, GANLoss, GANModels, LoadedDataset
+from ganforge.contracts import Augmentation, GANLoss, GANModels, LoadedDataset, LoggerOutcome
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
 from ganforge.evaluation.protocol import Evaluation, check_best_is_scored, generated_images, prepare_evaluation
@@ -34,10 +34,10 @@ from ganforge.training.interruption import RunInterrupted, StopRequest, stop_sig
 from ganforge.training.preflight import check_memory
 from ganforge.training.progress import Reporter, SilentReporter
 from ganforge.training.run_folder import RunFolder
+from ganforge.training.run_loggers import RunLoggers
 from ganforge.training.state import gather_checkpoint_state, restore_checkpoint_state
 from ganforge.training.statistics import EPOCH, WINDOW, TrainingStatistics, divergence_error, weights_finite
 from ganforge.training.step import GANStep
-from ganforge.training.tensorboard import TensorBoardLog, wants_tensorboard
 
 SIGNAL_REPEAT_GRACE = 1.0  # seconds
 
@@ -87,8 +87,7 @@ class Trainer:
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
         self._last_saved = time.monotonic()
         self._last_good: str | None = None  # the last checkpoint saved and where it stands, for a divergence message
-        self.use_tensorboard = wants_tensorboard(config.output.tensorboard)
-        self.tensorboard: TensorBoardLog | None = None
+        self.loggers = RunLoggers(run.loggers if self.is_main else (), self.reporter.note)
         if self.processes.distributed:  # each process draws its own noise and dropout
             torch.manual_seed(rank_seed(config.seed, self.processes.rank))
 
@@ -101,15 +100,14 @@ class Trainer:
 
     def fit(self) -> None:
         train = self.config.train
-        if self.use_tensorboard and self.is_main:
-            self.tensorboard = TensorBoardLog(self.folder.path / "tensorboard")
+        self.loggers.start(self.resolved_config, self.folder.path, resumed=self.step > 0)
         if self.epoch == 0 and self.is_main:
             self.folder.save_samples(self.real_grid, "real.png")
-            if self.tensorboard is not None:
-                self.tensorboard.grid("samples/real", self.real_grid, 0)
+            self.loggers.images("real", self.real_grid, 0)
         # A Ctrl-C during set-up that some code caught and dropped: stop before training, not after it.
         startup.stop_if_interrupted()
         self.reporter.start(self.epoch, train.epochs, len(self.batches), self.epoch_step)
+        outcome: LoggerOutcome = "failed"
         try:
             # In a launch, Ctrl-C comes from the terminal and again from torchrun: one request.
             with stop_signals(repeat_grace=SIGNAL_REPEAT_GRACE if self.processes.distributed else 0.0) as self.stop:
@@ -118,10 +116,13 @@ class Trainer:
                     self.epoch += 1
                     self._end_of_epoch()
                     self._pause_if_asked(at_logged_line=True)  # last.pt was just saved: a stop only
+            outcome = "finished"
+        except RunInterrupted:
+            outcome = "interrupted"
+            raise
         finally:
             self.reporter.finish()
-            if self.tensorboard is not None:
-                self.tensorboard.close()
+            self.loggers.finish(outcome)
         if self.is_main:
             self.folder.plot()
 
@@ -161,8 +162,7 @@ class Trainer:
         if last or (train.sample_every and self.epoch % train.sample_every == 0):
             samples = self.sample(self.fixed_noise, self.fixed_labels)
             self.folder.save_samples(samples, f"epoch_{self.epoch:04d}.png")
-            if self.tensorboard is not None:
-                self.tensorboard.grid("samples/generated", samples, self.step)
+            self.loggers.images("generated", samples, self.step)
         improved = False
         if self.evaluation is not None and (last or self.epoch % self.config.eval.every == 0):
             improved = self._evaluate()
@@ -239,8 +239,7 @@ class Trainer:
             return
         self.folder.append_metrics(record)
         self.reporter.log(record)
-        if self.tensorboard is not None:
-            self.tensorboard.scalars(record)
+        self.loggers.log(record)
 
     def _check_weights_finite(self) -> None:
         """Before a checkpoint: never save non-finite weights over a good checkpoint."""

@@ -1,0 +1,261 @@
+"""Built-in loggers: tensorboard, mlflow and wandb, each an optional extra.
+
+Each follows a run into its tracker's own format, in the run folder unless told otherwise: the
+run can then be opened with the tracker's own tool (``tensorboard --logdir``, ``mlflow ui``,
+``wandb sync``). metrics.jsonl, ganforge's own record of a run, is written whatever the loggers.
+A logger whose package is missing says how to install it when the config is checked, before the
+run folder is made.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import secrets
+import string
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
+from ganforge.errors import UsageError
+from ganforge.hookspecs import hookimpl
+from ganforge.registry import Register
+
+# The values of a training line that trackers chart; an evaluation's are all its numbers.
+TRAINING_KEYS = ("d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s", "augment_p")
+GRID_COLUMNS = 10
+
+
+def require(module: str, logger: str, extra: str) -> None:
+    """An error naming the logger and how to install what it needs, when ``module`` is not installed."""
+    try:
+        installed = importlib.util.find_spec(module) is not None
+    except ValueError:  # a module set to None in sys.modules: an import of it fails, as of a missing one
+        installed = False
+    if not installed:
+        raise UsageError(f"logger {logger} needs the {module} package, which is not installed: pip install '{extra}'")
+
+
+def charted_values(record: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics record a tracker charts, named ``train/d_loss``, ``epoch/g_loss``, ``eval/fid``."""
+    event = record.get("event")
+    if event == "eval":
+        keys = [key for key in record if key not in ("event", "epoch", "step", "seconds")]
+        prefix = "eval"
+    else:
+        keys, prefix = list(TRAINING_KEYS), "epoch" if event == "epoch" else "train"
+    return {
+        f"{prefix}/{key}": float(value)
+        for key in keys
+        if isinstance(value := record.get(key), int | float) and not isinstance(value, bool)
+    }
+
+
+def grid_array(images: torch.Tensor) -> Any:
+    """Images in [-1, 1] as one uint8 grid, ``[H, W, C]`` (numpy), as trackers take images."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.detach().float().cpu().add(1).div(2).clamp(0, 1), nrow=GRID_COLUMNS, padding=2)
+    return grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+class TensorBoardLogger(RunLogger):
+    """TensorBoard events in the run folder's tensorboard/ (``tensorboard --logdir RUN_DIR``)."""
+
+    def __init__(self, params: NoParams) -> None:
+        require("tensorboard", "tensorboard", "ganforge[tensorboard]")
+        self.params = params
+        self.writer: Any = None
+
+    def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        for key, value in charted_values(record).items():
+            self.writer.add_scalar(key, value, record["step"])
+
+    def images(self, name: str, images: torch.Tensor, step: int) -> None:
+        self.writer.add_image(f"samples/{name}", grid_array(images), step, dataformats="HWC")
+
+    def finish(self, outcome: LoggerOutcome) -> None:
+        self.writer.close()
+
+
+class MLflowParams(Params):
+    tracking_uri: str | None = Field(
+        None,
+        description="Where the run is tracked: default the file store mlruns/ in the run folder "
+        "(`mlflow ui --backend-store-uri RUN_DIR/mlruns`); or a tracking server's URL.",
+    )
+    experiment: str = Field("ganforge", min_length=1, description="The MLflow experiment the run goes into.")
+
+
+# MLflow accepts letters, digits, _ - . space : and / in a metric's name.
+MLFLOW_REFUSED = re.compile(r"[^\w\-. :/]+")
+MLFLOW_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+MLFLOW_BATCH = 100  # params per log_batch call (MLflow's limit)
+RUN_DIR_TAG = "ganforge.run_dir"
+
+
+def mlflow_name(key: str) -> str:
+    """``D(G(z))`` -> ``D_G_z``: a name MLflow accepts."""
+    return MLFLOW_REFUSED.sub("_", key).strip("_")
+
+
+def flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": "1"}``: the config as MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flattened(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]  # MLflow's longest param value
+    return flat
+
+
+class MLflowLogger(RunLogger):
+    """An MLflow run: the config as params, every value as a metric by step, the sample grids as artifacts."""
+
+    def __init__(self, params: MLflowParams) -> None:
+        require("mlflow", "mlflow", "ganforge[mlflow]")
+        self.params = params
+        self.client: Any = None
+        self.run_id = ""
+
+    def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        if self.params.tracking_uri is None:
+            # MLflow 3 keeps its file store for those who ask for it (no database to install, a folder to copy):
+            # this logger's default asks.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        uri = self.params.tracking_uri or (run_dir / "mlruns").resolve().as_uri()
+        self.client = MlflowClient(tracking_uri=uri)
+        name = self.params.experiment
+        experiment = self.client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+        folder = str(run_dir.resolve())
+        earlier = self._run_of(experiment_id, folder) if resumed else None
+        if earlier is not None:  # a resumed run goes on in the MLflow run it started
+            self.run_id = earlier
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        run = self.client.create_run(experiment_id, run_name=str(config.get("name", "")), tags={RUN_DIR_TAG: folder})
+        self.run_id = run.info.run_id
+        params = [Param(key, value) for key, value in flattened(config).items()]
+        for start in range(0, len(params), MLFLOW_BATCH):
+            self.client.log_batch(self.run_id, params=params[start : start + MLFLOW_BATCH])
+
+    def _run_of(self, experiment_id: str, folder: str) -> str | None:
+        quoted = folder.replace("'", "\\'")
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.`{RUN_DIR_TAG}` = '{quoted}'")
+        return runs[0].info.run_id if runs else None
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        from mlflow.entities import Metric
+
+        now, step = int(time.time() * 1000), record["step"]
+        metrics = [Metric(mlflow_name(key), value, now, step) for key, value in charted_values(record).items()]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+    def images(self, name: str, images: torch.Tensor, step: int) -> None:
+        from PIL import Image
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{name}_step{step:08d}.png"
+            Image.fromarray(grid_array(images)).save(path)
+            self.client.log_artifact(self.run_id, str(path), artifact_path="samples")
+
+    def finish(self, outcome: LoggerOutcome) -> None:
+        self.client.set_terminated(self.run_id, status=MLFLOW_STATUS[outcome])
+
+
+WANDB_ID_FILE = "ganforge-run-id"
+WANDB_ID_CHARACTERS = string.ascii_lowercase + string.digits
+
+
+def new_wandb_id() -> str:
+    """A run id as W&B makes them: 8 lowercase letters and digits."""
+    return "".join(secrets.choice(WANDB_ID_CHARACTERS) for _ in range(8))
+
+
+class WandbParams(Params):
+    project: str = Field("ganforge", min_length=1, description="The W&B project the run goes into.")
+    mode: Literal["offline", "online"] = Field(
+        "offline",
+        description="offline: the run stays in RUN_DIR/wandb until `wandb sync` uploads it; online: it is "
+        "uploaded as it goes (needs a W&B login).",
+    )
+
+
+class WandbLogger(RunLogger):
+    """A Weights & Biases run in the run folder's wandb/: the config, every value by step, the sample grids."""
+
+    def __init__(self, params: WandbParams) -> None:
+        require("wandb", "wandb", "ganforge[wandb]")
+        self.params = params
+        self.run: Any = None
+
+    def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:
+        import wandb
+
+        # A resumed run goes on in the W&B run it started, whose id it kept beside W&B's files.
+        kept = run_dir / "wandb" / WANDB_ID_FILE
+        run_id = kept.read_text().strip() if resumed and kept.is_file() else new_wandb_id()
+        self.run = wandb.init(
+            project=self.params.project,
+            name=str(config.get("name", "")),
+            id=run_id,
+            resume="allow",
+            config=dict(config),
+            dir=str(run_dir),
+            mode=self.params.mode,
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+        kept.write_text(run_id)
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        values = charted_values(record)
+        if values:
+            self.run.log(values, step=record["step"])
+
+    def images(self, name: str, images: torch.Tensor, step: int) -> None:
+        import wandb
+
+        self.run.log({f"samples/{name}": wandb.Image(grid_array(images))}, step=step)
+
+    def finish(self, outcome: LoggerOutcome) -> None:
+        self.run.finish(exit_code=0 if outcome == "finished" else 1)
+
+
+@hookimpl
+def register_loggers(register: Register) -> None:
+    register(
+        "tensorboard",
+        TensorBoardLogger,
+        summary="TensorBoard events in RUN_DIR/tensorboard (pip install ganforge[tensorboard]).",
+    )
+    register(
+        "mlflow",
+        MLflowLogger,
+        params=MLflowParams,
+        summary="An MLflow run, by default in the file store RUN_DIR/mlruns (pip install ganforge[mlflow]).",
+    )
+    register(
+        "wandb",
+        WandbLogger,
+        params=WandbParams,
+        summary="A Weights & Biases run, offline in RUN_DIR/wandb by default (pip install ganforge[wandb]).",
+    )
