@@ -97,3 +97,18 @@ def test_the_guide_s_conditional_architecture_passes_every_check():
     assert results.pop("check_moves_to_another_device") in ("passed", "skipped")  # CUDA only
     assert set(results.values()) == {"passed"}, results
     assert {"check_labels_change_the_output", "check_labels_out_of_range_are_refused"} <= set(results)
+
+
+def test_the_guide_s_logger_passes_the_logger_checks_and_follows_a_run(tmp_path):
+    from ganforge.registry import Kind
+    from ganforge.testing import check_component, isolated_registry
+
+    module = guide_module("# src/mygan/loggers.py", "mygan_loggers")
+    component = isolated_registry(module, distribution="mygan").get(Kind.LOGGER, "evaluations")
+    results = check_component(component)
+    assert [r.status for r in results] == ["passed"] * len(results), results
+    logger = component.build({})
+    logger.start({"name": "guide"}, tmp_path, False)
+    logger.log({"event": "step", "epoch": 1, "step": 4, "d_loss": 1.0})
+    logger.log({"event": "eval", "epoch": 1, "step": 8, "fid": 3.5})
+    assert (tmp_path / "evaluations.jsonl").read_text() == '{"step": 8, "fid": 3.5}\n'

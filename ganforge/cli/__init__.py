@@ -1,6 +1,6 @@
 """The ``ganforge`` command line: typer commands, rich output, errors on stderr with an exit code.
 
-Each group of commands lives in a module of its own (components, run, evaluate, sample, check, export);
+Each group of commands lives in a module of its own (components, run, evaluate, sample, check, export, report);
 ``create_app`` only puts them together, then lets plugins add theirs. A command reaches the loaded
 plugins (and their registry) through ``ctx.obj``.
 """
@@ -16,7 +16,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ganforge import __version__, startup
-from ganforge.cli import check, components, evaluate, export, run, sample
+from ganforge.cli import check, components, evaluate, export, report, run, sample
 from ganforge.cli.render import console, err_console
 from ganforge.errors import GanforgeError
 from ganforge.plugins import Plugins, default_plugins
@@ -37,6 +37,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("check", check.check),
     ("eval", evaluate.evaluate),
     ("export", export.export),
+    ("report", report.report),
 ]
 
 

@@ -1,0 +1,39 @@
+"""The ``report`` command: one self-contained HTML page of one run, or of several side by side."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ganforge import __version__
+from ganforge.cli.render import console
+from ganforge.files import write_atomically
+from ganforge.outputs import check_output_file, reported_write_failure
+from ganforge.plugins import Plugins
+from ganforge.registry import Kind
+
+
+def report(
+    ctx: typer.Context,
+    runs: Annotated[list[Path], typer.Argument(help="Run folders: one, or several to compare (finished or not).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (self-contained).")],
+) -> None:
+    """Write one HTML page of runs: configs, curves, evaluations beside the floor, sample grids over the epochs."""
+    from ganforge.report import read_run, render
+
+    check_output_file(out, "--out", inputs=[run / name for run in runs for name in ("config.yaml", "metrics.jsonl")])
+    plugins: Plugins = ctx.obj
+    directions = {
+        key: goal.better
+        for component in plugins.registry.components(Kind.METRIC)
+        for key, goal in component.build({}).goals.items()
+    }
+    views = [read_run(run) for run in runs]
+    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    page = render(views, f"Written by ganforge {__version__} on {stamp}.", directions)
+    with reported_write_failure(out, "--out"):
+        write_atomically(out, lambda stream: stream.write(page.encode("utf-8")))
+    console.print(f"wrote {out} ({len(page.encode('utf-8')) / 1e6:.1f} MB): open it in a browser", highlight=False)

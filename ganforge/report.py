@@ -1,0 +1,354 @@
+"""One self-contained HTML page for one run or several side by side: ``ganforge report``.
+
+Everything is read from the run folders (config.yaml, metrics.jsonl, samples/), so a run still in
+progress can be reported too. Charts are drawn with matplotlib and embedded as PNG, as are the
+sample grids: the page needs no network and no other file, and opens from a mail attachment. A
+little inline script moves the epoch slider of each run's grids; it marks the page ready, and any
+error it meets, on ``<body>`` (``data-ready``, ``data-errors``), for people and tests to see.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforge.errors import UsageError
+from ganforge.training.run_folder import RunFolder
+
+MAX_CHARTED = 6  # evaluation values charted (all are in the tables)
+MAX_GRIDS = 60  # per run: epochs between are left out (evenly), the last always kept
+EPOCH_GRID = re.compile(r"epoch_(\d+)\.png")
+CURVES = (("d_loss", "g_loss"), ("D(x)", "D(G(z))"))
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+@dataclass
+class RunView:
+    """What the report shows of one run folder."""
+
+    path: Path
+    name: str
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    grids: list[tuple[int, Path]]  # (epoch, PNG), oldest first
+    real_grid: Path | None
+    best_checkpoint: Path | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        return [record for record in self.records if record["event"] == "step"]
+
+    @property
+    def evaluations(self) -> list[dict[str, Any]]:
+        return [record for record in self.records if record["event"] == "eval"]
+
+    @property
+    def status(self) -> str:
+        planned = self.config.get("train", {}).get("epochs")
+        done = max((record["epoch"] for record in self.records if record["event"] == "epoch"), default=0)
+        if planned is None:
+            return f"{done} epochs"
+        return (
+            f"finished: {done} of {planned} epochs" if done >= planned else f"in progress: {done} of {planned} epochs"
+        )
+
+
+def read_run(path: Path) -> RunView:
+    """A run folder as the report shows it; an error naming the folder when it is not one."""
+    folder = RunFolder(path)
+    if not folder.config_path.is_file():
+        raise UsageError(f"{path}: not a ganforge run folder (it has no config.yaml)")
+    try:
+        config = yaml.safe_load(folder.config_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UsageError(f"{folder.config_path}: not a readable config ({error})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{folder.config_path}: not a config (a mapping of sections)")
+    records = list(folder.read_metrics())
+    grids = sorted(
+        (int(match.group(1)), grid)
+        for grid in folder.samples.glob("epoch_*.png")
+        if (match := EPOCH_GRID.fullmatch(grid.name))
+    )
+    real = folder.samples / "real.png"
+    best = folder.best_checkpoint_path
+    return RunView(
+        path=path,
+        name=str(config.get("name", path.name)),
+        config=config,
+        records=records,
+        grids=grids,
+        real_grid=real if real.is_file() else None,
+        best_checkpoint=best if best.is_file() else None,
+    )
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _figure_uri(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return _png_uri(buffer.getvalue())
+
+
+def _curves_chart(runs: Sequence[RunView]) -> str:
+    """Losses and D's outputs over the steps, every run in the same two axes (one colour per run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for axis, keys in zip(axes, CURVES, strict=True):
+        for index, run in enumerate(runs):
+            colour = COLOURS[index % len(COLOURS)]
+            for key, style in zip(keys, ("-", "--"), strict=True):
+                points = [(r["step"], r[key]) for r in run.steps if isinstance(r.get(key), int | float)]
+                if points:
+                    label = f"{key} ({run.name})" if len(runs) > 1 else key
+                    axis.plot(*zip(*points, strict=True), style, color=colour, label=label, linewidth=1.2)
+        axis.set_xlabel("step")
+        axis.set_title(" and ".join(keys))
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=8)
+    return _figure_uri(figure)
+
+
+def _evaluation_chart(runs: Sequence[RunView], keys: Sequence[str]) -> str:
+    """Each evaluation value over the epochs, every run in the same axes, its real floor dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for axis, key in zip(axes[0], keys, strict=True):
+        for index, run in enumerate(runs):
+            colour = COLOURS[index % len(COLOURS)]
+            points = [(r["epoch"], r[key]) for r in run.evaluations if isinstance(r.get(key), int | float)]
+            if points:
+                axis.plot(*zip(*points, strict=True), "o-", color=colour, label=run.name, markersize=4)
+                floor = run.evaluations[-1].get("floor", {}).get(key)
+                if isinstance(floor, int | float):
+                    axis.axhline(floor, color=colour, linestyle=":", linewidth=1)
+        axis.set_title(f"{key} (dotted: real floor)", fontsize=9)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        if len(runs) > 1 and axis.lines:
+            axis.legend(fontsize=8)
+    return _figure_uri(figure)
+
+
+def flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flattened(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(runs: Sequence[RunView]) -> list[tuple[str, list[str]]]:
+    """The settings whose values differ between the runs, each with every run's value."""
+    flat = [flattened(run.config) for run in runs]
+    keys = sorted(set().union(*flat))
+    missing = object()
+    rows = []
+    for key in keys:
+        values = [one.get(key, missing) for one in flat]
+        if any(json.dumps(value, default=str) != json.dumps(values[0], default=str) for value in values[1:]):
+            rows.append(
+                (key, ["(not set)" if value is missing else json.dumps(value, default=str) for value in values])
+            )
+    return rows
+
+
+def _kept_grids(grids: list[tuple[int, Path]]) -> list[tuple[int, Path]]:
+    if len(grids) <= MAX_GRIDS:
+        return grids
+    stride = (len(grids) - 1) / (MAX_GRIDS - 1)
+    return [grids[round(index * stride)] for index in range(MAX_GRIDS)]
+
+
+def _evaluation_keys(runs: Sequence[RunView]) -> list[str]:
+    """The values the evaluations report that have a floor (scores, not their spread), in order of appearance."""
+    keys: list[str] = []
+    for run in runs:
+        for record in run.evaluations:
+            for key in record.get("floor", {}):
+                if key not in keys and isinstance(record.get(key), int | float):
+                    keys.append(key)
+    return keys
+
+
+def _evaluation_table(run: RunView, keys: Sequence[str]) -> str:
+    if not run.evaluations:
+        return "<p>No evaluation yet (<code>eval.every</code> is 0, or the first is still to come).</p>"
+    shown = [key for key in keys if any(key in record for record in run.evaluations)]
+    head = "".join(f"<th>{html.escape(key)}</th>" for key in shown)
+    rows = []
+    for record in run.evaluations:
+        cells = "".join(f"<td>{_number(record.get(key))}</td>" for key in shown)
+        rows.append(f"<tr><td>{record['epoch']}</td><td>{record['step']}</td>{cells}</tr>")
+    floor = run.evaluations[-1].get("floor", {})
+    floor_cells = "".join(f"<td>{_number(floor.get(key))}</td>" for key in shown)
+    rows.append(f"<tr class='floor'><td colspan='2'>real floor</td>{floor_cells}</tr>")
+    return f"<table><tr><th>epoch</th><th>step</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def _best_line(run: RunView, directions: Mapping[str, str | None]) -> str:
+    best_key = run.config.get("eval", {}).get("best")
+    scored = [record for record in run.evaluations if isinstance(record.get(best_key), int | float)]
+    if not best_key or not scored or directions.get(best_key) is None:
+        return ""
+    pick = min if directions[best_key] == "lower" else max
+    best = pick(scored, key=lambda record: record[best_key])
+    kept = f"<code>{html.escape(str(run.best_checkpoint))}</code>" if run.best_checkpoint else "not kept"
+    return (
+        f"<p>Best by <code>{html.escape(best_key)}</code>: {_number(best[best_key])} at epoch {best['epoch']} "
+        f"(step {best['step']}); checkpoint {kept}.</p>"
+    )
+
+
+def _grids_section(run: RunView, index: int) -> tuple[str, list[str]]:
+    """The run's grids with a slider over its epochs, and their data URIs (for the script)."""
+    kept = _kept_grids(run.grids)
+    uris = [_png_uri(path.read_bytes()) for _, path in kept]
+    parts = []
+    if run.real_grid is not None:
+        parts.append(
+            f"<figure><img class='grid' alt='real images' src='{_png_uri(run.real_grid.read_bytes())}'>"
+            "<figcaption>real images</figcaption></figure>"
+        )
+    if kept:
+        epochs = [epoch for epoch, _ in kept]
+        last = len(kept) - 1
+        parts.append(
+            f"<figure><img class='grid' id='grid-{index}' alt='generated images' src='{uris[last]}'>"
+            f"<figcaption>generated, epoch <span id='epoch-{index}'>{epochs[last]}</span></figcaption>"
+            f"<input type='range' class='epochs' data-run='{index}' min='0' max='{last}' value='{last}' "
+            f"data-epochs='{json.dumps(epochs)}' aria-label='epoch'></figure>"
+        )
+    else:
+        parts.append("<p>No sample grid yet.</p>")
+    return f"<div class='grids'>{''.join(parts)}</div>", uris
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: .9em; margin: .5em 0; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f4f4f4; } tr.floor td { font-style: italic; background: #fafafa; }
+td:first-child, th:first-child { text-align: left; }
+img.chart { max-width: 100%; } img.grid { image-rendering: pixelated; width: 360px; border: 1px solid #ccc; }
+.grids { display: flex; gap: 2em; flex-wrap: wrap; align-items: flex-start; }
+figure { margin: 0; } input.epochs { width: 360px; display: block; }
+pre { background: #f7f7f7; padding: 1em; overflow: auto; font-size: .85em; max-height: 30em; }
+.run-title { font-weight: bold; }
+"""
+
+# First thing on the page: errors of what follows are caught and shown on <body>.
+ERROR_CATCHER = """
+window.addEventListener('error', function (event) {
+  var errors = document.body.dataset.errors ? document.body.dataset.errors + ' | ' : '';
+  document.body.dataset.errors = errors + event.message;
+});
+"""
+
+SLIDER_SCRIPT = """
+document.querySelectorAll('input.epochs').forEach(function (slider) {
+  var run = slider.dataset.run, epochs = JSON.parse(slider.dataset.epochs);
+  slider.addEventListener('input', function () {
+    document.getElementById('grid-' + run).src = GRIDS[run][slider.value];
+    document.getElementById('epoch-' + run).textContent = epochs[slider.value];
+  });
+});
+document.body.dataset.ready = '1';
+"""
+
+
+def render(runs: Sequence[RunView], generated: str, directions: Mapping[str, str | None]) -> str:
+    """The whole page for these runs (one, or several compared); ``directions`` says which way each evaluation
+    value gets better ("lower", "higher"), as the metrics' goals do."""
+    if not runs:
+        raise UsageError("nothing to report: name one run folder or more")
+    title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
+    sections = [f"<h1>ganforge report: {html.escape(title)}</h1>", f"<p>{html.escape(generated)}</p>"]
+    sections.append("<table><tr><th>run</th><th>folder</th><th>status</th><th>records</th></tr>")
+    for run in runs:
+        sections.append(
+            f"<tr><td class='run-title'>{html.escape(run.name)}</td><td>{html.escape(str(run.path))}</td>"
+            f"<td>{html.escape(run.status)}</td><td>{len(run.records)}</td></tr>"
+        )
+    sections.append("</table>")
+    if len(runs) > 1:
+        differences = config_differences(runs)
+        sections.append("<h2>Where the configs differ</h2>")
+        if differences:
+            head = "".join(f"<th>{html.escape(run.name)}</th>" for run in runs)
+            rows = "".join(
+                f"<tr><td>{html.escape(key)}</td>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
+                for key, values in differences
+            )
+            sections.append(f"<table><tr><th>setting</th>{head}</tr>{rows}</table>")
+        else:
+            sections.append("<p>Nowhere: the runs have the same config.</p>")
+    sections.append("<h2>Training curves</h2>")
+    if any(run.steps for run in runs):
+        sections.append(f"<img class='chart' alt='training curves' src='{_curves_chart(runs)}'>")
+    else:
+        sections.append("<p>No training line logged yet.</p>")
+    keys = _evaluation_keys(runs)
+    sections.append("<h2>Evaluations</h2>")
+    charted = [key for key in keys if directions.get(key) is not None][:MAX_CHARTED]  # scores, not their spread
+    if charted:
+        sections.append(f"<img class='chart' alt='evaluations' src='{_evaluation_chart(runs, charted)}'>")
+    grids: list[list[str]] = []
+    for run in runs:
+        prefix = f"{html.escape(run.name)}: " if len(runs) > 1 else ""
+        sections.append(
+            f"<h3>{prefix}scores beside the real floor</h3>"
+            + _evaluation_table(run, keys)
+            + _best_line(run, directions)
+        )
+    sections.append("<h2>Samples over the epochs</h2>")
+    for index, run in enumerate(runs):
+        section, uris = _grids_section(run, index)
+        grids.append(uris)
+        if len(runs) > 1:
+            sections.append(f"<h3>{html.escape(run.name)}</h3>")
+        sections.append(section)
+    sections.append("<h2>Config</h2>")
+    for run in runs:
+        text = yaml.safe_dump(run.config, sort_keys=False)
+        label = f"<h3>{html.escape(run.name)}</h3>" if len(runs) > 1 else ""
+        sections.append(f"{label}<pre>{html.escape(text)}</pre>")
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>ganforge report: {html.escape(title)}</title><style>{STYLE}</style>"
+        f"<script>{ERROR_CATCHER}</script></head>\n<body>\n{body}\n"
+        f"<script>var GRIDS = {json.dumps(grids)};\n{SLIDER_SCRIPT}</script>\n</body></html>\n"
+    )
