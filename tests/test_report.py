@@ -94,6 +94,10 @@ def test_bad_input_is_refused_naming_it_and_nothing_is_harmed(app, two_runs, tmp
     metrics = (slow / "metrics.jsonl").read_bytes()
     result = invoke(app, "report", slow, "--out", slow / "metrics.jsonl", exit_code=2)
     assert "the file this command reads" in result.stderr and (slow / "metrics.jsonl").read_bytes() == metrics
+    grid = slow / "samples" / "epoch_0001.png"
+    drawn = grid.read_bytes()
+    assert "the file this command reads" in invoke(app, "report", slow, "--out", grid, exit_code=2).stderr
+    assert grid.read_bytes() == drawn
     last = slow / "checkpoints" / "last.pt"
     kept = last.read_bytes()
     invoke(app, "report", slow, "--out", last, exit_code=2)

@@ -24,7 +24,8 @@ def report(
     """Write one HTML page of runs: configs, curves, evaluations beside the floor, sample grids over the epochs."""
     from ganforge.report import read_run, render
 
-    check_output_file(out, "--out", inputs=[run / name for run in runs for name in ("config.yaml", "metrics.jsonl")])
+    read = [path for run in runs for path in (run / "config.yaml", run / "metrics.jsonl", *run.glob("samples/*.png"))]
+    check_output_file(out, "--out", inputs=read)
     plugins: Plugins = ctx.obj
     directions = {
         key: goal.better
