@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from typer.testing import CliRunner
@@ -50,7 +51,8 @@ def tensorboard_last(run_dir: Path, key: str) -> float:
 def mlflow_run(run_dir: Path):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=(run_dir / "mlruns").as_uri())
+    with mock.patch.dict(os.environ, {"MLFLOW_ALLOW_FILE_STORE": "true"}):  # as a user reading it back must
+        client = MlflowClient(tracking_uri=(run_dir / "mlruns").as_uri())
     experiment = client.get_experiment_by_name("ganforge")
     [run] = client.search_runs([experiment.experiment_id])
     return client, run

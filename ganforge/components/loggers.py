@@ -94,7 +94,7 @@ class MLflowParams(Params):
     tracking_uri: str | None = Field(
         None,
         description="Where the run is tracked: default the file store mlruns/ in the run folder "
-        "(`mlflow ui --backend-store-uri RUN_DIR/mlruns`); or a tracking server's URL.",
+        "(`MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri RUN_DIR/mlruns`); or a tracking server's URL.",
     )
     experiment: str = Field("ganforge", min_length=1, description="The MLflow experiment the run goes into.")
 
