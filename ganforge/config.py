@@ -630,6 +630,17 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
     return resolved
 
 
+def flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``: a resolved config as dotted settings (what --set takes)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flattened(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def as_component_config(entry: str | ComponentConfig) -> ComponentConfig:
     return ComponentConfig(name=entry) if isinstance(entry, str) else entry
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from ganforge.config import flattened
 from ganforge.errors import UsageError
 from ganforge.training.run_folder import RunFolder
 
@@ -153,16 +154,6 @@ def _evaluation_chart(runs: Sequence[RunView], keys: Sequence[str]) -> str:
         if len(runs) > 1 and axis.lines:
             axis.legend(fontsize=8)
     return _figure_uri(figure)
-
-
-def flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping) and value:
-            flat.update(flattened(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def config_differences(runs: Sequence[RunView]) -> list[tuple[str, list[str]]]:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
+from ganforge.config import flattened
 from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
 from ganforge.errors import UsageError
 from ganforge.hookspecs import hookimpl
@@ -111,18 +112,6 @@ def mlflow_name(key: str) -> str:
     return MLFLOW_REFUSED.sub("_", key).strip("_")
 
 
-def flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"train": {"lr": 1}}`` -> ``{"train.lr": "1"}``: the config as MLflow params."""
-    flat: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flattened(value, f"{name}."))
-        else:
-            flat[name] = str(value)[:6000]  # MLflow's longest param value
-    return flat
-
-
 class MLflowLogger(RunLogger):
     """An MLflow run: the config as params, every value as a metric by step, the sample grids as artifacts."""
 
@@ -153,7 +142,8 @@ class MLflowLogger(RunLogger):
             return
         run = self.client.create_run(experiment_id, run_name=str(config.get("name", "")), tags={RUN_DIR_TAG: folder})
         self.run_id = run.info.run_id
-        params = [Param(key, value) for key, value in flattened(config).items()]
+        # MLflow's longest param value is 6000 characters.
+        params = [Param(key, str(value)[:6000]) for key, value in flattened(config).items()]
         for start in range(0, len(params), MLFLOW_BATCH):
             self.client.log_batch(self.run_id, params=params[start : start + MLFLOW_BATCH])
 
