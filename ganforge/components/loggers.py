@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import string
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -204,16 +205,22 @@ class WandbLogger(RunLogger):
         # A resumed run goes on in the W&B run it started, whose id it kept beside W&B's files.
         kept = run_dir / "wandb" / WANDB_ID_FILE
         run_id = kept.read_text().strip() if resumed and kept.is_file() else new_wandb_id()
-        self.run = wandb.init(
-            project=self.params.project,
-            name=str(config.get("name", "")),
-            id=run_id,
-            resume="allow",
-            config=dict(config),
-            dir=str(run_dir),
-            mode=self.params.mode,
-            settings=wandb.Settings(silent=True, console="off"),
-        )
+        # wandb.init replaces sys.exit and sys.excepthook for the whole process, to learn how it ends; this
+        # logger says how the run ended itself (finish), and leaves the process as it was.
+        exit_function, exception_hook = sys.exit, sys.excepthook
+        try:
+            self.run = wandb.init(
+                project=self.params.project,
+                name=str(config.get("name", "")),
+                id=run_id,
+                resume="allow",
+                config=dict(config),
+                dir=str(run_dir.resolve()),  # W&B's service may run in another folder than this process
+                mode=self.params.mode,
+                settings=wandb.Settings(silent=True, console="off"),
+            )
+        finally:
+            sys.exit, sys.excepthook = exit_function, exception_hook
         kept.write_text(run_id)
 
     def log(self, record: Mapping[str, Any]) -> None:

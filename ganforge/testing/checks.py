@@ -12,6 +12,7 @@ import dataclasses
 import io
 import math
 import pickle
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -663,6 +664,7 @@ def _follow_a_run(logger: RunLogger, run_dir: Path, resumed: bool, step: int) ->
     config = copy.deepcopy(LOGGER_CONFIG)
     records = [record | {"step": record["step"] + step} for record in _logger_records()]
     given = copy.deepcopy(records)
+    process_hooks = (sys.exit, sys.excepthook)
     logger.start(config, run_dir, resumed)
     images = torch.linspace(-1, 1, 4 * 28 * 28).reshape(4, 1, 28, 28)
     if not resumed:
@@ -673,6 +675,10 @@ def _follow_a_run(logger: RunLogger, run_dir: Path, resumed: bool, step: int) ->
     logger.finish("finished")
     expect(config == LOGGER_CONFIG, "the logger changed the config it was given")
     expect(records == given, "the logger changed a record it was given")
+    expect(
+        (sys.exit, sys.excepthook) == process_hooks,
+        "the logger replaced sys.exit or sys.excepthook: it must leave the process as it found it",
+    )
 
 
 def check_logger_follows_a_run(component: Component) -> None:
