@@ -9,6 +9,7 @@ one's own). Inception-v3 at 299x299 is slow on a CPU, so the image sets are smal
 import dataclasses
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from unittest import mock
@@ -20,13 +21,15 @@ from typer.testing import CliRunner
 
 from ganforge.downloads import MIRROR_ENV
 from ganforge.evaluation import inception
+from ganforge.registry import Kind
 from tests.test_datasets import write_idx_split
 from tests.test_downloads import serving
+
+COMPARED = "inception_fid,inception_kid,inception_score,inception_precision_recall"  # with torch-fidelity's own
 
 torch_fidelity = pytest.importorskip("torch_fidelity")
 
 COUNT = 24  # images of each set: enough for the Inception Score's 10 splits and KID's subsets
-INCEPTION_METRICS = "inception_fid,inception_kid,inception_score,inception_precision_recall"
 
 
 def invoke(app, *args, exit_code=0):
@@ -125,7 +128,7 @@ def test_scores_equal_torch_fidelitys_own_on_the_same_images_and_weights(app, ou
     write_idx_split(tmp_path / "data", "test", images=real_test, labels=labels)
     np.save(tmp_path / "generated.npy", generated[:, None])
     data = ["--data", "mnist", "--data-param", f"root={tmp_path / 'data'}", "--data-param", "download=false"]
-    command = ["eval", "--samples", tmp_path / "generated.npy", *data, "--n", COUNT, "--metrics", INCEPTION_METRICS]
+    command = ["eval", "--samples", tmp_path / "generated.npy", *data, "--n", COUNT, "--metrics", COMPARED]
     ours = json.loads(invoke(app, *command, "--json").stdout)
     theirs = torch_fidelity.calculate_metrics(
         input1=as_rgb_dataset(generated),
@@ -265,11 +268,15 @@ def write_unlabelled_folder(folder: Path) -> None:
         Image.fromarray(image).save(folder / f"{index}.png")
 
 
-def test_an_unlabelled_image_folder_is_scored_with_inception_metrics(app, our_weights, tmp_path):
+def test_an_unlabelled_image_folder_is_scored_with_inception_metrics(app, registry, our_weights, tmp_path):
     write_unlabelled_folder(tmp_path / "images")
     folder = ["--real", "image_folder", "--data-param", f"path={tmp_path / 'images'}", "--data-param", "size=28"]
     default = " ".join(invoke(app, "eval", *folder, "--n", 12, exit_code=2).stderr.split())
-    assert "has no labels" in default and f"--metrics {INCEPTION_METRICS}" in default
+    on_inception = {
+        metric.name for metric in registry.components(Kind.METRIC) if metric.build({}).feature_network == "inception"
+    }
+    suggested = re.search(r"--metrics (\S+)", default)
+    assert "has no labels" in default and suggested and set(suggested[1].split(",")) == on_inception  # each, named
     report = json.loads(
         invoke(app, "eval", *folder, "--n", 12, "--metrics", "inception_fid,inception_kid", "--json").stdout
     )

@@ -89,9 +89,22 @@ def weights_places(cache_dir: Path) -> list[Path]:
 
 
 def find_weights(cache_dir: Path, log: Callable[[str], None] | None = None) -> InceptionWeights:
-    """The weights file, checked: the one ``$GANFORGE_INCEPTION_WEIGHTS`` names, else the first found of
-    ``weights_places``, else downloaded into the first of them."""
+    """The weights file, checked: the one on disk (``weights_on_disk``), else downloaded into the first of
+    ``weights_places``."""
     expected = expected_sha256()
+    path, found_by = weights_on_disk(cache_dir)
+    if path is not None:
+        return checked_weights(path, expected, found_by=found_by)
+    if expected != STANDARD_WEIGHTS.sha256:
+        raise InceptionWeightsError(
+            f"${SHA256_ENV} asks for weights of one's own, which ganforge cannot download; point ${WEIGHTS_ENV} at them"
+        )
+    return checked_weights(_download(weights_places(cache_dir), log), expected, found_by="the download")
+
+
+def weights_on_disk(cache_dir: Path) -> tuple[Path | None, str]:
+    """The weights file ganforge would use, not yet checked, and how it was found: the one
+    ``$GANFORGE_INCEPTION_WEIGHTS`` names, else the first found of ``weights_places``; (None, "") for none."""
     configured = os.environ.get(WEIGHTS_ENV, "").strip()
     if configured:
         path = Path(configured).expanduser()
@@ -100,16 +113,9 @@ def find_weights(cache_dir: Path, log: Callable[[str], None] | None = None) -> I
                 f"${WEIGHTS_ENV} names {path}, which is not a file; point it at {STANDARD_WEIGHTS.name} "
                 f"(from {file_url(WEIGHTS_BASE_URL, STANDARD_WEIGHTS.name)}), or unset it"
             )
-        return checked_weights(path, expected, found_by=f"${WEIGHTS_ENV}")
-    places = weights_places(cache_dir)
-    for path in places:
-        if path.is_file():
-            return checked_weights(path, expected, found_by="ganforge's search")
-    if expected != STANDARD_WEIGHTS.sha256:
-        raise InceptionWeightsError(
-            f"${SHA256_ENV} asks for weights of one's own, which ganforge cannot download; point ${WEIGHTS_ENV} at them"
-        )
-    return checked_weights(_download(places, log), expected, found_by="the download")
+        return path, f"${WEIGHTS_ENV}"
+    found = next((path for path in weights_places(cache_dir) if path.is_file()), None)
+    return found, "ganforge's search" if found is not None else ""
 
 
 def readiness_problem(cache_dir: Path) -> str | None:
@@ -117,12 +123,10 @@ def readiness_problem(cache_dir: Path) -> str | None:
     words; None when both are here. Nothing is downloaded, nor hashed: ``ganforge validate`` asks."""
     try:
         require_torch_fidelity("an Inception metric")
+        path, _ = weights_on_disk(cache_dir)
     except UsageError as error:
         return str(error)
-    configured = os.environ.get(WEIGHTS_ENV, "").strip()
-    if configured:
-        return None if Path(configured).expanduser().is_file() else f"${WEIGHTS_ENV} names {configured}, not a file"
-    if any(path.is_file() for path in weights_places(cache_dir)):
+    if path is not None:
         return None
     return (
         f"the Inception-v3 weights are not here: ganforge downloads them once (about 96 MB) from "
