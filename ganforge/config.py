@@ -32,6 +32,7 @@ MAX_NAME_LENGTH = 100
 MAX_METRICS = 64
 MAX_AUGMENTATIONS = 16
 MAX_LOGGERS = 16
+METRICS_FILE_LOGGER = "metrics_file"
 MAX_PATH_LENGTH = 4096
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEVICE_SETTING = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,4})?)$")
@@ -177,8 +178,8 @@ class OutputConfig(Strict):
     loggers: list[ComponentName | ComponentConfig] = Field(
         default_factory=list,
         max_length=MAX_LOGGERS,
-        description="Loggers that also follow the run (metrics.jsonl is always written): names, or {name, params}; "
-        "see `ganforge list loggers` (tensorboard, mlflow, wandb, a plugin's).",
+        description="Loggers that also follow the run (metrics_file, which writes metrics.jsonl, is always on): "
+        "names, or {name, params}; see `ganforge list loggers` (tensorboard, mlflow, wandb, a plugin's).",
     )
 
     @field_validator("dir", mode="before")
@@ -493,8 +494,9 @@ class ResolvedRun:
     model: Chosen
     loss: Chosen
     metrics: tuple[Chosen, ...]
-    augmentations: tuple[Chosen, ...] = ()
-    loggers: tuple[Chosen, ...] = ()
+    augmentations: tuple[Chosen, ...]
+    loggers: tuple[Chosen, ...]
+    metrics_file: Chosen  # the logger that writes metrics.jsonl: every run has it, no config lists it
 
     def chosen(self) -> dict[str, Chosen]:
         return {section: getattr(self, section) for section in COMPONENT_SECTIONS}
@@ -623,8 +625,11 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
     augmentations = tuple(chosen[("augment", "pipeline", index)] for index in range(len(config.augment.pipeline)))
     loggers = tuple(chosen[("output", "loggers", index)] for index in range(len(config.output.loggers)))
     parts = (chosen[("data",)], chosen[("model",)], chosen[("loss",)])
-    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers)
-    problems = [problem for check in (_check_best, _check_metric_needs) if (problem := check(resolved)) is not None]
+    metrics_file_logger = registry.get(Kind.LOGGER, METRICS_FILE_LOGGER)
+    metrics_file = Chosen(metrics_file_logger, metrics_file_logger.parse_params({}))
+    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers, metrics_file)
+    checks = (_check_best, _check_metric_needs, _check_loggers)
+    problems = [problem for check in checks if (problem := check(resolved)) is not None]
     if problems:
         raise InvalidConfigError(source, problems)
     return resolved
@@ -775,6 +780,18 @@ def _unknown_keys(model: type[BaseModel], params: Mapping[str, Any]) -> list[str
     except Exception:  # a params model that fails in itself: parse_params has reported it already
         return []
     return []
+
+
+def _check_loggers(resolved: ResolvedRun) -> ConfigProblem | None:
+    for index, chosen in enumerate(resolved.loggers):
+        if chosen.component is resolved.metrics_file.component:
+            where = f"output.loggers.{index}"
+            return ConfigProblem(
+                where,
+                f"  {where}: {METRICS_FILE_LOGGER} is not listed: every run writes metrics.jsonl (resume, plot and "
+                "report read it); list only the loggers that also follow the run",
+            )
+    return None
 
 
 def _check_best(resolved: ResolvedRun) -> ConfigProblem | None:

@@ -15,18 +15,21 @@ FLOAT_BYTES = 4
 
 def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, *, inside: Path | None = None) -> None:
     """Images in [-1, 1] as one image grid (10 columns for 100 images), written whole or not at all."""
-    # torchvision and PIL cost seconds to import: only the commands that write a grid pay for them.
     from PIL import Image
-    from torchvision.utils import save_image
+
+    picture = Image.fromarray(grid_pixels(images, columns).numpy())
+    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    write_atomically(path, lambda stream: picture.save(stream, format=image_format), inside=inside)
+
+
+def grid_pixels(images: torch.Tensor, columns: int | None = None) -> torch.Tensor:
+    """Images in [-1, 1] as one 8-bit RGB grid ``[H, W, 3]`` with 2-pixel gaps: what is saved, and what trackers get."""
+    # torchvision costs seconds to import: only the commands that make a grid pay for it.
+    from torchvision.utils import make_grid
 
     columns = columns or math.ceil(math.sqrt(images.shape[0]))
-    grid = images.detach().float().cpu().add(1).div(2).clamp(0, 1)
-    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    write_atomically(
-        path,
-        lambda stream: save_image(grid, stream, nrow=columns, padding=2, format=image_format),
-        inside=inside,
-    )
+    grid = make_grid(images.detach().float().cpu().add(1).div(2).clamp(0, 1), nrow=columns, padding=2)
+    return grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
 
 
 def grid_bytes(n: int, spec: DataSpec) -> int:

@@ -181,10 +181,29 @@ FLAKY_LOGGER = """
                 lines.write(f"finish {outcome}\\n")
 
 
+    class RedirectingLogger(RunLogger):
+        '''Turns RUN_DIR/metrics.jsonl into a link to a file outside the run at its first record.'''
+
+        def __init__(self, params: NoParams):
+            self.run_dir = None
+
+        def start(self, config, run_dir, resumed):
+            self.run_dir = Path(run_dir)
+
+        def log(self, record):
+            metrics = self.run_dir / "metrics.jsonl"
+            if not metrics.is_symlink():
+                outside = self.run_dir.parent / "outside.jsonl"
+                outside.write_text("someone else's\\n")
+                metrics.unlink()
+                metrics.symlink_to(outside)
+
+
     @ganforge.hookimpl
     def register_loggers(register):
         register("flaky", FlakyLogger, summary="Fails at its second record.")
         register("lines", LinesLogger, summary="Records as lines in RUN_DIR/lines.txt.")
+        register("redirecting", RedirectingLogger, summary="Links metrics.jsonl elsewhere at its first record.")
 """
 
 
@@ -225,6 +244,26 @@ def test_a_failing_logger_warns_once_and_the_run_goes_on(logger_site, tmp_path):
     logged = [line for line in (run_dir / "lines.txt").read_text().splitlines() if line.startswith("epoch")]
     assert logged == ["epoch 8", "epoch 16"]  # the other logger saw everything
     assert last_epoch_record(run_dir)["step"] == 16
+
+
+def test_a_metrics_file_that_cannot_be_written_stops_the_run(logger_site, tmp_path):
+    """metrics_file is the one logger whose failure is the run's: resume, plot and report read its file."""
+    overrides = "output.loggers=[redirecting, lines]"
+    ran = ganforge(logger_site, tmp_path, "run", str(SMOKE), "--quiet", "--set", overrides)
+    assert ran.returncode != 0
+    assert "metrics.jsonl is a symbolic link" in ran.stderr and "Traceback" not in ran.stderr
+    assert (tmp_path / "runs" / "outside.jsonl").read_text() == "someone else's\n"  # never written through the link
+    lines = (tmp_path / "runs" / "smoke" / "lines.txt").read_text().splitlines()
+    # the first record reached every logger; the second stopped at metrics_file, before any other logger saw it
+    assert lines[2:] == ["step 4", "finish failed"]  # log_every 4
+
+
+def test_metrics_file_is_listed_and_every_run_has_it_without_being_asked(app, workdir):
+    listed = invoke(app, "list", "loggers")
+    assert "metrics_file" in listed.stdout and "always on" in " ".join(listed.stdout.split())
+    result = train_smoke(app, "output.loggers=[tensorboard, metrics_file]", exit_code=2)
+    assert "output.loggers.1: metrics_file is not listed: every run writes metrics.jsonl" in result.stderr
+    assert "Traceback" not in result.output and not (workdir / "runs").exists()
 
 
 def test_validate_warns_of_a_logger_whose_package_is_missing(app, monkeypatch):

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from ganforge.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
+from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder
 from tests.test_reliability import start, wait_for
 from tests.test_training import SMOKE, metrics, run, train, without_timing
@@ -519,16 +520,18 @@ def test_a_real_full_disk_is_a_clear_error_the_previous_checkpoint_loads_and_res
     assert len(set(identities(records))) == len(records)
 
 
-def test_a_link_made_while_a_run_goes_on_is_refused_at_the_next_write(workdir):
-    """Past the checks at the start: every write checks its own path."""
+def test_a_link_made_while_a_run_goes_on_is_refused_at_the_next_write(workdir, registry):
+    """Past the checks at the start: every write checks its own path, the metrics file logger's too."""
     folder = RunFolder(workdir / "run")
     folder.create(overwrite=False)
     try:
         outside = workdir / "outside.jsonl"
         outside.write_text("someone else's\n")
         folder.metrics_path.symlink_to(outside)
+        metrics_file = registry.build(Kind.LOGGER, "metrics_file")
+        metrics_file.start({}, folder.path, resumed=False)
         with pytest.raises(UsageError, match=r"metrics\.jsonl is a symbolic link"):
-            folder.append_metrics({"event": "step", "epoch": 1, "step": 1})
+            metrics_file.log({"event": "step", "epoch": 1, "step": 1})
         assert outside.read_text() == "someone else's\n"
         folder.samples.symlink_to(workdir)
         with pytest.raises(UsageError, match="samples is a symbolic link"):

@@ -1,9 +1,9 @@
-"""Built-in loggers: tensorboard, mlflow and wandb, each an optional extra.
+"""Built-in loggers: metrics_file, always on, and tensorboard, mlflow and wandb, each an optional extra.
 
-Each follows a run into its tracker's own format, in the run folder unless told otherwise: the
-run can then be opened with the tracker's own tool (``tensorboard --logdir``, ``mlflow ui``,
-``wandb sync``). metrics.jsonl, ganforge's own record of a run, is written whatever the loggers.
-A logger whose package is missing says how to install it when the config is checked, before the
+metrics_file writes metrics.jsonl, ganforge's own record of a run. Each of the others follows a
+run into its tracker's own format, in the run folder unless told otherwise: the run can then be
+opened with the tracker's own tool (``tensorboard --logdir``, ``mlflow ui``, ``wandb sync``). A
+logger whose package is missing says how to install it when the config is checked, before the
 run folder is made.
 """
 
@@ -24,11 +24,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from ganforge.config import flattened
+from ganforge.config import METRICS_FILE_LOGGER, flattened
 from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
 from ganforge.errors import UsageError
+from ganforge.grids import grid_pixels
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
+from ganforge.training.run_folder import append_metrics_record
 
 # The values of a training line that trackers chart; an evaluation's are all its numbers.
 TRAINING_KEYS = ("d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s", "augment_p")
@@ -60,12 +62,24 @@ def charted_values(record: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def grid_array(images: torch.Tensor) -> Any:
-    """Images in [-1, 1] as one uint8 grid, ``[H, W, C]`` (numpy), as trackers take images."""
-    from torchvision.utils import make_grid
+class MetricsFileLogger(RunLogger):
+    """RUN_DIR/metrics.jsonl: each record as one JSON line, appended whole (a failed write leaves the file as it was).
 
-    grid = make_grid(images.detach().float().cpu().add(1).div(2).clamp(0, 1), nrow=GRID_COLUMNS, padding=2)
-    return grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    On a resume, ganforge has already cut the file back to the lines the checkpoint kept: the run's
+    records go on after them.
+    """
+
+    def __init__(self, params: NoParams) -> None:
+        self.params = params
+        self.run_dir: Path | None = None
+
+    def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:
+        self.run_dir = run_dir
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        if self.run_dir is None:
+            raise RuntimeError("metrics_file: log() before start()")
+        append_metrics_record(self.run_dir, record)
 
 
 class TensorBoardLogger(RunLogger):
@@ -86,7 +100,7 @@ class TensorBoardLogger(RunLogger):
             self.writer.add_scalar(key, value, record["step"])
 
     def images(self, name: str, images: torch.Tensor, step: int) -> None:
-        self.writer.add_image(f"samples/{name}", grid_array(images), step, dataformats="HWC")
+        self.writer.add_image(f"samples/{name}", grid_pixels(images, GRID_COLUMNS).numpy(), step, dataformats="HWC")
 
     def finish(self, outcome: LoggerOutcome) -> None:
         self.writer.close()
@@ -166,7 +180,7 @@ class MLflowLogger(RunLogger):
 
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{name}_step{step:08d}.png"
-            Image.fromarray(grid_array(images)).save(path)
+            Image.fromarray(grid_pixels(images, GRID_COLUMNS).numpy()).save(path)
             self.client.log_artifact(self.run_id, str(path), artifact_path="samples")
 
     def finish(self, outcome: LoggerOutcome) -> None:
@@ -231,7 +245,7 @@ class WandbLogger(RunLogger):
     def images(self, name: str, images: torch.Tensor, step: int) -> None:
         import wandb
 
-        self.run.log({f"samples/{name}": wandb.Image(grid_array(images))}, step=step)
+        self.run.log({f"samples/{name}": wandb.Image(grid_pixels(images, GRID_COLUMNS).numpy())}, step=step)
 
     def finish(self, outcome: LoggerOutcome) -> None:
         self.run.finish(exit_code=0 if outcome == "finished" else 1)
@@ -239,6 +253,11 @@ class WandbLogger(RunLogger):
 
 @hookimpl
 def register_loggers(register: Register) -> None:
+    register(
+        METRICS_FILE_LOGGER,
+        MetricsFileLogger,
+        summary="RUN_DIR/metrics.jsonl, one JSON line per record: always on (resume, plot and report read it).",
+    )
     register(
         "tensorboard",
         TensorBoardLogger,

@@ -1,4 +1,5 @@
-"""Everything a run writes: resolved config, metrics.jsonl, sample grids, checkpoints, the plot.
+"""Everything a run writes: resolved config, metrics.jsonl (its lines come from the metrics_file logger),
+sample grids, checkpoints, the plot.
 
 Every file but metrics.jsonl goes to a temporary file in the same folder, is fsynced, then renamed
 over the old one: a crash leaves either the old file or the new one, never a broken one; a line of
@@ -15,7 +16,7 @@ import os
 import re
 import reprlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,31 @@ def metrics_record_problem(record: Any) -> str | None:
     return None
 
 
+def append_metrics_record(run_dir: Path, record: Mapping[str, Any]) -> None:
+    """One line of RUN_DIR/metrics.jsonl, whole: a write that fails (a full disk) leaves the file as it was."""
+    path = Path(run_dir) / METRICS_NAME
+    with reporting_write_failures(path, run_dir):
+        append_whole(path, (json.dumps(record) + "\n").encode(), inside=Path(run_dir))
+
+
+@contextmanager
+def reporting_write_failures(path: Path, run_dir: Path) -> Iterator[None]:
+    """A failed write (a full disk, above all) as a message saying what, why and where, without a traceback."""
+    try:
+        yield
+    except OSError as error:
+        message = f"cannot write {path}: {describe_write_failure(path, error)}"
+        if is_disk_full(error):
+            raise RunDiskFullError(message, Path(run_dir)) from None
+        raise WriteFailedError(message) from None
+
+
 # What ganforge writes in a run folder, and nothing else: --overwrite removes these and refuses the rest.
 MARKER_NAME = ".ganforge-run"
 LOCK_NAME = ".ganforge-lock"
 MARKER = {"format": "ganforge-run-folder", "version": 1}
-TOP_FILES = frozenset({"config.yaml", "metrics.jsonl", "plot.png", MARKER_NAME, LOCK_NAME})
+METRICS_NAME = "metrics.jsonl"
+TOP_FILES = frozenset({"config.yaml", METRICS_NAME, "plot.png", MARKER_NAME, LOCK_NAME})
 TOP_TEMPORARY = re.compile(r"\.(?:config\.yaml|metrics\.jsonl|plot\.png|\.ganforge-run)\..+\.tmp")
 SUBFOLDER_FILES = {
     "samples": re.compile(r"\.?(?:real|epoch_\d+)\.png(?:\..+\.tmp)?"),
@@ -115,7 +136,6 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.lock: FolderLock | None = None
-        self.records_written = 0  # lines in metrics.jsonl; a checkpoint records it, and a resume cuts back to it
 
     @property
     def config_path(self) -> Path:
@@ -123,7 +143,7 @@ class RunFolder:
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_NAME
 
     @property
     def checkpoints(self) -> Path:
@@ -215,8 +235,7 @@ class RunFolder:
                 self._check_may_replace(overwrite)
                 for name in leftover:
                     remove_inside(self.path, self.path / name)
-            self.records_written = 0
-            with self._reporting_failures(self.marker_path):
+            with reporting_write_failures(self.marker_path, self.path):
                 text = json.dumps(MARKER).encode()
                 write_atomically(self.marker_path, lambda stream: stream.write(text), inside=self.path)
         except BaseException:
@@ -232,7 +251,7 @@ class RunFolder:
             self.check_no_links()
             if not self.marker_path.exists():  # a folder from before the marker: it is a run folder all the same
                 text = json.dumps(MARKER).encode()
-                with self._reporting_failures(self.marker_path):
+                with reporting_write_failures(self.marker_path, self.path):
                     write_atomically(self.marker_path, lambda stream: stream.write(text), inside=self.path)
         except BaseException:
             self.release()
@@ -324,35 +343,17 @@ class RunFolder:
 
     # -- writing ----------------------------------------------------------------------------
 
-    @contextmanager
-    def _reporting_failures(self, path: Path) -> Iterator[None]:
-        """A failed write (a full disk, above all) as a message saying what, why and where, without a traceback."""
-        try:
-            yield
-        except OSError as error:
-            message = f"cannot write {path}: {describe_write_failure(path, error)}"
-            if is_disk_full(error):
-                raise RunDiskFullError(message, self.path) from None
-            raise WriteFailedError(message) from None
-
     def write_config(self, config: dict[str, Any]) -> None:
         text = yaml.safe_dump(config, sort_keys=False).encode()
-        with self._reporting_failures(self.config_path):
+        with reporting_write_failures(self.config_path, self.path):
             write_atomically(self.config_path, lambda stream: stream.write(text), inside=self.path)
 
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        """One line, whole: a write that fails (a full disk) leaves the file as it was."""
-        with self._reporting_failures(self.metrics_path):
-            append_whole(self.metrics_path, (json.dumps(record) + "\n").encode(), inside=self.path)
-        self.records_written += 1
-
     def save_checkpoint(self, state: dict[str, Any], path: Path) -> None:
-        """A checkpoint that also records how many lines metrics.jsonl held when it was saved."""
-        save_checkpoint({**state, "metrics_records": self.records_written}, path, inside=self.path)
+        save_checkpoint(state, path, inside=self.path)
 
     def save_samples(self, images: torch.Tensor, name: str) -> None:
         path = self.samples / name
-        with self._reporting_failures(path):
+        with reporting_write_failures(path, self.path):
             save_grid(images, path, columns=10, inside=self.path)
 
     def read_metrics(self) -> Iterator[dict[str, Any]]:
@@ -389,8 +390,8 @@ class RunFolder:
             for leftover in folder.glob(".*.tmp"):
                 remove_inside(self.path, leftover)
 
-    def drop_metrics_after(self, step: int, records: int | None = None) -> None:
-        """On resume: forget lines logged after the checkpoint was saved, since those steps run again.
+    def drop_metrics_after(self, step: int, records: int | None = None) -> int:
+        """On resume: forget lines logged after the checkpoint was saved, since those steps run again; the lines kept.
 
         A checkpoint records how many lines there were (``records``): exactly those are kept. One
         saved before it did is cut at its step, which keeps an epoch's line logged after a
@@ -399,9 +400,9 @@ class RunFolder:
         logged = list(self.read_metrics())
         kept = logged[:records] if records is not None else [record for record in logged if record["step"] <= step]
         text = "".join(json.dumps(record) + "\n" for record in kept).encode()
-        with self._reporting_failures(self.metrics_path):
+        with reporting_write_failures(self.metrics_path, self.path):
             write_atomically(self.metrics_path, lambda stream: stream.write(text), inside=self.path)
-        self.records_written = len(kept)
+        return len(kept)
 
     def plot(self) -> None:
         """Loss curves and D's outputs over the run's steps, as one PNG."""
@@ -426,7 +427,7 @@ class RunFolder:
             axes.grid(alpha=0.3)
         figure.tight_layout()
         try:
-            with self._reporting_failures(self.plot_path):
+            with reporting_write_failures(self.plot_path, self.path):
                 write_atomically(
                     self.plot_path, lambda stream: figure.savefig(stream, format="png", dpi=100), inside=self.path
                 )

@@ -100,7 +100,7 @@ def resume_run(
                 folder.clear_unfinished_writes()
                 folder.check_room(checkpoint_bytes(trainer.gan_step))
                 with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
-                    folder.drop_metrics_after(trainer.step, records=metrics_records)
+                    trainer.loggers.records_written = folder.drop_metrics_after(trainer.step, records=metrics_records)
                     folder.write_config(trainer.resolved_config)
             trainer.fit()
         finally:

@@ -20,6 +20,7 @@ from ganforge.contracts import DataSpec
 from ganforge.training.batches import InMemoryBatches, LoaderBatches
 from ganforge.training.distributed import Processes, rank_seed
 from ganforge.training.progress import Reporter
+from ganforge.training.run_loggers import RunLoggers
 from ganforge.training.statistics import TrainingStatistics
 from ganforge.training.step import GANStep, noise_rng_state, set_noise_rng_state
 
@@ -42,6 +43,7 @@ class Checkpointed(Protocol):
     step: int
     epoch_step: int  # steps taken in the current epoch
     best: dict[str, Any] | None
+    loggers: RunLoggers
 
 
 def gather_checkpoint_state(trainer: Checkpointed) -> dict[str, Any] | None:
@@ -71,6 +73,7 @@ def gather_checkpoint_state(trainer: Checkpointed) -> dict[str, Any] | None:
         "epoch_step": trainer.epoch_step,
         **training,
         "best": trainer.best,
+        "metrics_records": trainer.loggers.records_written,  # a resume keeps exactly these lines of metrics.jsonl
         "rng": {**training["rng"], "data": data_state},
         "processes": every_process,
     }

@@ -87,7 +87,7 @@ class Trainer:
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
         self._last_saved = time.monotonic()
         self._last_good: str | None = None  # the last checkpoint saved and where it stands, for a divergence message
-        self.loggers = RunLoggers(run.loggers if self.is_main else (), self.reporter.note)
+        self.loggers = RunLoggers(run if self.is_main else None, self.reporter.note)
         if self.processes.distributed:  # each process draws its own noise and dropout
             torch.manual_seed(rank_seed(config.seed, self.processes.rank))
 
@@ -237,9 +237,8 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        self.folder.append_metrics(record)
+        self.loggers.log(record)  # metrics.jsonl first: a record the run could not keep stops it here
         self.reporter.log(record)
-        self.loggers.log(record)
 
     def _check_weights_finite(self) -> None:
         """Before a checkpoint: never save non-finite weights over a good checkpoint."""
