@@ -117,6 +117,16 @@ def test_a_resumed_run_goes_on_in_the_same_tracker_runs(app, workdir):
     assert steps == [8, 16] and run.info.status == "FINISHED"
 
 
+def test_trackers_chart_every_number_a_record_has(app, workdir):
+    """What a run with adaptive augmentation adds to its lines (strength, ADA's r_t) is charted like the losses."""
+    adaptive = ["augment.pipeline=[translation]", "augment.adaptive={target: 0.6, interval: 1, ramp_images: 2000}"]
+    train_smoke(app, "train.epochs=1", "output.loggers=[tensorboard]", *adaptive)
+    run_dir = workdir / "runs" / "smoke"
+    last = last_epoch_record(run_dir)
+    for key in ("augment_strength", "ada_r_t", "d_loss", "images/s"):
+        assert tensorboard_last(run_dir, f"epoch/{key}") == pytest.approx(last[key], rel=1e-6), key
+
+
 def test_no_loggers_means_metrics_jsonl_alone(app, workdir):
     train_smoke(app, "train.epochs=1")
     run_dir = workdir / "runs" / "smoke"

@@ -32,8 +32,8 @@ from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
 from ganforge.training.run_folder import append_metrics_record
 
-# The values of a training line that trackers chart; an evaluation's are all its numbers.
-TRAINING_KEYS = ("d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s", "augment_p")
+# A record's place and time, not values to chart; every other number is charted, whatever records come to hold.
+NOT_CHARTED = frozenset({"event", "epoch", "step", "seconds"})
 GRID_COLUMNS = 10
 
 
@@ -48,17 +48,13 @@ def require(module: str, logger: str, extra: str) -> None:
 
 
 def charted_values(record: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers of a metrics record a tracker charts, named ``train/d_loss``, ``epoch/g_loss``, ``eval/fid``."""
-    event = record.get("event")
-    if event == "eval":
-        keys = [key for key in record if key not in ("event", "epoch", "step", "seconds")]
-        prefix = "eval"
-    else:
-        keys, prefix = list(TRAINING_KEYS), "epoch" if event == "epoch" else "train"
+    """The numbers of a metrics record a tracker charts, named ``train/d_loss``, ``epoch/g_loss``, ``eval/fid``:
+    every number but its place and time (an evaluation's floor and protocol, which are not numbers, are not)."""
+    prefix = {"eval": "eval", "epoch": "epoch"}.get(record.get("event"), "train")
     return {
         f"{prefix}/{key}": float(value)
-        for key in keys
-        if isinstance(value := record.get(key), int | float) and not isinstance(value, bool)
+        for key, value in record.items()
+        if key not in NOT_CHARTED and isinstance(value, int | float) and not isinstance(value, bool)
     }
 
 
