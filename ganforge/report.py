@@ -28,7 +28,8 @@ from ganforge.training.run_folder import RunFolder
 MAX_CHARTED = 6  # evaluation values charted (all are in the tables)
 MAX_GRIDS = 60  # per run: epochs between are left out (evenly), the last always kept
 EPOCH_GRID = re.compile(r"epoch_(\d+)\.png")
-CURVES = (("d_loss", "g_loss"), ("D(x)", "D(G(z))"))
+# Panels of training curves, each drawn where a run logs its first value: an ACGAN's class head has the third.
+CURVES = (("d_loss", "g_loss"), ("D(x)", "D(G(z))"), ("class_acc_real", "class_acc_fake"))
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -108,14 +109,17 @@ def _figure_uri(figure: Any) -> str:
 
 
 def _curves_chart(runs: Sequence[RunView]) -> str:
-    """Losses and D's outputs over the steps, every run in the same two axes (one colour per run)."""
+    """Losses, D's outputs and (for an ACGAN) its class head's accuracy over the steps, every run in the same
+    axes (one colour per run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for axis, keys in zip(axes, CURVES, strict=True):
+    panels = [keys for keys in CURVES if any(keys[0] in record for run in runs for record in run.steps)]
+    panels = panels or list(CURVES[:2])  # a run with no step logged yet: empty axes, titled
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for axis, keys in zip(axes[0], panels, strict=True):
         for index, run in enumerate(runs):
             colour = COLOURS[index % len(COLOURS)]
             for key, style in zip(keys, ("-", "--"), strict=True):

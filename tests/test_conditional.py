@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -348,15 +349,20 @@ def test_a_conditional_d_must_bind_the_generated_labels_to_the_generated_images_
     assert bound(0.5 * real + 0.5 * fake).tolist() == [0, 1, 2]  # WGAN-GP's mixtures take the real labels
 
 
+def acgan_run(app, out: Path, weight: float, epochs: int = 1) -> list[dict]:
+    args = ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", f"train.epochs={epochs}"]
+    for override in [*CONDITIONAL["acgan"], f"train.class_loss_weight={weight}"]:
+        args += ["--set", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return metrics(out)
+
+
 def test_acgan_trains_its_class_head_only_with_a_class_loss_weight(app, registry, tmp_path):
     def class_head_after_training(weight):
-        out = tmp_path / f"weight{weight}"
-        args = ["run", str(SMOKE), "--quiet", "--set", f"output.dir={out}", "--set", "train.epochs=1"]
-        for override in [*CONDITIONAL["acgan"], f"train.class_loss_weight={weight}"]:
-            args += ["--set", override]
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0, result.output
-        return torch.load(out / "checkpoints" / "last.pt", weights_only=True)["discriminator"]["class_head.weight"]
+        acgan_run(app, tmp_path / f"weight{weight}", weight)
+        checkpoint = torch.load(tmp_path / f"weight{weight}" / "checkpoints" / "last.pt", weights_only=True)
+        return checkpoint["discriminator"]["class_head.weight"]
 
     torch.manual_seed(0)  # the smoke run's seed, set before it builds its networks
     params = {"latent_dim": 16, "hidden": [64, 64], "generator_conditioning": "concat"}
@@ -366,6 +372,22 @@ def test_acgan_trains_its_class_head_only_with_a_class_loss_weight(app, registry
     initial = built.discriminator.class_head.weight.detach()
     assert torch.equal(class_head_after_training(0), initial)  # no class loss: no gradient reaches the head
     assert not torch.equal(class_head_after_training(1), initial)
+
+
+def test_an_acgan_run_logs_how_well_its_class_head_names_the_classes(app, tmp_path):
+    """class_loss (D's cross-entropy, real and generated averaged) and class_acc_real/_fake on every line."""
+    records = acgan_run(app, tmp_path / "acgan", weight=1, epochs=3)
+    epochs = [record for record in records if record["event"] == "epoch"]
+    assert all(0 <= record[key] <= 1 for record in records for key in ("class_acc_real", "class_acc_fake"))
+    assert records[0]["class_loss"] == pytest.approx(math.log(4), abs=0.15)  # 4 classes, a head not yet trained
+    assert epochs[-1]["class_loss"] < epochs[0]["class_loss"]
+    assert epochs[-1]["class_acc_real"] > 0.5  # chance is 0.25: the head learns the synthetic classes
+    untrained = acgan_run(app, tmp_path / "untrained", weight=0)  # no class loss: nothing to say about its head
+    assert not any(key.startswith("class_") for record in untrained for key in record)
+    plain = CliRunner().invoke(app, ["run", str(SMOKE), "--quiet", "--set", f"output.dir={tmp_path / 'plain'}"])
+    assert plain.exit_code == 0 and not any(
+        key.startswith("class_") for record in metrics(tmp_path / "plain") for key in record
+    )
 
 
 def test_conditioning_one_network_alone_is_refused_naming_both_params(app, workdir):

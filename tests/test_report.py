@@ -4,6 +4,8 @@ The browser tests need a headless Chromium (`.ci/run` installs Debian's); where 
 skip and say so.
 """
 
+import base64
+import io
 import json
 import re
 import shutil
@@ -83,6 +85,28 @@ def test_a_run_in_progress_is_reported_as_far_as_it_went(app, two_runs, tmp_path
     invoke(app, "report", partial, "--out", out)
     page = out.read_text()
     assert "in progress: 1 of 3 epochs" in page and "data-epochs='[1]'" in page
+
+
+def curves_width(app, run: Path, out: Path) -> int:
+    from PIL import Image
+
+    invoke(app, "report", run, "--out", out)
+    uri = re.search(r"alt='training curves' src='data:image/png;base64,([^']+)'", out.read_text()).group(1)
+    return Image.open(io.BytesIO(base64.b64decode(uri))).width
+
+
+def test_an_acgan_run_gets_a_third_panel_for_its_class_head(app, two_runs, tmp_path):
+    slow, _ = two_runs
+    acgan = tmp_path / "acgan"
+    shutil.copytree(slow, acgan)
+    records = [json.loads(line) for line in (acgan / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        if record["event"] != "eval":
+            record.update(class_loss=1.2, class_acc_real=0.9, class_acc_fake=0.6)  # what an ACGAN run logs
+    (acgan / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    plain = curves_width(app, slow, tmp_path / "plain.html")
+    three_panels = curves_width(app, acgan, tmp_path / "acgan.html")
+    assert three_panels == pytest.approx(1.5 * plain, rel=0.05)  # three panels of the same size, not two
 
 
 def test_bad_input_is_refused_naming_it_and_nothing_is_harmed(app, two_runs, tmp_path):

@@ -293,6 +293,10 @@ MALFORMED = {
         lambda s: s["processes"][0]["running_statistics"].update(sums=torch.zeros(2, 5, dtype=torch.int64)),
         "processes.0.running_statistics.sums: expected floating point values, got torch.int64",
     ),
+    "class statistics of another shape": (
+        lambda s: s["processes"][0]["running_statistics"].update(class_sums=torch.zeros(2, 2)),
+        "processes.0.running_statistics.class_sums: expected shape [2, 3], got [2, 2]",
+    ),
 }
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
-from ganforge.training.statistics import STAT_KEYS, Counts
+from ganforge.training.statistics import CLASS_KEYS, STAT_KEYS, Counts
 
 # Shapes beyond this are not images ganforge could train on; refusing them keeps a crafted
 # checkpoint from making an architecture allocate terabytes.
@@ -115,19 +115,21 @@ class GradScalers(_Fields):
 
 class RunningStatistics(_Fields):
     sums: AnyTensor
+    class_sums: AnyTensor | None = None  # kept where an ACGAN head is trained
     g_loss_sums: AnyTensor
     counts: list[dict[str, NonNegativeInt]] = Field(min_length=2, max_length=2)
 
     def check_shapes(self, where: str) -> list[str]:
-        problems = [
-            f"{where}.{name}: expected floating point values, got {tensor.dtype}"
-            for name, tensor in (("sums", self.sums), ("g_loss_sums", self.g_loss_sums))
-            if not tensor.is_floating_point()
-        ]
-        if tuple(self.sums.shape) != (2, len(STAT_KEYS)):
-            problems.append(f"{where}.sums: expected shape [2, {len(STAT_KEYS)}], got {list(self.sums.shape)}")
-        if tuple(self.g_loss_sums.shape) != (2,):
-            problems.append(f"{where}.g_loss_sums: expected shape [2], got {list(self.g_loss_sums.shape)}")
+        expected = {"sums": [2, len(STAT_KEYS)], "class_sums": [2, len(CLASS_KEYS)], "g_loss_sums": [2]}
+        problems = []
+        for name, shape in expected.items():
+            tensor = getattr(self, name)
+            if tensor is None:
+                continue
+            if not tensor.is_floating_point():
+                problems.append(f"{where}.{name}: expected floating point values, got {tensor.dtype}")
+            if list(tensor.shape) != shape:
+                problems.append(f"{where}.{name}: expected shape {shape}, got {list(tensor.shape)}")
         known = {field.name for field in dataclasses.fields(Counts)}
         for index, counts in enumerate(self.counts):
             if unknown := sorted(set(counts) - known):

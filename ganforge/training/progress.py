@@ -46,6 +46,8 @@ def describe(record: dict[str, Any]) -> str:
     parts += [f"D(x) {fmt(record['D(x)'])}", f"D(G(z)) {fmt(record['D(G(z))'])}"]
     if record.get("d_acc_real") is not None:
         parts.append(f"acc real/fake {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}")
+    if record.get("class_acc_real") is not None:
+        parts.append(f"class acc real/fake {record['class_acc_real']:.2f}/{record['class_acc_fake']:.2f}")
     if record.get("augment_strength") is not None:
         parts.append(f"augment p {record['augment_strength']:.3f}")
     if record.get("images/s"):

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.functional import cross_entropy
 
 from ganforge.contracts import GANLoss
 from ganforge.errors import GanforgeError
@@ -22,6 +23,9 @@ from ganforge.training.distributed import Processes
 
 WINDOW, EPOCH = 0, 1
 STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
+# Where D's auxiliary classifier is trained (ACGAN): its cross-entropy, the mean of the real and the
+# generated batch's (unweighted), and how often it names the class of each.
+CLASS_KEYS = ("class_loss", "class_acc_real", "class_acc_fake")
 
 
 @dataclass
@@ -39,12 +43,13 @@ class TrainingDiverged(GanforgeError):
 class TrainingStatistics:
     """The WINDOW and EPOCH sums of this process's steps; both stay on the device."""
 
-    def __init__(self, loss: GANLoss, processes: Processes, skip_nonfinite: bool) -> None:
+    def __init__(self, loss: GANLoss, processes: Processes, skip_nonfinite: bool, classifies: bool = False) -> None:
         self.loss = loss
         self.processes = processes
         self.device = processes.device
         self.skip_nonfinite = skip_nonfinite
         self.sums = torch.zeros(2, len(STAT_KEYS), device=self.device)
+        self.class_sums = torch.zeros(2, len(CLASS_KEYS), device=self.device) if classifies else None
         self.real_row = torch.tensor([[True], [False]], device=self.device)
         self.g_loss_sums = torch.zeros(2, device=self.device)
         self.counts = [Counts(), Counts()]
@@ -66,6 +71,24 @@ class TrainingStatistics:
             counts.d_steps += 1
             counts.images += images
 
+    def add_class_step(
+        self, real: tuple[torch.Tensor, torch.Tensor], generated: tuple[torch.Tensor, torch.Tensor]
+    ) -> None:
+        """D's class logits and the true classes, of the real batch and the generated one, in a step D took."""
+        if self.class_sums is None:
+            return
+        (real_logits, real_labels), (fake_logits, fake_labels) = real, generated
+        losses = torch.stack(
+            [cross_entropy(real_logits.float(), real_labels), cross_entropy(fake_logits.float(), fake_labels)]
+        )
+        accuracies = torch.stack(
+            [
+                (real_logits.argmax(dim=1) == real_labels).float().mean(),
+                (fake_logits.argmax(dim=1) == fake_labels).float().mean(),
+            ]
+        )
+        self.class_sums += torch.cat([losses.mean().reshape(1), accuracies])
+
     def add_generator_step(self, g_loss: torch.Tensor) -> None:
         self.g_loss_sums += g_loss
         for counts in self.counts:
@@ -77,6 +100,8 @@ class TrainingStatistics:
 
     def reset(self, row: int) -> None:
         self.sums[row].zero_()
+        if self.class_sums is not None:
+            self.class_sums[row].zero_()
         self.g_loss_sums[row].zero_()
         self.counts[row] = Counts()
 
@@ -89,41 +114,53 @@ class TrainingStatistics:
         the processes.
         """
         counts = self.counts[row]
-        local = torch.cat([self.sums[row], self.g_loss_sums[row : row + 1]])
+        keys, rows = STAT_KEYS, [self.sums[row]]
+        if self.class_sums is not None:
+            keys, rows = keys + CLASS_KEYS, [*rows, self.class_sums[row]]
+        local = torch.cat([*rows, self.g_loss_sums[row : row + 1]])
         totals = (self.processes.sum(local) / self.processes.world_size).tolist()  # the one host sync per line
         stats, g_loss_total = [total / max(1, counts.d_steps) for total in totals[:-1]], totals[-1]
         g_loss = g_loss_total / counts.g_steps if counts.g_steps else float("nan")
         images = counts.images * self.processes.world_size  # every process takes an equal share
         record: dict[str, Any] = {"event": event, "epoch": epoch, "step": step}
-        record.update({key: none_if_not_finite(value) for key, value in zip(STAT_KEYS, stats, strict=True)})
+        record.update({key: none_if_not_finite(value) for key, value in zip(keys, stats, strict=True)})
         record["g_loss"] = none_if_not_finite(g_loss)
         record["images/s"] = round(images / seconds, 1) if seconds > 0 else None
         record["seconds"] = round(seconds, 3)
         if self.skip_nonfinite:
             record["skipped"] = counts.skipped
-        losses = [totals[0], *([g_loss_total] if counts.g_steps else [])]
+        class_loss = [totals[len(STAT_KEYS)]] if self.class_sums is not None else []
+        losses = [totals[0], *class_loss, *([g_loss_total] if counts.g_steps else [])]
         return record, losses_finite(losses, counts)
 
     # -- in checkpoints, and around the compile fallback's retried step ---------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "sums": self.sums.cpu(),
             "g_loss_sums": self.g_loss_sums.cpu(),
             "counts": [asdict(counts) for counts in self.counts],
         }
+        if self.class_sums is not None:
+            state["class_sums"] = self.class_sums.cpu()
+        return state
 
     def load_mean(self, saved: list[dict[str, Any]]) -> None:
-        """The mean of saved processes' sums: one process's own, or those of a run split another way."""
+        """The mean of saved processes' sums: one process's own, or those of a run split another way.
+
+        Class sums from a checkpoint saved before they were kept start at zero: that epoch's class
+        statistics then cover only the steps taken since the resume, averaged over all of its steps."""
         self.sums.copy_(torch.stack([running["sums"] for running in saved]).mean(dim=0))
         self.g_loss_sums.copy_(torch.stack([running["g_loss_sums"] for running in saved]).mean(dim=0))
+        if self.class_sums is not None and all("class_sums" in running for running in saved):
+            self.class_sums.copy_(torch.stack([running["class_sums"] for running in saved]).mean(dim=0))
         self.counts = [Counts(**counts) for counts in saved[0]["counts"]]
 
     def snapshot(self) -> Any:
-        return copy.deepcopy((self.sums, self.g_loss_sums, self.counts))
+        return copy.deepcopy((self.sums, self.class_sums, self.g_loss_sums, self.counts))
 
     def restore(self, snapshot: Any) -> None:
-        self.sums, self.g_loss_sums, self.counts = snapshot
+        self.sums, self.class_sums, self.g_loss_sums, self.counts = snapshot
 
 
 def losses_finite(losses: list[float], counts: Counts) -> bool:

@@ -200,6 +200,9 @@ class GANStep:
             return
         apply_gradients(d_total, self.optimizer_d, self.scaler_d)
         self.statistics.add_discriminator_step(d_loss.detach(), real_scores.detach(), fake_scores.detach(), batch_size)
+        classified = [real_logits, real_labels, fake_logits, fake_labels]
+        if self.class_loss_weight and all(part is not None for part in classified):
+            self.statistics.add_class_step((real_logits.detach(), real_labels), (fake_logits.detach(), fake_labels))
         if self.adaptive is not None:
             self.adaptive.observe(real_scores)
             self.adaptive.adjust(self.processes)

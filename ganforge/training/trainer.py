@@ -68,7 +68,8 @@ class Trainer:
                 f"batch, {images_per_process} images per process per step"
             )
         self.skip_nonfinite = train.on_nonfinite == "skip"
-        self.statistics = TrainingStatistics(parts.loss, self.processes, self.skip_nonfinite)
+        classifies = parts.models.class_logits and train.class_loss_weight > 0  # ACGAN's head is trained
+        self.statistics = TrainingStatistics(parts.loss, self.processes, self.skip_nonfinite, classifies)
         self.gan_step = GANStep(
             parts.models, parts.loss, config, self.processes, self.statistics, self.reporter, parts.augmentations
         )
