@@ -120,8 +120,14 @@ def interrupted_and_resumed(scratch: Path) -> dict[str, str]:
     stopped = torch.load(last, map_location="cpu", weights_only=True)
     print(f"  (stopped at step {stopped['step']} of 200; resuming)", file=sys.stderr)
     resume = [sys.executable, "-m", "ganforge", "run", "--resume", str(folder), "--quiet"]
-    finish(subprocess.Popen([*resume, "--set=train.checkpoint_minutes=null"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True))
+    finish(
+        subprocess.Popen(
+            [*resume, "--set=train.checkpoint_minutes=null"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
     found = {f"through {file}": digest for file, digest in digests(scratch / "through").items()}
     return found | {f"resumed {file}": digest for file, digest in digests(folder).items()}
 
