@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ganforge.config import DEFAULT_EVAL_SAMPLES
+from ganforge.config.schema import DEFAULT_EVAL_SAMPLES
 from ganforge.contracts import FEATURE_NETWORKS, DataSpec, FeatureSet, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.classifier import domain_classifier
