@@ -1,18 +1,25 @@
-"""A config resolved against the registry, and the rules that weigh one part of a config against another.
+"""A config resolved against the registry, and every rule that weighs one part of a config against another.
 
 ``load_config`` reads a file (yaml_reader.py), applies ``--set`` overrides (overrides.py) and
 resolves it: the schema (schema.py) checks each field alone, each component named is found in the
 registry and its params checked by its own params model, and then the rules below weigh the
 parts against each other. Every problem found is reported at once (problems.py).
+
+The rules live here, in one place, and ``ganforge validate`` and ``ganforge run`` ask the same ones:
+those that need only the resolved config run inside ``validate_config``, for both; those that need
+a component built (the loss's needs, the model's labels) are asked by ``ganforge run`` where it
+builds them (the training step, the trainer), and by ``ganforge validate`` through
+``check_with_built_components``, on what can be built without loading the data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 
 from ganforge.config.overrides import apply_overrides, parse_overrides
@@ -34,10 +41,9 @@ from ganforge.config.schema import (
     as_component_config,
 )
 from ganforge.config.yaml_reader import read_yaml
-from ganforge.errors import ParamsError, UsageError
+from ganforge.contracts import DataSpec, GANLoss, GANModels
+from ganforge.errors import GanforgeError, ParamsError, UsageError
 from ganforge.registry import Chosen, Kind, Registry
-
-METRICS_FILE_LOGGER = "metrics_file"
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ def _indented(text: str, first: str, rest: str) -> str:
     return "\n".join([first + lines[0], *(rest + line for line in lines[1:])])
 
 
-# -- rules on the resolved config: validate_config reports them as problems, for validate and run alike --------
+# -- rules on the resolved config: validate_config reports them as problems, for validate and run alike ----------
 
 
 def _check_best(resolved: ResolvedRun) -> ConfigProblem | None:
@@ -221,19 +227,35 @@ def _check_metric_needs(resolved: ResolvedRun) -> ConfigProblem | None:
     settings = resolved.config.eval
     if settings.every == 0:
         return None
-    for index, chosen in enumerate(resolved.metrics):
-        shortfall = chosen.build().sample_needs().shortfall(settings.samples, settings.samples)
+    short = first_metric_short_of_images(resolved.metrics, generated=settings.samples, real=settings.samples)
+    if short is None:
+        return None
+    index, chosen, shortfall = short
+    return ConfigProblem(
+        "eval.samples",
+        f"  eval.samples: {settings.samples} is too few for eval.metrics.{index} ({chosen.component.name}), "
+        f"which needs {shortfall}",
+    )
+
+
+def first_metric_short_of_images(
+    metrics: Sequence[Chosen], *, generated: int, real: int
+) -> tuple[int, Chosen, str] | None:
+    """The first metric that ``generated`` and ``real`` images are too few for: its place, itself, what it needs.
+
+    The one test of a metric's ``sample_needs``: eval.samples here, and every count an evaluation
+    scores (evaluation/protocol.py), ask it.
+    """
+    for index, chosen in enumerate(metrics):
+        shortfall = chosen.build().sample_needs().shortfall(generated, real)
         if shortfall is not None:
-            return ConfigProblem(
-                "eval.samples",
-                f"  eval.samples: {settings.samples} is too few for eval.metrics.{index} ({chosen.component.name}), "
-                f"which needs {shortfall}",
-            )
+            return index, chosen, shortfall
     return None
 
 
 # The metrics_file logger writes metrics.jsonl, which resume, plot and report read: every run has it, resolved
 # here by its name, and no config may list it among the loggers that also follow a run.
+METRICS_FILE_LOGGER = "metrics_file"
 
 
 def _metrics_file(registry: Registry) -> Chosen:
@@ -251,3 +273,83 @@ def _check_loggers(resolved: ResolvedRun) -> ConfigProblem | None:
                 "report read it); list only the loggers that also follow the run",
             )
     return None
+
+
+# -- rules that need components built: run asks each where it builds them, validate all at once ---------------
+
+
+def check_with_built_components(run: ResolvedRun) -> None:
+    """For ``ganforge validate``: the rules ``ganforge run`` asks of the components it builds.
+
+    The loss is built as it is; the networks only where the dataset's params tell its images before
+    loading (``data_spec()``), on the meta device, which allocates nothing. A factory's own refusal
+    of those images is raised, as the real build would raise it; one that cannot build on the meta
+    device leaves the networks' rules unasked.
+    """
+    check_the_loss_fits(run.config, run.loss.build())
+    models = _networks_before_loading(run)
+    if models is not None and run.config.eval.every:
+        check_best_is_scored(run.metrics, run.config.eval.best, conditional=models.conditional)
+
+
+def check_the_loss_fits(config: RunConfig, loss: GANLoss) -> None:
+    """What the rest of the config asks of the loss beyond its contract (the training step asks it too)."""
+    if config.augment.adaptive is not None:
+        require_a_threshold(config.loss.name, loss.decision_threshold)
+    train = config.train
+    if loss.generator_reads_real_scores and train.fresh_generator_batch() not in (None, train.batch_size):
+        raise UsageError(
+            f"train.generator_batch: loss {config.loss.name!r} compares each generated image's score with a "
+            f"real one's in G's step, so G's batch must be as large as the real batch ({train.batch_size}); "
+            "use reuse or fresh"
+        )
+
+
+def require_a_threshold(loss_name: str, threshold: float | None) -> float:
+    """The threshold ADA reads real scores against: the loss's decision threshold, which must exist."""
+    if threshold is None:
+        raise UsageError(
+            f"augment.adaptive: ADA steers by how often D calls a real image real, and loss {loss_name!r} gives "
+            "D's scores no threshold for that (they only rank images); use a fixed augment.strength, or a loss "
+            "such as non_saturating, hinge or least_squares"
+        )
+    return threshold
+
+
+def check_best_is_scored(metrics: Sequence[Chosen], best: str | None, *, conditional: bool) -> None:
+    """``eval.best`` must name a value the evaluation will have: a class-by-class one only for conditional models."""
+    if best is None or conditional:
+        return
+    for chosen in metrics:
+        metric = chosen.build()
+        if best in metric.goals and metric.needs_labels:
+            raise UsageError(
+                f"eval.best: {best!r} is a value of metric {chosen.component.name}, which compares generated images "
+                "class by class, and this run's model is unconditional (its architecture reads no labels), so it is "
+                "never scored; choose another value, e.g. fid"
+            )
+
+
+def data_spec_before_loading(run: ResolvedRun) -> DataSpec | None:
+    """The images the dataset yields, where its params model tells before loading (``data_spec()``); else None."""
+    tell = getattr(run.data.params, "data_spec", None)
+    if not callable(tell):
+        return None
+    try:
+        spec = tell()
+    except Exception:  # a third party's data_spec that fails tells nothing
+        return None
+    return spec if isinstance(spec, DataSpec) else None
+
+
+def _networks_before_loading(run: ResolvedRun) -> GANModels | None:
+    spec = data_spec_before_loading(run)
+    if spec is None:
+        return None
+    try:
+        with torch.device("meta"):
+            return run.model.build(spec)
+    except GanforgeError:  # params that cannot take these images: the real build refuses them too
+        raise
+    except Exception:  # a factory that does something the meta device cannot
+        return None
