@@ -13,8 +13,7 @@ from rich.markup import escape
 
 from ganforge import startup
 from ganforge.cli.render import console, err_console, print_note
-from ganforge.config import ResolvedRun, load_config
-from ganforge.config.resolve import check_with_built_components
+from ganforge.config.resolve import ResolvedRun, check_with_built_components, load_config
 from ganforge.errors import ConfigError, GanforgeError, UsageError
 from ganforge.plugins import Plugins
 from ganforge.startup import Interrupted

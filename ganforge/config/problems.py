@@ -79,6 +79,7 @@ def describe_problems(source: str, problems: Sequence[ConfigProblem]) -> str:
 
 
 def schema_problem(error: ValidationError) -> ConfigProblem:
+    """Every problem the schema found, as one: its lines list each, its place names every field among them."""
     fields = (".".join(str(part) for part in problem["loc"]) or "(top level)" for problem in error.errors())
     return ConfigProblem(shorten(", ".join(fields), 200), describe_validation_error(error, (), RunConfig))
 
