@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ganforge.config import DEVICES_ACCEPTED
+from ganforge.config.schema import DEVICES_ACCEPTED
 from ganforge.errors import UsageError, quote
 
 

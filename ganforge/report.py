@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ganforge.config import flattened
+from ganforge.config.overrides import flattened
 from ganforge.errors import UsageError
 from ganforge.training.run_folder import RunFolder
 

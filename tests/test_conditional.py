@@ -597,8 +597,9 @@ def test_a_conditional_run_is_scored_class_by_class_and_an_unconditional_one_is_
     assert refused.exit_code == 2 and "generator is unconditional" in refused.output
 
 
-def test_best_by_a_class_by_class_value_is_refused_for_an_unconditional_model(app, workdir):
-    args = ["run", str(SMOKE), "--set", "eval.every=1", "--set", "eval.best=intra_fid"]
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_best_by_a_class_by_class_value_is_refused_for_an_unconditional_model(app, workdir, command):
+    args = [command, str(SMOKE), "--set", "eval.every=1", "--set", "eval.best=intra_fid"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "eval.best: 'intra_fid' is a value of metric intra_fid, which compares generated images class by" in (

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from ganforge import GANModels, Params
 from ganforge.config import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES, validate_config
+from ganforge.config.resolve import check_with_built_components
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
 from ganforge.registry import Component, Kind, Provider, Registry
@@ -381,6 +382,7 @@ def test_the_estimate_draws_no_random_numbers_so_initial_weights_stay_the_same(r
     torch.manual_seed(0)
     direct = run.model.build(spec).generator.state_dict()
     torch.manual_seed(0)
+    check_with_built_components(run)
     machine_warnings(run)
     check_memory(run, torch.device("cpu"), run.data.build(None))
     after_estimates = run.model.build(spec).generator.state_dict()

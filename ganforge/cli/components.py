@@ -20,7 +20,8 @@ from ganforge.cli.render import (
     status_json,
     type_name,
 )
-from ganforge.config import apply_overrides, json_schema, parse_overrides
+from ganforge.config.overrides import apply_overrides, parse_overrides
+from ganforge.config.schema import json_schema
 from ganforge.data_root import default_data_root
 from ganforge.plugins import Plugins, PluginState, PluginStatus
 from ganforge.registry import Component, Conflict, Kind

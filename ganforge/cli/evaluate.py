@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from ganforge.cli.render import console, print_json, print_note
-from ganforge.config import DEFAULT_EVAL_SAMPLES, apply_overrides, parse_overrides
+from ganforge.config.overrides import apply_overrides, parse_overrides
+from ganforge.config.schema import DEFAULT_EVAL_SAMPLES
 from ganforge.contracts import MAX_SEED
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device

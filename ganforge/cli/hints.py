@@ -7,7 +7,7 @@ an error is worded for someone at the command line, with the option that gave th
 
 from __future__ import annotations
 
-from ganforge.config import InvalidConfigError, LeftoverParams
+from ganforge.config.problems import InvalidConfigError, LeftoverParams
 from ganforge.errors import GanforgeError, shorten
 from ganforge.evaluation.offline import ImageCountError
 from ganforge.evaluation.sample_files import SamplesFileError

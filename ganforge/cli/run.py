@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from ganforge import startup
 from ganforge.cli.render import console, err_console, print_note
-from ganforge.config import ResolvedRun, load_config
+from ganforge.config.resolve import ResolvedRun, check_with_built_components, load_config
 from ganforge.errors import ConfigError, GanforgeError, UsageError
 from ganforge.plugins import Plugins
 from ganforge.startup import Interrupted
@@ -172,6 +172,7 @@ def validate(
     plugins: Plugins = ctx.obj
     resolved = load_config(config, plugins.registry, overrides or [], overrides_option="--set")
     try:
+        check_with_built_components(resolved)
         warnings = machine_warnings(resolved)
     except GanforgeError as error:  # the architecture cannot take the dataset's images, and the like
         raise ConfigError(f"{config} is invalid: {error}") from None

@@ -24,7 +24,8 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from ganforge.config import METRICS_FILE_LOGGER, flattened
+from ganforge.config.overrides import flattened
+from ganforge.config.resolve import METRICS_FILE_LOGGER
 from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
 from ganforge.errors import UsageError
 from ganforge.grids import grid_pixels

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import torch
 
-from ganforge.config import DEFAULT_EVAL_SAMPLES
+from ganforge.config.resolve import first_metric_short_of_images
+from ganforge.config.schema import DEFAULT_EVAL_SAMPLES
 from ganforge.contracts import FEATURE_NETWORKS, DataSpec, FeatureSet, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.classifier import domain_classifier
@@ -65,27 +66,13 @@ def choose_metrics(registry: Registry, names: Sequence[str] | None) -> list[Chos
     return [Chosen(component, component.parse_params({})) for component in components]
 
 
-def check_best_is_scored(metrics: Sequence[Chosen], best: str | None, *, conditional: bool) -> None:
-    """``eval.best`` must name a value the evaluation will have: a class-by-class one only for conditional models."""
-    if best is None or conditional:
-        return
-    for chosen in metrics:
-        metric = chosen.build()
-        if best in metric.goals and metric.needs_labels:
-            raise UsageError(
-                f"eval.best: {best!r} is a value of metric {chosen.component.name}, which compares generated images "
-                "class by class, and this run's model is unconditional (its architecture reads no labels), so it is "
-                "never scored; choose another value, e.g. fid"
-            )
-
-
 def sample_needs_problem(metrics: Sequence[Chosen], *, generated: int, real: int) -> str | None:
     """What the first metric short of images needs (``metric fid needs ...``); None when every one has enough."""
-    for chosen in metrics:
-        shortfall = chosen.build().sample_needs().shortfall(generated, real)
-        if shortfall is not None:
-            return f"metric {chosen.component.name} needs {shortfall}"
-    return None
+    short = first_metric_short_of_images(metrics, generated=generated, real=real)
+    if short is None:
+        return None
+    _, chosen, shortfall = short
+    return f"metric {chosen.component.name} needs {shortfall}"
 
 
 def check_sample_needs(metrics: Sequence[Chosen], *, generated: int, real: int, counted: str) -> None:

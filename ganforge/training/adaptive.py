@@ -16,8 +16,6 @@ from typing import Any, Protocol
 
 import torch
 
-from ganforge.errors import UsageError
-
 
 class Summing(Protocol):
     def sum(self, values: torch.Tensor) -> torch.Tensor: ...
@@ -74,14 +72,3 @@ class AdaptiveStrength:
         self.last_r_t = None if state["last_r_t"] is None else float(state["last_r_t"])
         self.totals = torch.tensor(state["totals"], dtype=torch.float64, device=self.totals.device)
         self.steps_since = int(state["steps_since"])
-
-
-def require_a_threshold(loss_name: str, threshold: float | None) -> float:
-    """The threshold ADA reads real scores against: the loss's decision threshold, which must exist."""
-    if threshold is None:
-        raise UsageError(
-            f"augment.adaptive: ADA steers by how often D calls a real image real, and loss {loss_name!r} gives "
-            "D's scores no threshold for that (they only rank images); use a fixed augment.strength, or a loss "
-            "such as non_saturating, hinge or least_squares"
-        )
-    return threshold

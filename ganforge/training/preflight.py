@@ -16,12 +16,12 @@ import torch
 from torch import nn
 
 from ganforge.config import ResolvedRun
+from ganforge.config.resolve import data_spec_before_loading
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_cache_dir
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.memory import available_bytes, device_free_bytes, readable_bytes
-from ganforge.training.step import check_the_loss_fits
 
 FLOAT32_BYTES = 4
 OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments
@@ -58,22 +58,18 @@ def check_memory(run: ResolvedRun, device: torch.device, data: LoadedDataset | N
 def machine_warnings(run: ResolvedRun) -> list[str]:
     """What ``ganforge run`` would refuse on this machine in a valid config: a device it lacks, too
     little memory. ``ganforge validate`` prints them as warnings: a config is often written on one
-    machine and run on another. A mistake in the config itself found on the way (an architecture
-    that cannot take the dataset's images) is raised."""
+    machine and run on another. The config's own rules are asked before, by
+    ``config.resolve.check_with_built_components``."""
     warnings = []
     try:
         device = resolve_device(run.config.train.device)
     except UsageError as error:
         warnings.append(f"{error}; `ganforge run` would refuse this config on this machine")
         device = None
-    check_the_loss_fits(run.config, run.loss.build())
     needs = [need for need in (dataset_need(run),) if need is not None]
-    spec = known_data_spec(run)
-    if spec is not None:
-        # Built even without the device, for the mistakes it finds; counted only with it.
-        models = models_needs(run, spec, device or torch.device("cpu"))
-        if device is not None:
-            needs += models
+    spec = data_spec_before_loading(run)
+    if spec is not None and device is not None:
+        needs += models_needs(run, spec, device)
     problem = shortfall(needs, device or torch.device("cpu"))
     if problem is not None:
         warnings.append(f"{problem}; `ganforge run` would refuse this config on this machine")
@@ -100,11 +96,6 @@ def inception_problem(run: ResolvedRun) -> str | None:
 
 
 # -- estimates -----------------------------------------------------------------------------------
-
-
-def known_data_spec(run: ResolvedRun) -> DataSpec | None:
-    tell = getattr(run.data.params, "data_spec", None)
-    return _asked(tell, DataSpec)
 
 
 def dataset_need(run: ResolvedRun) -> Need | None:

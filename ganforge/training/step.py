@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
+from ganforge.config.resolve import check_the_loss_fits, require_a_threshold
 from ganforge.contracts import (
     Augmentation,
     GANLoss,
@@ -31,8 +32,8 @@ from ganforge.contracts import (
     generator_loss_of,
     synthesize,
 )
-from ganforge.errors import UsageError, first_line
-from ganforge.training.adaptive import AdaptiveStrength, require_a_threshold
+from ganforge.errors import first_line
+from ganforge.training.adaptive import AdaptiveStrength
 from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.distributed import Processes, generator_batch_share
 from ganforge.training.progress import Reporter
@@ -288,19 +289,6 @@ class GANStep:
         saved_adaptive = state.get("adaptive_augmentation")
         if self.adaptive is not None and saved_adaptive is not None:
             self.adaptive.load_state_dict(saved_adaptive)
-
-
-def check_the_loss_fits(config: RunConfig, loss: GANLoss) -> None:
-    """What the rest of the config asks of the loss beyond its contract; the step and ``ganforge validate`` ask here."""
-    if config.augment.adaptive is not None:
-        require_a_threshold(config.loss.name, loss.decision_threshold)
-    train = config.train
-    if loss.generator_reads_real_scores and train.fresh_generator_batch() not in (None, train.batch_size):
-        raise UsageError(
-            f"train.generator_batch: loss {config.loss.name!r} compares each generated image's score with a "
-            f"real one's in G's step, so G's batch must be as large as the real batch ({train.batch_size}); "
-            "use reuse or fresh"
-        )
 
 
 def adaptive_strength(config: RunConfig, loss: GANLoss, device: torch.device) -> AdaptiveStrength | None:

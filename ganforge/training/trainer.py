@@ -22,10 +22,11 @@ import torch
 
 from ganforge import startup
 from ganforge.config import ResolvedRun
+from ganforge.config.resolve import check_best_is_scored
 from ganforge.contracts import Augmentation, GANLoss, GANModels, LoadedDataset, LoggerOutcome
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
-from ganforge.evaluation.protocol import Evaluation, check_best_is_scored, generated_images, prepare_evaluation
+from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.generation import classes_described, generate
 from ganforge.training.batches import make_batches
 from ganforge.training.distributed import Processes, batch_share, rank_seed
