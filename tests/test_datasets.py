@@ -17,7 +17,7 @@ from ganforge.components.datasets import cifar10, idx, mnist
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_data_root
 from ganforge.errors import DataError, DatasetNotFoundError, ParamsError
-from ganforge.evaluation.domain import load_domain
+from ganforge.evaluation.domain_split import load_domain
 from ganforge.registry import Kind, Registry
 
 TINY_COUNT = 5
