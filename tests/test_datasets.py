@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.components import datasets
+from ganforge.components.datasets import cifar10, idx, mnist
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_data_root
 from ganforge.errors import DataError, DatasetNotFoundError, ParamsError
-from ganforge.evaluation.domain import load_domain
+from ganforge.evaluation.domain_split import load_domain
 from ganforge.registry import Kind, Registry
 
 TINY_COUNT = 5
@@ -49,11 +49,11 @@ def write_idx_split(
     directory: Path, split: str = "train", gzipped: bool = False, images=None, labels=None
 ) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    images_stem, labels_stem = datasets.IDX_FILE_STEMS[split]
+    images_stem, labels_stem = mnist.IDX_FILE_STEMS[split]
     written = []
     for stem, array, magic in (
-        (images_stem, tiny_images() if images is None else images, datasets.IDX_IMAGES_MAGIC),
-        (labels_stem, tiny_labels() if labels is None else labels, datasets.IDX_LABELS_MAGIC),
+        (images_stem, tiny_images() if images is None else images, idx.IDX_IMAGES_MAGIC),
+        (labels_stem, tiny_labels() if labels is None else labels, idx.IDX_LABELS_MAGIC),
     ):
         content = idx_bytes(array, magic)
         path = directory / (f"{stem}.gz" if gzipped else stem)
@@ -201,12 +201,12 @@ def test_real_mnist(registry, real_mnist_root, split, count):
 
 
 def test_fashion_mnist_falls_back_to_the_debian_package(registry, tmp_path):
-    if not datasets.DEBIAN_FASHION_MNIST_DIR.is_dir():
-        pytest.skip(f"package dataset-fashion-mnist is not installed ({datasets.DEBIAN_FASHION_MNIST_DIR} is absent)")
+    if not mnist.DEBIAN_FASHION_MNIST_DIR.is_dir():
+        pytest.skip(f"package dataset-fashion-mnist is not installed ({mnist.DEBIAN_FASHION_MNIST_DIR} is absent)")
     loaded = build(registry, "fashion_mnist", {"split": "test"}, tmp_path)
     assert len(loaded.dataset) == 10_000
     assert loaded.spec.num_classes == 10 and loaded.spec.class_names[7] == "Sneaker"
-    assert loaded.spec.class_names == datasets.FASHION_MNIST_CLASSES
+    assert loaded.spec.class_names == mnist.FASHION_MNIST_CLASSES
 
 
 def test_fashion_mnist_prefers_the_data_root(registry, tmp_path):
@@ -215,8 +215,8 @@ def test_fashion_mnist_prefers_the_data_root(registry, tmp_path):
 
 
 def test_missing_fashion_mnist_lists_the_system_directory(registry, tmp_path, monkeypatch):
-    without_system_dir = dataclasses.replace(datasets.FASHION_MNIST, system_dirs=(tmp_path / "no-such-system-dir",))
-    monkeypatch.setattr(datasets, "FASHION_MNIST", without_system_dir)
+    without_system_dir = dataclasses.replace(mnist.FASHION_MNIST, system_dirs=(tmp_path / "no-such-system-dir",))
+    monkeypatch.setattr(mnist, "FASHION_MNIST", without_system_dir)
     with pytest.raises(DatasetNotFoundError) as caught:
         build(registry, "fashion_mnist", {"download": False}, tmp_path)
     message = str(caught.value)
@@ -247,7 +247,7 @@ def test_cifar10_images_become_one_uint8_tensor_channels_first(registry, tmp_pat
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     loaded = build(registry, "cifar10", {"split": "test"}, tmp_path)
-    assert loaded.spec == DataSpec((3, 32, 32), 10, datasets.CIFAR10_CLASSES)
+    assert loaded.spec == DataSpec((3, 32, 32), 10, cifar10.CIFAR10_CLASSES)
     assert loaded.dataset.images.shape == (4, 3, 32, 32)
     assert torch.equal(loaded.dataset.images[2], torch.from_numpy(pixels[2]).permute(2, 0, 1))
     assert loaded.dataset.labels.tolist() == [3, 1, 4, 1]

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from ganforge import downloads
-from ganforge.components import datasets
+from ganforge.components.datasets import cifar10, idx, mnist
 from ganforge.data_root import default_data_root
 from ganforge.downloads import DownloadError, RemoteFile, download
 from ganforge.errors import DataError, DatasetNotFoundError
@@ -314,10 +314,10 @@ def fabricated_idx_files(served: Path) -> dict[str, RemoteFile]:
     """Tiny gzipped IDX files of both splits in ``served``, described as if they were the published ones."""
     files = {}
     for split in ("train", "test"):
-        images_stem, labels_stem = datasets.IDX_FILE_STEMS[split]
+        images_stem, labels_stem = mnist.IDX_FILE_STEMS[split]
         for stem, content in (
-            (images_stem, idx_bytes(tiny_images(), datasets.IDX_IMAGES_MAGIC)),
-            (labels_stem, idx_bytes(tiny_labels(), datasets.IDX_LABELS_MAGIC)),
+            (images_stem, idx_bytes(tiny_images(), idx.IDX_IMAGES_MAGIC)),
+            (labels_stem, idx_bytes(tiny_labels(), idx.IDX_LABELS_MAGIC)),
         ):
             data = gzip.compress(content, mtime=0)
             (served / f"{stem}.gz").write_bytes(data)
@@ -329,7 +329,7 @@ def fabricated_idx_files(served: Path) -> dict[str, RemoteFile]:
 def fabricated_mnist(mirror, monkeypatch) -> Mirror:
     """MNIST's table of published files describing tiny fabricated ones, served by ``mirror``."""
     files = fabricated_idx_files(mirror.folder)
-    monkeypatch.setattr(datasets, "MNIST", dataclasses.replace(datasets.MNIST, files=files))
+    monkeypatch.setattr(mnist, "MNIST", dataclasses.replace(mnist.MNIST, files=files))
     monkeypatch.setenv("GANFORGE_DOWNLOAD_MIRROR", mirror.url)
     return mirror
 
@@ -403,9 +403,7 @@ def test_offline_the_error_names_what_failed_what_to_put_where_and_how_to_point_
 
 def test_fashion_mnist_downloads_from_its_own_mirror(registry, mirror, monkeypatch, tmp_path):
     files = fabricated_idx_files(mirror.folder)
-    monkeypatch.setattr(
-        datasets, "FASHION_MNIST", dataclasses.replace(datasets.FASHION_MNIST, files=files, system_dirs=())
-    )
+    monkeypatch.setattr(mnist, "FASHION_MNIST", dataclasses.replace(mnist.FASHION_MNIST, files=files, system_dirs=()))
     monkeypatch.setenv("GANFORGE_DOWNLOAD_MIRROR", mirror.url)
     assert len(build(registry, "fashion_mnist", {"split": "test"}, tmp_path).dataset) == TINY_COUNT
     assert (tmp_path / "fashion_mnist" / "t10k-images-idx3-ubyte.gz").is_file()
@@ -442,7 +440,7 @@ def test_missing_cifar10_is_downloaded_and_unpacked_once(
     registry, mirror, monkeypatch, tmp_path, fake_torchvision_cifar
 ):
     archive = mirror.put("cifar-10-python.tar.gz", cifar_archive({"cifar-10-batches-py/data_batch_1": b"batch"}))
-    monkeypatch.setattr(datasets, "CIFAR10_ARCHIVE", archive)
+    monkeypatch.setattr(cifar10, "CIFAR10_ARCHIVE", archive)
     monkeypatch.setenv("GANFORGE_DOWNLOAD_MIRROR", mirror.url)
 
     assert len(build(registry, "cifar10", {}, tmp_path).dataset) == 2
@@ -456,7 +454,7 @@ def test_missing_cifar10_is_downloaded_and_unpacked_once(
 
 def test_an_archive_reaching_out_of_its_folder_is_refused(registry, mirror, monkeypatch, tmp_path):
     hostile = cifar_archive({"cifar-10-batches-py/data_batch_1": b"batch", "../escaped": b"x"})
-    monkeypatch.setattr(datasets, "CIFAR10_ARCHIVE", mirror.put("cifar-10-python.tar.gz", hostile))
+    monkeypatch.setattr(cifar10, "CIFAR10_ARCHIVE", mirror.put("cifar-10-python.tar.gz", hostile))
     monkeypatch.setenv("GANFORGE_DOWNLOAD_MIRROR", mirror.url)
     root = tmp_path / "root"
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.evaluation import protocol
-from ganforge.evaluation.classifier import FeatureNetwork, domain_classifier
-from ganforge.evaluation.domain import ImageSet, load_domain
+from ganforge.evaluation.domain_classifier import FeatureNetwork, domain_classifier
+from ganforge.evaluation.domain_split import ImageSet, load_domain
 from ganforge.evaluation.protocol import Evaluation, choose_metrics, generated_images
 from ganforge.registry import Chosen, Kind
 

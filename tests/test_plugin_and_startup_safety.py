@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from ganforge import DataSpec, GANLoss, GANMetric, GANModels, Goal, LoadedDataset, Params, __version__, startup
 from ganforge.cli import create_app
-from ganforge.components import datasets
+from ganforge.components.datasets import idx
 from ganforge.errors import DataError, FactoryError, PluginError
 from ganforge.plugins import Phase, PluginSource, PluginState, load_plugins
 from ganforge.registry import Kind
@@ -737,7 +737,7 @@ def read_measured(path, magic):
     started = time.perf_counter()
     try:
         with pytest.raises(DataError) as caught:
-            datasets.read_idx(path, magic)
+            idx.read_idx(path, magic)
         return str(caught.value), time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -745,9 +745,9 @@ def read_measured(path, magic):
 
 def test_a_gzip_bomb_is_refused_without_unpacking_it(tmp_path):
     bomb = tmp_path / "train-images-idx3-ubyte.gz"
-    write_gzip_bomb(bomb, idx_header(datasets.IDX_IMAGES_MAGIC, 10, 28, 28), unpacked_bytes=400 * 2**20)
+    write_gzip_bomb(bomb, idx_header(idx.IDX_IMAGES_MAGIC, 10, 28, 28), unpacked_bytes=400 * 2**20)
     assert bomb.stat().st_size < 2**20  # under 1 MB of gzip, 400 MB unpacked
-    message, seconds, peak = read_measured(bomb, datasets.IDX_IMAGES_MAGIC)
+    message, seconds, peak = read_measured(bomb, idx.IDX_IMAGES_MAGIC)
     assert str(bomb) in message and "longer than its header says" in message
     assert seconds < 2
     assert peak < 16 * 2**20, f"{peak / 2**20:.1f} MiB"
@@ -763,10 +763,10 @@ def test_a_gzip_bomb_is_refused_without_unpacking_it(tmp_path):
 )
 @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gz"])
 def test_a_huge_idx_header_is_refused_without_taking_the_memory_it_asks_for(tmp_path, dims, expected, gzipped):
-    content = idx_header(datasets.IDX_IMAGES_MAGIC, *dims) + bytes(100)
+    content = idx_header(idx.IDX_IMAGES_MAGIC, *dims) + bytes(100)
     path = tmp_path / ("train-images-idx3-ubyte" + (".gz" if gzipped else ""))
     path.write_bytes(gzip.compress(content) if gzipped else content)
-    message, seconds, peak = read_measured(path, datasets.IDX_IMAGES_MAGIC)
+    message, seconds, peak = read_measured(path, idx.IDX_IMAGES_MAGIC)
     assert str(path) in message and expected in message
     assert seconds < 2 and peak < 16 * 2**20
 
@@ -774,8 +774,8 @@ def test_a_huge_idx_header_is_refused_without_taking_the_memory_it_asks_for(tmp_
 def test_a_gzip_bomb_in_a_dataset_is_a_clear_cli_error(app, tmp_path):
     mnist = tmp_path / "mnist"
     mnist.mkdir()
-    write_gzip_bomb(mnist / "t10k-images-idx3-ubyte.gz", idx_header(datasets.IDX_IMAGES_MAGIC, 2, 28, 28), 64 * 2**20)
-    (mnist / "t10k-labels-idx1-ubyte").write_bytes(idx_header(datasets.IDX_LABELS_MAGIC, 2) + bytes(2))
+    write_gzip_bomb(mnist / "t10k-images-idx3-ubyte.gz", idx_header(idx.IDX_IMAGES_MAGIC, 2, 28, 28), 64 * 2**20)
+    (mnist / "t10k-labels-idx1-ubyte").write_bytes(idx_header(idx.IDX_LABELS_MAGIC, 2) + bytes(2))
     result = CliRunner().invoke(app, ["data", "mnist", "--param", f"root={tmp_path}", "--param", "split=test"])
     output = refused(result)
     assert "t10k-images-idx3-ubyte.gz: file is longer than its header says" in output
@@ -784,8 +784,8 @@ def test_a_gzip_bomb_in_a_dataset_is_a_clear_cli_error(app, tmp_path):
 def test_real_idx_files_still_read_whole(tmp_path):
     images = torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8).numpy()
     path = tmp_path / "images.gz"
-    path.write_bytes(gzip.compress(idx_header(datasets.IDX_IMAGES_MAGIC, 300, 28, 28) + images.tobytes()))
-    read = datasets.read_idx(path, datasets.IDX_IMAGES_MAGIC)
+    path.write_bytes(gzip.compress(idx_header(idx.IDX_IMAGES_MAGIC, 300, 28, 28) + images.tobytes()))
+    read = idx.read_idx(path, idx.IDX_IMAGES_MAGIC)
     assert read.shape == (300, 28, 28) and (read == images).all() and read.flags.writeable
 
 

@@ -26,7 +26,7 @@ import torch
 from ganforge.contracts import FeatureSet
 from ganforge.errors import first_line, shorten
 from ganforge.evaluation.digests import tensor_digest
-from ganforge.evaluation.domain import ImageSet
+from ganforge.evaluation.domain_split import ImageSet
 from ganforge.files import write_atomically
 from ganforge.registry import Chosen
 

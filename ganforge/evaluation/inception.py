@@ -27,8 +27,8 @@ import torch
 from ganforge.contracts import FeatureSet
 from ganforge.downloads import DownloadError, RemoteFile, download, file_url, mirrors
 from ganforge.errors import UsageError, first_line
-from ganforge.evaluation.classifier import numerics
-from ganforge.evaluation.domain import ImageSet
+from ganforge.evaluation.domain_classifier import numerics
+from ganforge.evaluation.domain_split import ImageSet
 
 WEIGHTS_ENV = "GANFORGE_INCEPTION_WEIGHTS"
 SHA256_ENV = "GANFORGE_INCEPTION_SHA256"

@@ -18,7 +18,7 @@ import torch
 from ganforge.checkpoint import CheckpointError
 from ganforge.contracts import Goal
 from ganforge.errors import UsageError
-from ganforge.evaluation.domain import Domain, ImageSet, load_domain
+from ganforge.evaluation.domain_split import Domain, ImageSet, load_domain
 from ganforge.evaluation.protocol import (
     Evaluation,
     evaluate_domain,

@@ -26,8 +26,8 @@ from ganforge.config.resolve import first_metric_short_of_images
 from ganforge.config.schema import DEFAULT_EVAL_SAMPLES
 from ganforge.contracts import FEATURE_NETWORKS, DataSpec, FeatureSet, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.evaluation.classifier import domain_classifier
-from ganforge.evaluation.domain import Domain, ImageSet, load_domain, to_uint8
+from ganforge.evaluation.domain_classifier import domain_classifier
+from ganforge.evaluation.domain_split import Domain, ImageSet, load_domain, to_uint8
 from ganforge.evaluation.floor_cache import FloorCache, FloorProtocol
 from ganforge.registry import Chosen, Kind, Registry
 

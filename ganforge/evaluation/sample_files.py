@@ -17,7 +17,7 @@ import torch
 
 from ganforge.contracts import DataSpec
 from ganforge.errors import UsageError, first_line
-from ganforge.evaluation.domain import ImageSet
+from ganforge.evaluation.domain_split import ImageSet
 from ganforge.evaluation.protocol import non_finite, quantised, scoring_bytes
 from ganforge.memory import check_memory
 

@@ -23,7 +23,7 @@ from torch import nn
 from ganforge.contracts import DataSpec, FeatureSet, to_signed_unit
 from ganforge.errors import GanforgeError, UsageError, first_line, quote
 from ganforge.evaluation.digests import add_tensor
-from ganforge.evaluation.domain import Domain, ImageSet
+from ganforge.evaluation.domain_split import Domain, ImageSet
 from ganforge.files import write_atomically
 
 ARCHITECTURE = "ganforge-cnn-v1"

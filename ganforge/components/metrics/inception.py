@@ -1,10 +1,11 @@
-"""Built-in Inception metrics: inception_fid, inception_kid, inception_score, inception_precision_recall.
+"""The Inception metrics: inception_fid, inception_kid, inception_score, inception_precision_recall.
 
 The scores papers report, computed by torch-fidelity's own functions on the features of its
 Inception-v3 (see :mod:`ganforge.evaluation.inception`), so that they are torch-fidelity's numbers
 for the same images and weights. torch-fidelity is an optional extra (``pip install
 'ganforge[inception]'``): the metrics are always listed, and say how to install it when used
-without it.
+without it. This module registers them itself, as the plugin ``inception_metrics`` (its own entry
+point), apart from the domain classifier's metrics.
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""ganforge's built-in datasets, one module per family, registered here through the datasets hook.
+
+``mnist`` (MNIST and Fashion-MNIST, read by ``idx``), ``cifar10``, ``image_folder`` and
+``synthetic``; ``params`` holds what their params share. Every factory has the signature
+``factory(params, root: Path) -> LoadedDataset``. All of these datasets fit in memory, so each
+returns an :class:`~ganforge.contracts.ImageTensorDataset` (uint8 images, int64 labels).
+"""
+
+from __future__ import annotations
+
+from ganforge.components.datasets.cifar10 import load_cifar10
+from ganforge.components.datasets.image_folder import ImageFolderParams, load_image_folder
+from ganforge.components.datasets.mnist import load_fashion_mnist, load_mnist
+from ganforge.components.datasets.params import SplitDatasetParams
+from ganforge.components.datasets.synthetic import SyntheticParams, load_synthetic
+from ganforge.hookspecs import hookimpl
+from ganforge.registry import Register
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    register(
+        "mnist",
+        load_mnist,
+        params=SplitDatasetParams,
+        summary="MNIST handwritten digits, 28x28 grayscale, 10 classes (IDX files, downloaded when missing).",
+    )
+    register(
+        "fashion_mnist",
+        load_fashion_mnist,
+        params=SplitDatasetParams,
+        summary="Fashion-MNIST clothing, 28x28 grayscale, 10 classes (IDX files, downloaded when missing).",
+    )
+    register(
+        "cifar10",
+        load_cifar10,
+        params=SplitDatasetParams,
+        summary="CIFAR-10 natural images, 32x32 RGB, 10 classes (downloaded when missing; read with torchvision).",
+    )
+    register(
+        "image_folder",
+        load_image_folder,
+        params=ImageFolderParams,
+        summary="Images from a directory, resized and center-cropped to a square; classes from subfolders.",
+    )
+    register(
+        "synthetic",
+        load_synthetic,
+        params=SyntheticParams,
+        summary="Generated blobs with a class-specific position and colour; no files needed.",
+    )
