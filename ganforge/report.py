@@ -291,55 +291,14 @@ def render(runs: Sequence[RunView], generated: str, directions: Mapping[str, str
         raise UsageError("nothing to report: name one run folder or more")
     title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
     sections = [f"<h1>ganforge report: {html.escape(title)}</h1>", f"<p>{html.escape(generated)}</p>"]
-    sections.append("<table><tr><th>run</th><th>folder</th><th>status</th><th>records</th></tr>")
-    for run in runs:
-        sections.append(
-            f"<tr><td class='run-title'>{html.escape(run.name)}</td><td>{html.escape(str(run.path))}</td>"
-            f"<td>{html.escape(run.status)}</td><td>{len(run.records)}</td></tr>"
-        )
-    sections.append("</table>")
+    sections += _runs_table(runs)
     if len(runs) > 1:
-        differences = config_differences(runs)
-        sections.append("<h2>Where the configs differ</h2>")
-        if differences:
-            head = "".join(f"<th>{html.escape(run.name)}</th>" for run in runs)
-            rows = "".join(
-                f"<tr><td>{html.escape(key)}</td>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
-                for key, values in differences
-            )
-            sections.append(f"<table><tr><th>setting</th>{head}</tr>{rows}</table>")
-        else:
-            sections.append("<p>Nowhere: the runs have the same config.</p>")
-    sections.append("<h2>Training curves</h2>")
-    if any(run.steps for run in runs):
-        sections.append(f"<img class='chart' alt='training curves' src='{_curves_chart(runs)}'>")
-    else:
-        sections.append("<p>No training line logged yet.</p>")
-    keys = _evaluation_keys(runs)
-    sections.append("<h2>Evaluations</h2>")
-    charted = [key for key in keys if directions.get(key) is not None][:MAX_CHARTED]  # scores, not their spread
-    if charted:
-        sections.append(f"<img class='chart' alt='evaluations' src='{_evaluation_chart(runs, charted)}'>")
-    grids: list[list[str]] = []
-    for run in runs:
-        prefix = f"{html.escape(run.name)}: " if len(runs) > 1 else ""
-        sections.append(
-            f"<h3>{prefix}scores beside the real floor</h3>"
-            + _evaluation_table(run, keys)
-            + _best_line(run, directions)
-        )
-    sections.append("<h2>Samples over the epochs</h2>")
-    for index, run in enumerate(runs):
-        section, uris = _grids_section(run, index)
-        grids.append(uris)
-        if len(runs) > 1:
-            sections.append(f"<h3>{html.escape(run.name)}</h3>")
-        sections.append(section)
-    sections.append("<h2>Config</h2>")
-    for run in runs:
-        text = yaml.safe_dump(run.config, sort_keys=False)
-        label = f"<h3>{html.escape(run.name)}</h3>" if len(runs) > 1 else ""
-        sections.append(f"{label}<pre>{html.escape(text)}</pre>")
+        sections += _differences_section(runs)
+    sections += _curves_section(runs)
+    sections += _evaluations_section(runs, directions)
+    samples, grids = _samples_section(runs)
+    sections += samples
+    sections += _configs_section(runs)
     body = "\n".join(sections)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -347,3 +306,74 @@ def render(runs: Sequence[RunView], generated: str, directions: Mapping[str, str
         f"<script>{ERROR_CATCHER}</script></head>\n<body>\n{body}\n"
         f"<script>var GRIDS = {json.dumps(grids)};\n{SLIDER_SCRIPT}</script>\n</body></html>\n"
     )
+
+
+# The parts of the page, each a list of lines that render joins with newlines; a section opens with its <h2>.
+
+
+def _runs_table(runs: Sequence[RunView]) -> list[str]:
+    """A row per run: its name, folder, how far it got and how many records it logged."""
+    rows = [
+        f"<tr><td class='run-title'>{html.escape(run.name)}</td><td>{html.escape(str(run.path))}</td>"
+        f"<td>{html.escape(run.status)}</td><td>{len(run.records)}</td></tr>"
+        for run in runs
+    ]
+    return ["<table><tr><th>run</th><th>folder</th><th>status</th><th>records</th></tr>", *rows, "</table>"]
+
+
+def _differences_section(runs: Sequence[RunView]) -> list[str]:
+    """The settings that differ between the runs compared, a column per run."""
+    differences = config_differences(runs)
+    if not differences:
+        return ["<h2>Where the configs differ</h2>", "<p>Nowhere: the runs have the same config.</p>"]
+    head = "".join(f"<th>{html.escape(run.name)}</th>" for run in runs)
+    rows = "".join(
+        f"<tr><td>{html.escape(key)}</td>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
+        for key, values in differences
+    )
+    return ["<h2>Where the configs differ</h2>", f"<table><tr><th>setting</th>{head}</tr>{rows}</table>"]
+
+
+def _curves_section(runs: Sequence[RunView]) -> list[str]:
+    if not any(run.steps for run in runs):
+        return ["<h2>Training curves</h2>", "<p>No training line logged yet.</p>"]
+    return ["<h2>Training curves</h2>", f"<img class='chart' alt='training curves' src='{_curves_chart(runs)}'>"]
+
+
+def _evaluations_section(runs: Sequence[RunView], directions: Mapping[str, str | None]) -> list[str]:
+    """A chart of the scores (not their spread) over the epochs, then each run's table and best epoch."""
+    keys = _evaluation_keys(runs)
+    section = ["<h2>Evaluations</h2>"]
+    charted = [key for key in keys if directions.get(key) is not None][:MAX_CHARTED]
+    if charted:
+        section.append(f"<img class='chart' alt='evaluations' src='{_evaluation_chart(runs, charted)}'>")
+    for run in runs:
+        prefix = f"{html.escape(run.name)}: " if len(runs) > 1 else ""
+        section.append(
+            f"<h3>{prefix}scores beside the real floor</h3>"
+            + _evaluation_table(run, keys)
+            + _best_line(run, directions)
+        )
+    return section
+
+
+def _samples_section(runs: Sequence[RunView]) -> tuple[list[str], list[list[str]]]:
+    """Each run's grids, and per run the data URIs of its generated grids (the slider's script reads them)."""
+    section = ["<h2>Samples over the epochs</h2>"]
+    grids = []
+    for index, run in enumerate(runs):
+        grid_section, uris = _grids_section(run, index)
+        grids.append(uris)
+        if len(runs) > 1:
+            section.append(f"<h3>{html.escape(run.name)}</h3>")
+        section.append(grid_section)
+    return section, grids
+
+
+def _configs_section(runs: Sequence[RunView]) -> list[str]:
+    section = ["<h2>Config</h2>"]
+    for run in runs:
+        text = yaml.safe_dump(run.config, sort_keys=False)
+        label = f"<h3>{html.escape(run.name)}</h3>" if len(runs) > 1 else ""
+        section.append(f"{label}<pre>{html.escape(text)}</pre>")
+    return section

@@ -1,9 +1,13 @@
-"""The ``eval`` command: a checkpoint, a file of images or real data scored offline, beside the real floor."""
+"""The ``eval`` command: a checkpoint, a file of images or real data scored offline, beside the real floor.
+
+The evaluation code is imported inside the functions that use it: by this command alone, not by every command
+that builds the CLI.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,7 +24,10 @@ from ganforge.plugins import Plugins
 from ganforge.training.run_folder import RunFolder
 
 if TYPE_CHECKING:
-    from ganforge.evaluation.offline import OfflineScores
+    import torch
+
+    from ganforge.evaluation.offline import OfflineScores, Scoring
+    from ganforge.registry import Chosen, Registry
 
 
 def evaluate(
@@ -60,46 +67,85 @@ def evaluate(
     ] = False,
 ) -> None:
     """Score a checkpoint, a file of images, or real data with FID, KID, classifier score, ... offline."""
-    # The evaluation code is imported by this command alone, not by every command that builds the CLI.
-    from ganforge.evaluation.offline import Scoring, score_checkpoint, score_real_data, score_samples_file
-    from ganforge.evaluation.protocol import check_sample_needs, choose_metrics
-
     check_one_source(target, samples, data, real)
     if per_class and target is None:
         raise UsageError("--per-class scores a conditional generator's checkpoint: give TARGET, a run folder or one")
     plugins: Plugins = ctx.obj
-    registry = plugins.registry
+    chosen_metrics = metrics_to_score(plugins.registry, metrics, n)
+    params = apply_overrides({}, parse_overrides(data_param or [], option="--data-param"), option="--data-param")
+    scoring = offline_scoring(chosen_metrics, n, resolve_device(device, option="--device"))
+    result = score_source(
+        plugins.registry,
+        scoring,
+        params,
+        target=target,
+        samples=samples,
+        data=data,
+        real=real,
+        seed=seed,
+        use_ema=ema,
+        per_class=per_class,
+    )
+    report(result, as_json=as_json, floor_only=real is not None)
+
+
+def metrics_to_score(registry: Registry, metrics: str | None, n: int) -> list[Chosen]:
+    """The metrics --metrics names (every installed one without it), each checked to be computable from --n images."""
+    from ganforge.evaluation.protocol import check_sample_needs, choose_metrics
+
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
     chosen_metrics = choose_metrics(registry, names)
     check_sample_needs(chosen_metrics, generated=n, real=n, counted=f"--n {n}")
-    params = apply_overrides({}, parse_overrides(data_param or [], option="--data-param"), option="--data-param")
-    scoring = Scoring(
+    return chosen_metrics
+
+
+def offline_scoring(chosen_metrics: list[Chosen], n: int, device: torch.device) -> Scoring:
+    """These metrics on n images (and n reference ones), on this device, with this machine's data and cache folders."""
+    from ganforge.evaluation.offline import Scoring
+
+    return Scoring(
         metrics=chosen_metrics,
         count=n,
-        device=resolve_device(device, option="--device"),
+        device=device,
         data_root=default_data_root(),
         cache_dir=default_cache_dir(),
         log=print_note,
     )
+
+
+def score_source(
+    registry: Registry,
+    scoring: Scoring,
+    data_params: dict[str, Any],
+    *,
+    target: Path | None,
+    samples: Path | None,
+    data: str | None,
+    real: str | None,
+    seed: int,
+    use_ema: bool,
+    per_class: bool,
+) -> OfflineScores:
+    """The scores of the one source given (see ``check_one_source``): a checkpoint (of a run folder, its last; or
+    an export folder), a file of images against the dataset --data names, or the floor alone of --real's dataset."""
+    from ganforge.evaluation.offline import score_checkpoint, score_real_data, score_samples_file
+
     if target is not None:
         checkpoint = RunFolder(target).checkpoint_path() if target.is_dir() and not is_export(target) else target
-        advice = "score fewer with --n"
-        result = score_checkpoint(
+        return score_checkpoint(
             checkpoint,
             registry,
             scoring,
             seed=seed,
-            use_ema=ema,
-            data_params=params,
-            memory_advice=advice,
+            use_ema=use_ema,
+            data_params=data_params,
+            memory_advice="score fewer with --n",
             per_class=per_class,
         )
-    elif samples is not None:
+    if samples is not None:
         advice = "read fewer with --n"
-        result = score_samples_file(samples, data, registry, scoring, data_params=params, memory_advice=advice)
-    else:
-        result = score_real_data(real, registry, scoring, data_params=params)
-    report(result, as_json=as_json, floor_only=real is not None)
+        return score_samples_file(samples, data, registry, scoring, data_params=data_params, memory_advice=advice)
+    return score_real_data(real, registry, scoring, data_params=data_params)
 
 
 def report(result: OfflineScores, *, as_json: bool, floor_only: bool) -> None:

@@ -13,7 +13,7 @@ from ganforge.contracts import MAX_SEED
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
 from ganforge.files import write_atomically
-from ganforge.generation import load_generator
+from ganforge.generation import CheckpointGenerator, load_generator
 from ganforge.grids import grid_bytes, save_grid
 from ganforge.memory import check_memory
 from ganforge.outputs import check_output_file, reported_write_failure
@@ -63,9 +63,22 @@ def sample(
     ] = None,
 ) -> None:
     """Generate images from a checkpoint alone: no dataset needed."""
+    check_sample_options(out, n, truncation, interpolate)
+    check_output_file(out, "--out", inputs=[checkpoint])
+    torch_device = resolve_device(device, option="--device")
     plugins: Plugins = ctx.obj
+    generator = load_generator(checkpoint, plugins.registry, use_ema=ema)
     as_grid = out.suffix.lower() == ".png"
-    if not as_grid and out.suffix.lower() != ".pt":
+    check_room_for(generator, n, as_grid=as_grid, device=torch_device)
+    labels, columns = labels_and_columns(generator, classes, n, interpolate)
+    images = generator.sample(n, seed, torch_device, truncation=truncation, walk_steps=interpolate, labels=labels)
+    write_images(images, out, as_grid=as_grid, columns=columns)
+    console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
+
+
+def check_sample_options(out: Path, n: int, truncation: float, interpolate: int | None) -> None:
+    """What the options ask for together can be done: a grid or a tensor file, a psi, whole walks."""
+    if out.suffix.lower() not in (".png", ".pt"):
         raise UsageError(f"--out {out}: use a .png (a grid) or a .pt (a tensor [N, C, H, W] in [-1, 1])")
     if not 0.0 < truncation <= 1.0:  # also refuses nan
         raise UsageError(f"--truncation {truncation}: psi must be in (0, 1]; 1 = no truncation")
@@ -74,27 +87,38 @@ def sample(
             f"--interpolate {interpolate} with --n {n}: a walk has at least 2 images and --n is a whole number of "
             f"walks (e.g. --interpolate 10 --n 100 for 10 walks of 10)"
         )
-    check_output_file(out, "--out", inputs=[checkpoint])
-    torch_device = resolve_device(device, option="--device")
-    generator = load_generator(checkpoint, plugins.registry, use_ema=ema)
+
+
+def check_room_for(generator: CheckpointGenerator, n: int, *, as_grid: bool, device: torch.device) -> None:
+    """Refuses, before generating, n images (and their grid) that this machine's memory cannot hold."""
     check_memory(
         f"--n {n}: {n:,} images{' in one grid' if as_grid else ''}",
         generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else 0),
         advice="ask for fewer with --n",
-        device=torch_device,
+        device=device,
         device_bytes=generator.device_bytes(),
     )
-    labels, columns = None, interpolate
-    if classes:
-        asked = [part for text in classes for part in text.split(",") if part.strip()]
-        labels = generator.class_labels(asked, n)
-        distinct = len(labels.unique_consecutive())
-        if interpolate is None and distinct > 1:
-            columns = n // distinct  # one row per class
-    images = generator.sample(n, seed, torch_device, truncation=truncation, walk_steps=interpolate, labels=labels)
+
+
+def labels_and_columns(
+    generator: CheckpointGenerator, classes: list[str] | None, n: int, interpolate: int | None
+) -> tuple[torch.Tensor | None, int | None]:
+    """The class of each image --class asks for (None without it), and the grid's columns: one walk per row with
+    --interpolate, else one class per row when several are drawn (None: the grid chooses)."""
+    if not classes:
+        return None, interpolate
+    asked = [part for text in classes for part in text.split(",") if part.strip()]
+    labels = generator.class_labels(asked, n)
+    distinct = len(labels.unique_consecutive())
+    if interpolate is None and distinct > 1:
+        return labels, n // distinct
+    return labels, interpolate
+
+
+def write_images(images: torch.Tensor, out: Path, *, as_grid: bool, columns: int | None) -> None:
+    """The images as a PNG grid, or as a tensor file; written whole or not at all."""
     with reported_write_failure(out, "--out"):
         if as_grid:
             save_grid(images, out, columns=columns)
         else:
             write_atomically(out, lambda stream: torch.save(images, stream))
-    console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
