@@ -323,8 +323,3 @@ def _warn_slow_import_on_stderr(status: PluginStatus) -> None:
 def default_plugins() -> Plugins:
     """The plugins installed in this environment, loaded once per process."""
     return load_plugins()
-
-
-def get_registry() -> Registry:
-    """The registry filled by the installed plugins."""
-    return default_plugins().registry
