@@ -7,7 +7,7 @@ contract-test kit.
 """
 
 # ruff: noqa: E402 (the guard comes first, so that a Ctrl-C while torch imports ends the command cleanly too)
-from ganforge.startup import guard_command_line
+from ganforge.guards.startup import guard_command_line
 
 guard_command_line()
 

@@ -71,7 +71,7 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
 
     ``download`` (:data:`DOWNLOAD_PARAM`): whether missing files may be fetched. The contract
     checks build with ``download: False``, so that checking a component never downloads.
-  - Optional methods of the params model, read before loading (``training/preflight.py``):
+  - Optional methods of the params model, read before loading (``guards/machine.py``):
     ``data_spec() -> DataSpec`` and ``loading_bytes() -> int``, the images the dataset will give
     and the most memory loading takes. Without them, nothing of the dataset is weighed before it loads.
 

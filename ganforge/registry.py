@@ -20,7 +20,6 @@ import torch
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from ganforge import startup
 from ganforge.contracts import (
     Augmentation,
     DataSpec,
@@ -40,6 +39,7 @@ from ganforge.errors import (
     describe_validation_error,
     first_line,
 )
+from ganforge.guards.third_party import PluginExit, third_party_code
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -126,22 +126,14 @@ class Component:
         plugin before anything uses what it made.
         """
         parsed = self.parse_params(params)
-        with startup.counting_sigints():
-            sigints = startup.sigints_received()
-            try:
+        try:
+            with third_party_code():
                 built = self.factory(parsed, *args, **kwargs)
-            except BaseException as error:
-                if startup.sigints_received() != sigints:  # the user's Ctrl-C, whatever the factory made of it
-                    if isinstance(error, KeyboardInterrupt | startup.Interrupted):
-                        raise
-                    startup.stop()
-                if isinstance(error, SystemExit | KeyboardInterrupt) and not isinstance(error, startup.Interrupted):
-                    raise FactoryError(
-                        f"{self.describe()}: its factory {_exit_described(error)} while building"
-                    ) from None
-                raise
-            if startup.sigints_received() != sigints:  # the factory caught the Ctrl-C and went on
-                startup.stop()
+        except PluginExit as exited:
+            if not isinstance(exited.raised, SystemExit | KeyboardInterrupt):
+                raise exited.raised from None
+            exit_described = _exit_described(exited.raised)
+            raise FactoryError(f"{self.describe()}: its factory {exit_described} while building") from None
         problem = contract_problem(self.kind, built)
         if problem is not None:
             raise FactoryError(f"{self.describe()}: its factory returned {problem}")

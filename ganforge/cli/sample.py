@@ -15,7 +15,7 @@ from ganforge.errors import UsageError
 from ganforge.files import write_atomically
 from ganforge.generation import load_generator
 from ganforge.grids import grid_bytes, save_grid
-from ganforge.memory import check_memory
+from ganforge.guards.memory import check_request_fits
 from ganforge.outputs import check_output_file, reported_write_failure
 from ganforge.plugins import Plugins
 
@@ -77,7 +77,7 @@ def sample(
     check_output_file(out, "--out", inputs=[checkpoint])
     torch_device = resolve_device(device, option="--device")
     generator = load_generator(checkpoint, plugins.registry, use_ema=ema)
-    check_memory(
+    check_request_fits(
         f"--n {n}: {n:,} images{' in one grid' if as_grid else ''}",
         generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else 0),
         advice="ask for fewer with --n",
