@@ -16,11 +16,10 @@ from typing import Any
 
 from ganforge.plugins import PluginSource, load_plugins
 from ganforge.registry import Registry
-from ganforge.testing.checks import (
+from ganforge.testing.checks.common import CheckSkipped, ContractError
+from ganforge.testing.checks.runner import (
     CHECKS,
     CheckResult,
-    CheckSkipped,
-    ContractError,
     assert_check,
     check_component,
     checks_for,
