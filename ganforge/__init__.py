@@ -1,7 +1,7 @@
 """ganforge: a plugin-based framework for training GANs on PyTorch.
 
 What a plugin author needs is importable from here: ``hookimpl`` and the ``Register`` each hook
-receives, the contracts a component obeys (contracts.py states every convention), the penalties a
+receives, the contracts a component obeys (ganforge/contracts/ states every convention), the penalties a
 loss may add, and the errors a factory raises for bad params. ``ganforge.testing`` holds the
 contract-test kit.
 """

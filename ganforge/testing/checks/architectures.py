@@ -15,15 +15,26 @@ import torch
 from torch import nn
 
 from ganforge.contracts import (
+    ContractViolation,
     DataSpec,
     GANModels,
+    all_finite,
+    are_class_logits,
+    are_scores,
+    are_scores_and_class_logits,
+    describe_value,
     discriminate,
+    discriminator_output,
+    has_shape,
+    in_signed_unit,
+    require,
     synthesize,
+    value_range,
 )
 from ganforge.errors import first_line
 from ganforge.generation import balanced_labels
-from ganforge.registry import Component, describe_value
-from ganforge.testing.checks.common import SEED, CheckSkipped, ContractError, expect
+from ganforge.registry import Component
+from ganforge.testing.checks.common import SEED, CheckSkipped
 
 DATA_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
 BATCH_SIZES = (1, 4)
@@ -41,12 +52,7 @@ def _where(params: dict[str, Any]) -> str:
 
 def _build_models(component: Component, shape: tuple[int, int, int], params: dict[str, Any] | None = None) -> GANModels:
     torch.manual_seed(SEED)
-    models = component.build(params or {}, DataSpec(shape, num_classes=NUM_CLASSES))
-    where = _where(params or {})
-    expect(isinstance(models, GANModels), f"{where}the factory returned {type(models).__name__}, not GANModels")
-    for role in ("generator", "discriminator"):
-        expect(isinstance(getattr(models, role), nn.Module), f"{where}the {role} is not a torch.nn.Module")
-    return models
+    return component.build(params or {}, DataSpec(shape, num_classes=NUM_CLASSES))
 
 
 def _each_model(component: Component, shapes: Iterable[tuple[int, int, int]] = DATA_SHAPES):
@@ -69,10 +75,10 @@ def _generate(models: GANModels, z: torch.Tensor, labels: torch.Tensor | None = 
 
 def _judge(models: GANModels, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     labels = labels if labels is not None else _labels(models, len(images))
-    output = models.discriminator(images) if labels is None else models.discriminator(images, labels)
+    output = discriminator_output(models.discriminator, images, labels)
     if models.class_logits:
-        expect(
-            isinstance(output, tuple) and len(output) == 2,
+        require(
+            are_scores_and_class_logits(output),
             f"its GANModels has class_logits, so D(x, y) must return (scores, class_logits); got "
             f"{describe_value(output)}",
         )
@@ -87,14 +93,14 @@ def check_generator_output(component: Component) -> None:
         for batch in BATCH_SIZES:
             with torch.no_grad():
                 images = _generate(models, torch.randn(batch, models.latent_dim))
-            expect(
-                tuple(images.shape) == (batch, *shape),
+            require(
+                has_shape(images, (batch, *shape)),
                 f"{where}for data {shape} and batch {batch}, G(z) has shape {tuple(images.shape)}, expected "
                 f"{(batch, *shape)}",
             )
-            low, high = images.min().item(), images.max().item()
-            expect(
-                low >= -1 and high <= 1, f"{where}G(z) must lie in [-1, 1] (end in tanh); got [{low:.3f}, {high:.3f}]"
+            low, high = value_range(images)
+            require(
+                in_signed_unit(images), f"{where}G(z) must lie in [-1, 1] (end in tanh); got [{low:.3f}, {high:.3f}]"
             )
 
 
@@ -109,13 +115,13 @@ def check_discriminator_output(component: Component) -> None:
                 if models.class_logits:
                     _, class_logits = discriminate(models.discriminator, images, _labels(models, batch))
                     assert class_logits is not None
-                    expect(
-                        tuple(class_logits.shape) == (batch, models.num_classes),
+                    require(
+                        are_class_logits(class_logits, batch, models.num_classes),
                         f"{where}D's class logits have shape {tuple(class_logits.shape)}, expected "
                         f"({batch}, {models.num_classes})",
                     )
-            expect(tuple(scores.shape) == (batch,), f"{where}D(x) has shape {tuple(scores.shape)}, expected ({batch},)")
-            expect(bool(torch.isfinite(scores).all()), f"{where}D(x) has non-finite values")
+            require(are_scores(scores, batch), f"{where}D(x) has shape {tuple(scores.shape)}, expected ({batch},)")
+            require(all_finite(scores), f"{where}D(x) has non-finite values")
 
 
 def check_discriminator_returns_logits(component: Component) -> None:
@@ -133,7 +139,7 @@ def check_discriminator_returns_logits(component: Component) -> None:
         discriminator.eval()
         with torch.no_grad():
             top, bottom = _judge(models, real).max().item(), _judge(models, fake).min().item()
-        expect(
+        require(
             top > 1 or bottom < 0,
             f"{where}after training to separate two image sets, D's scores stay within [{bottom:.3f}, {top:.3f}] "
             "inside [0, 1]: it looks like D returns probabilities; return raw logits and leave the sigmoid to the loss",
@@ -167,7 +173,7 @@ def _expect_gradients(network: nn.Module, role: str, through: str, where: str = 
     missing = [
         name for name, p in network.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())
     ]
-    expect(not missing, f"{where}{through} gives no gradient to {role} parameter(s) {', '.join(missing)}")
+    require(not missing, f"{where}{through} gives no gradient to {role} parameter(s) {', '.join(missing)}")
 
 
 def check_train_and_eval_modes(component: Component) -> None:
@@ -198,8 +204,8 @@ def check_state_dict_round_trip(component: Component) -> None:
         where = _where(params)
         with torch.no_grad():
             images = _generate(models, z)
-            expect(torch.equal(images, _generate(fresh, z)), f"{where}G differs after a state_dict round trip")
-            expect(
+            require(torch.equal(images, _generate(fresh, z)), f"{where}G differs after a state_dict round trip")
+            require(
                 torch.equal(_judge(models, images), _judge(fresh, images)),
                 f"{where}D differs after a state_dict round trip",
             )
@@ -214,7 +220,7 @@ def check_same_seed_same_output(component: Component) -> None:
         first.generator.eval()
         second.generator.eval()
         with torch.no_grad():
-            expect(
+            require(
                 torch.equal(_generate(first, z), _generate(second, z)),
                 f"{_where(params)}two builds with the same seed differ",
             )
@@ -231,7 +237,7 @@ def check_moves_to_another_device(component: Component) -> None:
         labels = _labels(models, 2)
         labels = labels.cuda() if labels is not None else None
         scores = _judge(models, _generate(models, torch.randn(2, models.latent_dim, device="cuda"), labels), labels)
-        expect(scores.device.type == "cuda", f"{_where(params)}scores came back on {scores.device}")
+        require(scores.device.type == "cuda", f"{_where(params)}scores came back on {scores.device}")
 
 
 def _conditional_models(component: Component):
@@ -257,7 +263,7 @@ def check_labels_change_the_output(component: Component) -> None:
         every_label = torch.arange(models.num_classes)
         with torch.no_grad():
             images = _generate(models, z, every_label)
-            expect(
+            require(
                 not torch.equal(images[0], images[1]),
                 f"{where}G(z, 0) and G(z, 1) are the same image: the generator ignores its labels",
             )
@@ -265,7 +271,7 @@ def check_labels_change_the_output(component: Component) -> None:
                 continue  # D predicts the class rather than reading it: its class logits are checked for shape
             image = images[:1].repeat(models.num_classes, 1, 1, 1)
             scores = _judge(models, image, every_label)
-            expect(
+            require(
                 not torch.equal(scores[0], scores[1]),
                 f"{where}D(x, 0) and D(x, 1) are the same score: the discriminator ignores its labels",
             )
@@ -281,9 +287,9 @@ def check_every_label_works(component: Component) -> None:
         with torch.no_grad():
             images = _generate(models, torch.randn(len(every_label), models.latent_dim), every_label)
             scores = _judge(models, images, every_label)
-        low, high = images.min().item(), images.max().item()
-        expect(low >= -1 and high <= 1, f"{where}G(z, y) left [-1, 1] for some label: [{low:.3f}, {high:.3f}]")
-        expect(bool(torch.isfinite(scores).all()), f"{where}D(x, y) is not finite for some label")
+        low, high = value_range(images)
+        require(in_signed_unit(images), f"{where}G(z, y) left [-1, 1] for some label: [{low:.3f}, {high:.3f}]")
+        require(all_finite(scores), f"{where}D(x, y) is not finite for some label")
 
 
 def check_labels_out_of_range_are_refused(component: Component) -> None:
@@ -303,11 +309,13 @@ def check_labels_out_of_range_are_refused(component: Component) -> None:
                     with torch.no_grad():
                         network(first_input, torch.tensor([0, bad]))
                 except Exception as error:
-                    expect(
+                    require(
                         str(count) in str(error),
                         f"{where}{role} with label {bad} for {count} classes raised {type(error).__name__}: "
                         f"{first_line(str(error))!r}, which does not say how many classes there are; refuse it "
                         "with a message naming the range (ganforge.check_labels does)",
                     )
                 else:
-                    raise ContractError(f"{where}{role} accepted label {bad} for {count} classes; it must refuse it")
+                    raise ContractViolation(
+                        f"{where}{role} accepted label {bad} for {count} classes; it must refuse it"
+                    )

@@ -14,10 +14,11 @@ import torch
 
 from ganforge.contracts import (
     RunLogger,
+    require,
 )
 from ganforge.errors import UsageError, first_line
 from ganforge.registry import Component
-from ganforge.testing.checks.common import CheckSkipped, expect
+from ganforge.testing.checks.common import CheckSkipped
 
 LOGGER_CONFIG = {"name": "contract-check", "seed": 0, "train": {"epochs": 1, "batch_size": 4}}
 
@@ -54,9 +55,9 @@ def _follow_a_run(logger: RunLogger, run_dir: Path, resumed: bool, step: int) ->
         logger.log(record)
     logger.images("generated", images.clone(), 4 + step)
     logger.finish("finished")
-    expect(config == LOGGER_CONFIG, "the logger changed the config it was given")
-    expect(records == given, "the logger changed a record it was given")
-    expect(
+    require(config == LOGGER_CONFIG, "the logger changed the config it was given")
+    require(records == given, "the logger changed a record it was given")
+    require(
         (sys.exit, sys.excepthook) == process_hooks,
         "the logger replaced sys.exit or sys.excepthook: it must leave the process as it found it",
     )

@@ -13,20 +13,20 @@ from ganforge.contracts import (
     FEATURE_NETWORKS,
     FeatureSet,
     GANMetric,
+    require,
 )
 from ganforge.registry import Component
-from ganforge.testing.checks.common import SEED, expect
+from ganforge.testing.checks.common import SEED
 
 METRIC_CLASSES, METRIC_PER_CLASS, METRIC_FEATURE_DIM = 10, 40, 16
 
 
 def _metric(component: Component) -> GANMetric:
     metric = component.build({})
-    expect(callable(getattr(metric, "compute", None)), "the metric has no compute() method (subclass GANMetric)")
     goals = getattr(metric, "goals", None)
-    expect(bool(goals), "the metric declares no goals: name each value compute() returns and which way is better")
+    require(bool(goals), "the metric declares no goals: name each value compute() returns and which way is better")
     network = getattr(metric, "feature_network", None)
-    expect(
+    require(
         network in FEATURE_NETWORKS,
         f"the metric's feature_network is {network!r}; accepted: {', '.join(map(repr, FEATURE_NETWORKS))}",
     )
@@ -51,14 +51,14 @@ def _feature_sets() -> tuple[FeatureSet, FeatureSet]:
 
 def _metric_values(metric: GANMetric, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
     values = metric.compute(generated, real)
-    expect(isinstance(values, dict), f"compute() returned {type(values).__name__}, expected a dict of floats")
-    expect(
+    require(isinstance(values, dict), f"compute() returned {type(values).__name__}, expected a dict of floats")
+    require(
         set(values) == set(metric.goals),
         f"compute() returned the values {sorted(values)} but the goals name {sorted(metric.goals)}",
     )
     for key, value in values.items():
-        expect(isinstance(value, float), f"{key} is a {type(value).__name__}, expected a float")
-        expect(math.isfinite(value), f"{key} is {value}, expected a finite number")
+        require(isinstance(value, float), f"{key} is a {type(value).__name__}, expected a float")
+        require(math.isfinite(value), f"{key} is {value}, expected a finite number")
     return values
 
 
@@ -73,13 +73,13 @@ def check_identical_sets_score_no_difference(component: Component) -> None:
     real, worse = _feature_sets()
     same = _metric_values(metric, _copied(real), real)
     again = _metric_values(metric, _copied(real), real)
-    expect(same == again, f"the same sets scored twice give {same} and then {again}: seed any randomness")
+    require(same == again, f"the same sets scored twice give {same} and then {again}: seed any randomness")
     shifted = _metric_values(metric, worse, real)
     for key, goal in metric.goals.items():
         if goal.ideal is None:
             continue
         gap, worse_gap = abs(same[key] - goal.ideal), abs(shifted[key] - goal.ideal)
-        expect(
+        require(
             gap <= 0.05 * worse_gap,
             f"{key} of two identical sets is {same[key]:.6g}, not near its ideal {goal.ideal:g} "
             f"(a worse set scores {shifted[key]:.6g})",
@@ -94,7 +94,7 @@ def check_shifted_set_scores_worse(component: Component) -> None:
     for key, goal in metric.goals.items():
         if goal.better is None:
             continue
-        expect(
+        require(
             goal.improves(same[key], shifted[key]),
             f"{key} should be {goal.better} for identical sets than for a shifted set, "
             f"but identical sets score {same[key]:.6g} and the shifted set {shifted[key]:.6g}",

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ganforge.contracts import ContractViolation
 from ganforge.registry import Component, Kind
 from ganforge.testing.checks import architectures, augmentations, datasets, loggers, losses, metrics
 from ganforge.testing.checks.common import (
     Check,
     CheckSkipped,
-    ContractError,
     check_default_params,
     check_params_json_round_trip,
 )
@@ -113,7 +113,7 @@ def _run_check(component: Component, check: Check) -> CheckResult:
             check(component)
         except CheckSkipped as skipped:
             return result("skipped", str(skipped))
-        except ContractError as error:
+        except ContractViolation as error:
             return result("failed", str(error))
         except Exception as error:  # the component crashed: that breaks its contract too
             return result("failed", f"raised {type(error).__name__}: {error}")
@@ -162,13 +162,13 @@ def parametrize_with_checks(components: Iterable[Component], expected_failures: 
                 or expected_failures.get(check.__name__)
                 or component.known_failures.get(check.__name__)
             )
-            marks = [pytest.mark.xfail(reason=reason, strict=True, raises=ContractError)] if reason else []
+            marks = [pytest.mark.xfail(reason=reason, strict=True, raises=ContractViolation)] if reason else []
             params.append(pytest.param(component, check, id=test_id, marks=marks))
     return pytest.mark.parametrize(("component", "check"), params)
 
 
 def assert_check(component: Component, check: Check) -> None:
-    """For tests: run one check; a failure raises ContractError, a skip calls pytest.skip.
+    """For tests: run one check; a failure raises ContractViolation, a skip calls pytest.skip.
 
     A declared known failure raises too: ``parametrize_with_checks`` marks it xfail (strict), so
     pytest expects the failure and fails the test once the check passes.
@@ -179,4 +179,4 @@ def assert_check(component: Component, check: Check) -> None:
 
         pytest.skip(result.message)
     if result.status == "failed":
-        raise ContractError(f"{result.component} fails {result.check}: {result.message}")
+        raise ContractViolation(f"{result.component} fails {result.check}: {result.message}")
