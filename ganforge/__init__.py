@@ -1,13 +1,13 @@
 """ganforge: a plugin-based framework for training GANs on PyTorch.
 
 What a plugin author needs is importable from here: ``hookimpl`` and the ``Register`` each hook
-receives, the contracts a component obeys (contracts.py states every convention), the penalties a
+receives, the contracts a component obeys (ganforge/contracts/ states every convention), the penalties a
 loss may add, and the errors a factory raises for bad params. ``ganforge.testing`` holds the
 contract-test kit.
 """
 
 # ruff: noqa: E402 (the guard comes first, so that a Ctrl-C while torch imports ends the command cleanly too)
-from ganforge.startup import guard_command_line
+from ganforge.guards.startup import guard_command_line
 
 guard_command_line()
 

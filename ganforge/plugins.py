@@ -6,10 +6,9 @@ recorded as a :class:`PluginStatus` (and reported through ``on_failure``) instea
 unless strict mode is on.
 
 A failure is anything the plugin's code raises, SystemExit and KeyboardInterrupt included: a
-plugin that calls ``sys.exit()`` on import must not end every ganforge command. The user's own
-Ctrl-C is told apart by the SIGINT that delivered it (see :mod:`ganforge.startup`): when one
-arrived while a plugin's code ran, loading stops, whatever that code raised or swallowed.
-``os._exit()`` in a plugin ends the process on the spot; nothing in-process can catch it.
+plugin that calls ``sys.exit()`` on import must not end every ganforge command. Its code runs
+through :func:`ganforge.guards.third_party.third_party_code`, which tells the user's own Ctrl-C
+apart: when one arrived while a plugin's code ran, loading stops, whatever that code raised or swallowed.
 """
 
 from __future__ import annotations
@@ -26,8 +25,9 @@ from typing import Any
 
 import pluggy
 
-from ganforge import hookspecs, startup
+from ganforge import hookspecs
 from ganforge.errors import PluginError, RegistrationError
+from ganforge.guards.third_party import PluginExit, third_party_code
 from ganforge.registry import ComponentCollector, Kind, Provider, Registry
 
 ENTRY_POINT_GROUP = "ganforge"
@@ -140,13 +140,11 @@ class Plugins:
             if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
                 continue
             plugin = self.manager.get_plugin(status.plugin_id)
-            with startup.counting_sigints():
-                sigints = startup.sigints_received()
-                try:
+            try:
+                with third_party_code():
                     _call_for_plugin(self.manager, "register_commands", plugin, app=app)
-                except BaseException as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
-                    _record_plugin_failure(status, Phase.COMMANDS, error, sigints, self.strict_reason, self.on_failure)
-                _stop_if_the_user_interrupted(sigints)
+            except Exception as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
+                _record_failure(status, Phase.COMMANDS, error, self.strict_reason, self.on_failure)
 
 
 def load_plugins(
@@ -190,55 +188,55 @@ def load_plugins(
         on_failure=on_failure,
         on_slow_import=on_slow_import,
     )
-    with startup.counting_sigints():
-        for source in sorted(sources, key=lambda s: (s.distribution != "ganforge", s.distribution, s.name)):
-            status = PluginStatus(source.name, source.distribution, source.version, PluginState.LOADED)
-            plugins.statuses.append(status)
-            if blocked & {source.name, source.distribution, source.plugin_id}:
-                status.state = PluginState.DISABLED
-                continue
-            sigints = startup.sigints_received()
-            _load_one(plugins, source, status, sigints)
-            _stop_if_the_user_interrupted(sigints)  # even where the plugin's code caught and dropped the Ctrl-C
+    for source in sorted(sources, key=lambda s: (s.distribution != "ganforge", s.distribution, s.name)):
+        status = PluginStatus(source.name, source.distribution, source.version, PluginState.LOADED)
+        plugins.statuses.append(status)
+        if blocked & {source.name, source.distribution, source.plugin_id}:
+            status.state = PluginState.DISABLED
+            continue
+        _load_one(plugins, source, status)
     return plugins
 
 
-def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus, sigints: int) -> None:
+def _load_one(plugins: Plugins, source: PluginSource, status: PluginStatus) -> None:
     """Import, validate and register one plugin; whatever its code raises is recorded as its failure."""
     manager = plugins.manager
     started = time.perf_counter()
     try:
-        plugin = source.load()
-    except BaseException as error:  # any import-time failure of third-party code, sys.exit() included
-        _record_plugin_failure(status, Phase.IMPORT, error, sigints, plugins.strict_reason, plugins.on_failure)
+        with third_party_code():
+            plugin = source.load()
+    except Exception as error:  # any import-time failure of third-party code, sys.exit() included
+        _record_failure(status, Phase.IMPORT, error, plugins.strict_reason, plugins.on_failure)
         return
     status.import_seconds = time.perf_counter() - started
     if status.import_seconds > SLOW_IMPORT_SECONDS and plugins.on_slow_import is not None:
         plugins.on_slow_import(status)
 
     try:
-        manager.register(plugin, name=source.plugin_id)
-        unknown = [caller.name for caller in manager.get_hookcallers(plugin) or [] if not caller.has_spec()]
+        with third_party_code():
+            manager.register(plugin, name=source.plugin_id)
+            unknown = [caller.name for caller in manager.get_hookcallers(plugin) or [] if not caller.has_spec()]
         if unknown:
             known = ", ".join(sorted(name for name in vars(hookspecs) if name.startswith("register_")))
             raise RegistrationError(f"implements unknown hook(s) {', '.join(unknown)}; ganforge's hooks are: {known}")
-    except BaseException as error:  # pluggy's PluginValidationError, a duplicate name, unknown hooks
+    except Exception as error:  # pluggy's PluginValidationError, a duplicate name, unknown hooks
         if manager.is_registered(plugin):
             manager.unregister(plugin)
-        _record_plugin_failure(status, Phase.VALIDATE, error, sigints, plugins.strict_reason, plugins.on_failure)
+        _record_failure(status, Phase.VALIDATE, error, plugins.strict_reason, plugins.on_failure)
         return
     status.hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or []))
 
     provider = Provider(source.distribution, source.version, source.plugin_id)
     collector = ComponentCollector(provider)
     try:
-        for hook_name, kind in REGISTERING_HOOKS.items():
-            if hook_name in status.hooks:
-                _call_for_plugin(manager, hook_name, plugin, register=collector.register_function(kind))
+        with third_party_code():
+            for hook_name, kind in REGISTERING_HOOKS.items():
+                if hook_name in status.hooks:
+                    _call_for_plugin(manager, hook_name, plugin, register=collector.register_function(kind))
         _check_same_distribution_duplicates(plugins.registry, collector, provider)
-    except BaseException as error:  # a plugin's bug inside its own hook
+    except Exception as error:  # a plugin's bug inside its own hook
         manager.unregister(plugin)
-        _record_plugin_failure(status, Phase.REGISTER, error, sigints, plugins.strict_reason, plugins.on_failure)
+        _record_failure(status, Phase.REGISTER, error, plugins.strict_reason, plugins.on_failure)
         return
     for component in collector.components:
         plugins.registry.add(component)
@@ -263,28 +261,6 @@ def _check_same_distribution_duplicates(registry: Registry, collector: Component
                 )
 
 
-def _stop_if_the_user_interrupted(sigints_before: int) -> None:
-    """A SIGINT arrived since ``sigints_before``: the user pressed Ctrl-C, and the command stops."""
-    if startup.sigints_received() != sigints_before:
-        startup.stop()
-
-
-def _record_plugin_failure(
-    status: PluginStatus,
-    phase: Phase,
-    error: BaseException,
-    sigints_before: int,
-    strict_reason: str,
-    on_failure: Callable[[PluginStatus], None] | None,
-) -> None:
-    """Record what the plugin's code raised; unless a SIGINT came meanwhile: then it is the user's Ctrl-C."""
-    if isinstance(error, startup.Interrupted) or startup.sigints_received() != sigints_before:
-        if isinstance(error, KeyboardInterrupt | startup.Interrupted):
-            raise error
-        startup.stop()  # the plugin turned the Ctrl-C into an error of its own
-    _record_failure(status, phase, error, strict_reason, on_failure)
-
-
 def _describe_error(error: BaseException) -> str:
     if isinstance(error, SystemExit):
         return f"SystemExit({error.code!r}): the plugin's code called sys.exit()"
@@ -302,6 +278,8 @@ def _record_failure(
     on_failure: Callable[[PluginStatus], None] | None,
 ) -> None:
     """Raise in strict mode (``strict_reason`` says why it is on), else tell ``on_failure``."""
+    if isinstance(error, PluginExit):
+        error = error.raised
     status.state = PluginState.FAILED
     status.phase = phase
     status.error = _describe_error(error)
@@ -323,8 +301,3 @@ def _warn_slow_import_on_stderr(status: PluginStatus) -> None:
 def default_plugins() -> Plugins:
     """The plugins installed in this environment, loaded once per process."""
     return load_plugins()
-
-
-def get_registry() -> Registry:
-    """The registry filled by the installed plugins."""
-    return default_plugins().registry

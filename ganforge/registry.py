@@ -8,28 +8,17 @@ one with ``distribution:name``.
 from __future__ import annotations
 
 import difflib
-import numbers
 import re
-import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import torch
 from pydantic import BaseModel, ValidationError
-from torch import nn
 
-from ganforge import startup
 from ganforge.contracts import (
-    Augmentation,
-    DataSpec,
-    GANLoss,
-    GANMetric,
-    GANModels,
-    LoadedDataset,
     NoParams,
-    RunLogger,
+    contract_problem,
 )
 from ganforge.errors import (
     AmbiguousComponentError,
@@ -40,6 +29,7 @@ from ganforge.errors import (
     describe_validation_error,
     first_line,
 )
+from ganforge.guards.third_party import PluginExit, third_party_code
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -126,22 +116,14 @@ class Component:
         plugin before anything uses what it made.
         """
         parsed = self.parse_params(params)
-        with startup.counting_sigints():
-            sigints = startup.sigints_received()
-            try:
+        try:
+            with third_party_code():
                 built = self.factory(parsed, *args, **kwargs)
-            except BaseException as error:
-                if startup.sigints_received() != sigints:  # the user's Ctrl-C, whatever the factory made of it
-                    if isinstance(error, KeyboardInterrupt | startup.Interrupted):
-                        raise
-                    startup.stop()
-                if isinstance(error, SystemExit | KeyboardInterrupt) and not isinstance(error, startup.Interrupted):
-                    raise FactoryError(
-                        f"{self.describe()}: its factory {_exit_described(error)} while building"
-                    ) from None
-                raise
-            if startup.sigints_received() != sigints:  # the factory caught the Ctrl-C and went on
-                startup.stop()
+        except PluginExit as exited:
+            if not isinstance(exited.raised, SystemExit | KeyboardInterrupt):
+                raise exited.raised from None
+            exit_described = _exit_described(exited.raised)
+            raise FactoryError(f"{self.describe()}: its factory {exit_described} while building") from None
         problem = contract_problem(self.kind, built)
         if problem is not None:
             raise FactoryError(f"{self.describe()}: its factory returned {problem}")
@@ -152,93 +134,8 @@ class Component:
         return f"{self.kind.value} {self.name!r} of plugin {self.provider.plugin!r} ({self.provider})"
 
 
-CONTRACTS = {
-    Kind.ARCHITECTURE: (
-        "an architecture factory returns GANModels(generator, discriminator: nn.Module, latent_dim, "
-        "num_classes=None, class_logits=False)"
-    ),
-    Kind.LOSS: "a loss factory returns a GANLoss",
-    Kind.DATASET: "a dataset factory returns LoadedDataset(dataset with __len__ and __getitem__, spec: DataSpec)",
-    Kind.METRIC: "a metric factory returns a GANMetric",
-    Kind.AUGMENTATION: "an augmentation factory returns an Augmentation",
-    Kind.LOGGER: "a logger factory returns a RunLogger",
-}
-
-
-def contract_problem(kind: Kind, built: Any) -> str | None:
-    """What keeps a factory's result from being its kind's contract type (ganforge/contracts.py), or None."""
-    expected = {
-        Kind.ARCHITECTURE: GANModels,
-        Kind.LOSS: GANLoss,
-        Kind.DATASET: LoadedDataset,
-        Kind.METRIC: GANMetric,
-        Kind.AUGMENTATION: Augmentation,
-        Kind.LOGGER: RunLogger,
-    }
-    if not isinstance(built, expected[kind]):
-        return f"{describe_value(built)}, but {CONTRACTS[kind]} (see ganforge.contracts)"
-    if isinstance(built, GANModels):
-        for role in ("generator", "discriminator"):
-            part = getattr(built, role)
-            if not isinstance(part, nn.Module):
-                return f"GANModels whose {role} is {describe_value(part)}, not a torch.nn.Module"
-        if not _is_count(built.latent_dim):
-            return f"GANModels whose latent_dim is {describe_value(built.latent_dim)}, not a positive int"
-        if built.num_classes is not None and not _is_count(built.num_classes):
-            return f"GANModels whose num_classes is {describe_value(built.num_classes)}, not None or a positive int"
-        if built.class_logits and built.num_classes is None:
-            return "GANModels with class_logits but no num_classes: class logits need the classes they score"
-    if isinstance(built, LoadedDataset):
-        dataset_type = type(built.dataset)
-        if not (hasattr(dataset_type, "__len__") and hasattr(dataset_type, "__getitem__")):
-            return f"LoadedDataset whose dataset {describe_value(built.dataset)} has no __len__ and __getitem__"
-        spec = built.spec
-        if not isinstance(spec, DataSpec):
-            return f"LoadedDataset whose spec is {describe_value(spec)}, not a DataSpec"
-        shape = spec.shape
-        if not (isinstance(shape, tuple | list) and len(shape) == 3 and all(_is_count(size) for size in shape)):
-            return f"a DataSpec whose shape is {describe_value(shape)}, not three positive ints (C, H, W)"
-        if spec.num_classes is not None and not _is_count(spec.num_classes):
-            return f"a DataSpec whose num_classes is {describe_value(spec.num_classes)}, not None or a positive int"
-        names = spec.class_names
-        if names is not None and not (
-            isinstance(names, tuple)
-            and len(names) == spec.num_classes
-            and all(isinstance(name, str) and name for name in names)
-            and len(set(names)) == len(names)
-        ):
-            return (
-                f"a DataSpec whose class_names are {describe_value(names)}, not None or a tuple of "
-                f"{spec.num_classes} different non-empty strings, one per class"
-            )
-    return None
-
-
 def _exit_described(error: SystemExit | KeyboardInterrupt) -> str:
     return f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else "raised KeyboardInterrupt"
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 80
-
-
-def describe_value(value: Any) -> str:
-    """A value's type and the start of its repr, on one line: ``tuple ('built', 8, ...)``."""
-    if value is None:
-        return "None"
-    if isinstance(value, torch.Tensor):  # its shape says more than the first of its numbers
-        return f"a tensor of shape [{', '.join(map(str, value.shape))}]"
-    cls = type(value)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    try:
-        text = " ".join(_short.repr(value).split())
-    except Exception:  # a plugin's own __repr__ may fail
-        return name
-    return f"{name} {text}"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ganforge.errors import PluginError
 from ganforge.plugins import load_plugins
 from ganforge.registry import Kind
 from ganforge.testing import ContractError, assert_check, check_component, isolated_registry, parametrize_with_checks
-from ganforge.testing.checks import check_loss_direction
+from ganforge.testing.checks.losses import check_loss_direction
 
 BUILTINS = [c for c in load_plugins(strict=True).registry.components() if c.provider.distribution == "ganforge"]
 
@@ -159,7 +159,7 @@ def test_broken_components_are_caught_by_the_right_check(kind, factory, failing_
 
 def test_assert_check_raises_a_contract_error_naming_component_and_check():
     component = plugin(Kind.LOSS, WrongSignLoss)
-    from ganforge.testing.checks import check_loss_direction
+    from ganforge.testing.checks.losses import check_loss_direction
 
     with pytest.raises(ContractError, match="broken-dist:broken fails check_loss_direction"):
         assert_check(component, check_loss_direction)

@@ -20,8 +20,8 @@ from ganforge.config import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES, validate_config
 from ganforge.config.resolve import check_with_built_components
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
+from ganforge.guards.machine import check_memory, machine_warnings
 from ganforge.registry import Component, Kind, Provider, Registry
-from ganforge.training.preflight import check_memory, machine_warnings
 
 GOOD = """
 name: tiny
@@ -369,7 +369,7 @@ def test_an_architecture_the_meta_device_cannot_build_is_left_unestimated(regist
 
 
 def test_on_a_gpu_the_models_and_the_dataset_are_weighed_against_its_free_memory(registry, monkeypatch):
-    monkeypatch.setattr("ganforge.training.preflight.device_free_bytes", lambda device: 1000)
+    monkeypatch.setattr("ganforge.guards.machine.device_free_bytes", lambda device: 1000)
     run = resolved(registry, "mlp")
     expected = r"needs at least [\d.]+ MiB of cuda:0 memory .*the models .*; the dataset synthetic on cuda:0: "
     with pytest.raises(UsageError, match=expected):

@@ -24,10 +24,11 @@ from pydantic import Field
 from torch import nn
 from typer.testing import CliRunner
 
-from ganforge import DataSpec, GANLoss, GANMetric, GANModels, Goal, LoadedDataset, Params, __version__, startup
+from ganforge import DataSpec, GANLoss, GANMetric, GANModels, Goal, LoadedDataset, Params, __version__
 from ganforge.cli import create_app
 from ganforge.components.datasets import idx
 from ganforge.errors import DataError, FactoryError, PluginError
+from ganforge.guards import startup
 from ganforge.plugins import Phase, PluginSource, PluginState, load_plugins
 from ganforge.registry import Kind
 from tests.plugin_fixtures import architecture_plugin, install_distribution, plugin_module
@@ -535,7 +536,7 @@ def test_a_real_ctrl_c_while_plugins_load_still_stops_the_command(tmp_path_facto
 A_COMMAND_ENDING_JUST_AFTER = """
 import sys
 sys.path.insert(0, {folder!r})
-from ganforge import startup
+from ganforge.guards import startup
 startup.begin_command()
 try:
     {work}
@@ -584,9 +585,10 @@ def test_a_real_ctrl_c_while_data_loads_stops_before_the_run_folder_exists(
     assert not (tmp_path / "runs").exists()
 
 
-# With PYTHONPROFILEIMPORTTIME Python reports each import on stderr as it completes: the line for ganforge.startup
-# marks the moment ganforge's own code runs. A SIGINT before it lands in Python's own start (site, .pth files).
-GANFORGE_STARTED = re.compile(r"^import time:.*\|\s*ganforge\.startup$")
+# With PYTHONPROFILEIMPORTTIME Python reports each import on stderr as it completes: the line for
+# ganforge.guards.startup marks the moment ganforge's own code runs. A SIGINT before it lands in Python's own
+# start (site, .pth files).
+GANFORGE_STARTED = re.compile(r"^import time:.*\|\s*ganforge\.guards\.startup$")
 
 
 class Watched:
@@ -713,7 +715,7 @@ def test_the_guard_is_for_the_command_only(monkeypatch):
         assert startup.launched_as_command() is expected, argv
     # Imported as a library (as here, under pytest), ganforge leaves Ctrl-C to Python.
     assert not startup.is_guarded()
-    assert getattr(signal.getsignal(signal.SIGINT), "__module__", None) != "ganforge.startup"
+    assert getattr(signal.getsignal(signal.SIGINT), "__module__", None) != "ganforge.guards.startup"
 
 
 # -- 6. gzip bombs and huge IDX headers -----------------------------------------------------------

@@ -25,7 +25,7 @@ from ganforge.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.cli import create_app
 from ganforge.errors import UsageError
 from ganforge.generation import generate, load_generator
-from ganforge.memory import check_memory
+from ganforge.guards.memory import check_request_fits
 from ganforge.plugins import PluginSource, load_plugins
 from tests.plugin_fixtures import plugin_module
 
@@ -75,7 +75,7 @@ def private_mount(setup, *command):
 def fake_memory(monkeypatch, tmp_path, kilobytes):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text(f"MemTotal: {10 * kilobytes} kB\nMemAvailable: {kilobytes} kB\n")
-    monkeypatch.setattr("ganforge.memory.MEMINFO", meminfo)
+    monkeypatch.setattr("ganforge.guards.memory.MEMINFO", meminfo)
 
 
 # -- 1. what sample writes: never an input, never a checkpoint, whole or not at all --------------
@@ -201,10 +201,10 @@ def test_sample_beyond_the_memory_available_is_refused_and_within_it_runs(app, c
 
 def test_a_cuda_device_too_small_for_the_sampling_is_named(monkeypatch):
     # No GPU is needed to check the arithmetic: the free memory a CUDA device reports is faked.
-    monkeypatch.setattr("ganforge.memory.device_free_bytes", lambda device: 2**20)
+    monkeypatch.setattr("ganforge.guards.memory.device_free_bytes", lambda device: 2**20)
     with pytest.raises(UsageError, match=r"^sampling needs about 2\.0 MiB of memory and cuda:0 has 1\.0 MiB free; "):
-        check_memory("sampling", 1, advice="ask for fewer", device=torch.device("cuda:0"), device_bytes=2**21)
-    check_memory("sampling", 1, advice="ask for fewer", device=torch.device("cuda:0"), device_bytes=2**19)
+        check_request_fits("sampling", 1, advice="ask for fewer", device=torch.device("cuda:0"), device_bytes=2**21)
+    check_request_fits("sampling", 1, advice="ask for fewer", device=torch.device("cuda:0"), device_bytes=2**19)
 
 
 @pytest.mark.parametrize("seed", [2**63, -1, "1e20"])

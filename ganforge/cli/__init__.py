@@ -15,10 +15,11 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from ganforge import __version__, startup
+from ganforge import __version__
 from ganforge.cli import check, components, evaluate, export, report, run, sample
 from ganforge.cli.render import console, err_console
 from ganforge.errors import GanforgeError
+from ganforge.guards import startup
 from ganforge.plugins import Plugins, default_plugins
 from ganforge.training.distributed import launched_rank, leave_launch, rank_label
 

@@ -11,12 +11,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ganforge import startup
 from ganforge.cli.render import console, err_console, print_note
 from ganforge.config.resolve import ResolvedRun, check_with_built_components, load_config
 from ganforge.errors import ConfigError, GanforgeError, UsageError
+from ganforge.guards import startup
+from ganforge.guards.machine import machine_warnings
+from ganforge.guards.startup import Interrupted
 from ganforge.plugins import Plugins
-from ganforge.startup import Interrupted
 from ganforge.training.distributed import (
     LaunchStopped,
     check_launch,
@@ -26,7 +27,6 @@ from ganforge.training.distributed import (
     run_command_for_processes,
 )
 from ganforge.training.interruption import RunInterrupted
-from ganforge.training.preflight import machine_warnings
 from ganforge.training.progress import LineReporter, RichReporter
 from ganforge.training.run_folder import RunFolder
 

@@ -15,7 +15,7 @@ from ganforge.errors import UsageError
 from ganforge.files import write_atomically
 from ganforge.generation import CheckpointGenerator, load_generator
 from ganforge.grids import grid_bytes, save_grid
-from ganforge.memory import check_memory
+from ganforge.guards.memory import check_request_fits
 from ganforge.outputs import check_output_file, reported_write_failure
 from ganforge.plugins import Plugins
 
@@ -91,7 +91,7 @@ def check_sample_options(out: Path, n: int, truncation: float, interpolate: int 
 
 def check_room_for(generator: CheckpointGenerator, n: int, *, as_grid: bool, device: torch.device) -> None:
     """Refuses, before generating, n images (and their grid) that this machine's memory cannot hold."""
-    check_memory(
+    check_request_fits(
         f"--n {n}: {n:,} images{' in one grid' if as_grid else ''}",
         generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else 0),
         advice="ask for fewer with --n",

@@ -3,7 +3,7 @@
 A dataset with a ``split`` param that takes ``"test"`` (mnist, fashion_mnist, cifar10, a plugin's)
 gives its train and test splits. Any other dataset is partitioned once, seeded: the first sixth of
 a fixed permutation is held out. A ``limit`` param is set to None: the domain is the whole dataset.
-What a dataset must do for this is stated in ganforge/contracts.py (dataset factory). The domain
+What a dataset must do for this is stated in ganforge/contracts/ (dataset factory). The domain
 classifier learns from the training side and is tested on the held-out side, which is also the
 real set that generated images are compared with.
 """

@@ -28,7 +28,7 @@ from ganforge.evaluation.protocol import (
 )
 from ganforge.evaluation.sample_files import SamplesFileError, read_samples
 from ganforge.generation import classes_described, load_generator
-from ganforge.memory import check_memory
+from ganforge.guards.memory import check_request_fits
 from ganforge.registry import Chosen, Kind, Registry
 
 
@@ -86,7 +86,7 @@ def score_checkpoint(
     checkpoint = load_generator(path, registry, use_ema=use_ema)
     count = scoring.count
     try:
-        check_memory(
+        check_request_fits(
             f"generating and scoring {count:,} images",
             checkpoint.host_bytes(count) + scoring_bytes(count, checkpoint.spec),
             advice=memory_advice,

@@ -19,7 +19,7 @@ from ganforge.contracts import DataSpec
 from ganforge.errors import UsageError, first_line
 from ganforge.evaluation.domain_split import ImageSet
 from ganforge.evaluation.protocol import non_finite, quantised, scoring_bytes
-from ganforge.memory import check_memory
+from ganforge.guards.memory import check_request_fits
 
 ACCEPTED_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 SAMPLE_DTYPES = "uint8 pixels, or float16/bfloat16/float32/float64 values"
@@ -59,7 +59,7 @@ def read_samples(
     # The images read, their 8-bit copy and their features: weighed before anything is read.
     needed = count * math.prod(spec.shape) * mapped.itemsize + scoring_bytes(count, spec)
     try:
-        check_memory(f"reading {count:,} images", needed, advice=memory_advice)
+        check_request_fits(f"reading {count:,} images", needed, advice=memory_advice)
     except UsageError as error:
         raise SamplesFileError(path, str(error)) from None
     if isinstance(mapped, np.ndarray):  # a copy of the slice alone, in this machine's byte order

@@ -44,10 +44,6 @@ class StopRequest:
         self.repeat_grace = repeat_grace
         self.received_at = 0.0
 
-    @property
-    def requested(self) -> bool:
-        return self.signal_number is not None
-
     def _handle(self, signal_number: int, frame: FrameType | None) -> None:
         if self.signal_number is not None:
             if time.monotonic() - self.received_at < self.repeat_grace:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ganforge import startup
 from ganforge.checkpoint import checkpoint_metrics_records
 from ganforge.config import ResolvedRun
 from ganforge.contracts import GANModels
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.files import remove_inside
-from ganforge.training.blame import Blame
-from ganforge.training.component_check import check_components, own_copies
+from ganforge.guards import startup
+from ganforge.guards.blame import Blame
+from ganforge.guards.preflight import check_components, own_copies
 from ganforge.training.distributed import Processes
 from ganforge.training.progress import Reporter
 from ganforge.training.run_folder import LOCK_NAME, RunFolder
@@ -44,7 +44,7 @@ def start_run(
     Rank 0 alone makes and writes the folder, and holds its lock until the run ends. A run that
     crashes (an exception that is no GanforgeError) before its first checkpoint leaves no folder
     behind: what it wrote goes, and the folder too where this run made it. An exception raised
-    inside a component gets a note naming it (blame.py).
+    inside a component gets a note naming it (guards/blame.py).
     """
     folder = RunFolder(run.config.run_dir())
     blame = Blame(run)
@@ -109,7 +109,7 @@ def resume_run(
 
 
 def check_before_writing(run: ResolvedRun, trainer: Trainer, blame: Blame) -> None:
-    """One small batch through the run's networks and loss (component_check.py), before the folder is written.
+    """One small batch through the run's networks and loss (guards/preflight.py), before the folder is written.
 
     From here on an exception is blamed on the network or loss it was raised in, and once the check
     has passed, at the step the run stands at.

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from ganforge import startup
 from ganforge.config import ResolvedRun
 from ganforge.config.resolve import check_best_is_scored
 from ganforge.contracts import Augmentation, GANLoss, GANModels, LoadedDataset, LoggerOutcome
@@ -28,11 +27,12 @@ from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.generation import classes_described, generate
+from ganforge.guards import startup
+from ganforge.guards.machine import check_memory
 from ganforge.training.batches import make_batches
 from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.fixed_inputs import SAMPLE_GRID_SIZE, evaluation_inputs, first_images, sample_grid_inputs
 from ganforge.training.interruption import RunInterrupted, StopRequest, stop_signals
-from ganforge.training.preflight import check_memory
 from ganforge.training.progress import Reporter, SilentReporter
 from ganforge.training.run_folder import RunFolder
 from ganforge.training.run_loggers import RunLoggers
@@ -40,7 +40,7 @@ from ganforge.training.state import gather_checkpoint_state, restore_checkpoint_
 from ganforge.training.statistics import EPOCH, WINDOW, TrainingStatistics, divergence_error, weights_finite
 from ganforge.training.step import GANStep
 
-SIGNAL_REPEAT_GRACE = 1.0  # seconds
+SIGNAL_REPEAT_GRACE = startup.REPEAT_GRACE_SECONDS  # one grace period for a repeated signal, the start-up guard's
 
 
 class Trainer:

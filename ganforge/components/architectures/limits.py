@@ -2,7 +2,7 @@
 
 Each is far above anything that trains, so a typo or a hostile config gets a message naming the
 field instead of an overflow inside PyTorch; whether a network within them fits this machine is
-for the memory estimate made before a run (ganforge/training/preflight.py).
+for the memory estimate made before a run (ganforge/guards/machine.py).
 """
 
 from typing import Annotated

@@ -28,7 +28,7 @@ class SyntheticParams(Params):
     size: int = Field(28, ge=8, le=MAX_IMAGE_SIZE, description="Image side length in pixels.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed; the same seed gives the same images.")
 
-    # Read by the memory check before a run (ganforge/training/preflight.py), before any image is made.
+    # Read by the memory check before a run (ganforge/guards/machine.py), before any image is made.
 
     def data_spec(self) -> DataSpec:
         """The shape and classes of the images, known without generating them."""

@@ -44,7 +44,8 @@ from typing import Any
 EXIT_CODE = 128 + signal.SIGINT
 COMMAND = "ganforge"
 # A second SIGINT this soon after the first is the same request (a key pressed twice, or the terminal and
-# torchrun's launcher both passing it on): the exit is already under way and is not broken into again.
+# torchrun's launcher both passing it on): the exit is already under way and is not broken into again. The
+# trainer's stop handlers (training/interruption.py) take the same grace period in a distributed run.
 REPEAT_GRACE_SECONDS = 1.0
 POLL_SECONDS = 0.05  # how often a Ctrl-C waiting for an import to finish looks again
 

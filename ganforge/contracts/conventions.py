@@ -1,97 +1,5 @@
-"""Every convention a component may rely on or must provide, in one place, whoever provides it.
-
-Code that relies on a convention refers to it here (a named constant, a documented helper); the
-contract checks in ``ganforge.testing`` test the ones that can be tested on a component alone.
-
-Noise and images
-  - ``z ~ N(0, I)`` of shape ``[B, latent_dim]``, float32, drawn by ganforge (``torch.randn``) on
-    the training device, never by a component. ``latent_dim`` is what the architecture's factory
-    returned in :class:`GANModels`.
-  - Images are float ``[B, C, H, W]`` in [-1, 1], channels first, ``(C, H, W)`` as the dataset's
-    :class:`DataSpec` says. 8-bit data is kept as uint8 pixels in [0, 255]
-    (:class:`ImageTensorDataset`); :func:`to_signed_unit` and :func:`to_uint8` convert between the
-    two (exactly, for images that came from 8-bit data).
-
-Architecture factory ``(params, data: DataSpec) -> GANModels``
-  - The generator maps ``z: [B, latent_dim]`` to images ``[B, C, H, W]`` in [-1, 1], for any B >= 1.
-  - The discriminator maps images ``[B, C, H, W]`` to raw scores of shape ``[B]``: logits, never
-    probabilities (no sigmoid at the end): the loss owns sigmoid/softplus, where it is stable.
-  - Conditional models set ``GANModels.num_classes`` (the data spec's ``num_classes``): ganforge
-    then calls ``G(z, y)`` and ``D(x, y)`` with integer labels ``y: [B]`` (int64, on the images'
-    device) in ``[0, num_classes)``, and draws the labels of generated images itself
-    (``train.generated_labels``). A label out of range is refused with an error that says so, not
-    an index error from deep inside. With ``class_logits`` set too, D returns ``(scores [B],
-    class_logits [B, num_classes])``: the auxiliary classifier (ACGAN) that ganforge trains with
-    cross-entropy beside the adversarial loss (``train.class_loss_weight``). Unconditional models
-    (``num_classes`` None) are called without labels, as before; :func:`synthesize` and
-    :func:`discriminate` call either kind.
-  - Both are ``nn.Module``s that train and evaluate (``.train()``/``.eval()``), round-trip through
-    ``state_dict`` and build the same weights from the same ``torch.manual_seed``. The training
-    step may wrap them (DistributedDataParallel, torch.compile) and feed them channels_last
-    tensors under autocast; penalties and sampling call the plain modules. ganforge samples in
-    eval mode under ``torch.no_grad``, ``SAMPLE_CHUNK`` (generation.py) images per call.
-  - The factory may be called inside ``torch.device("meta")`` to weigh the models before training
-    (nothing allocated, no random numbers drawn); where it cannot build there, the estimate is
-    skipped, which is not an error.
-
-Loss factory ``(params) -> GANLoss``
-  - ``discriminator_loss(real_scores, fake_scores)`` and ``generator_loss(fake_scores)`` take raw
-    discriminator scores ``[B]`` (float32, whatever the precision of the forward passes), never
-    probabilities, and return a scalar tensor.
-  - A loss that sets ``generator_reads_real_scores = True`` (relativistic losses) is called as
-    ``generator_loss(fake_scores, real_scores)``: ``real_scores`` are D's scores, at its current
-    weights and without gradients, of the step's real batch, as many as the generated ones.
-  - ``penalty(discriminator, real, fake)`` returns a regulariser added to D's loss, or None; it is
-    a mean over samples (``ganforge.r1_penalty``, ``ganforge.gradient_penalty``) and receives the
-    plain discriminator (it may differentiate twice) and ``fake`` still attached to G's graph.
-  - ``probability(scores)`` is elementwise (any shape), or returns None where the objective has no
-    probability; ``decision_threshold`` is the score above which D calls an image real, or None.
-
-Dataset factory ``(params, root: Path) -> LoadedDataset``
-  - Items are ``(image, label)``: a float32 image of ``spec.shape`` in [-1, 1] and an int label in
-    ``[0, spec.num_classes)`` (any int, e.g. 0, where ``num_classes`` is None). The dataset is not
-    empty, has a stable length, gives the same items for the same params, and pickles (DataLoader
-    workers). Data that fits in memory is best an :class:`ImageTensorDataset`: the trainer then
-    keeps it on the device and indexes batches there.
-  - ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
-    with a ``root`` param of its own lets that override it.
-  - Optional params that ganforge reads by name (``evaluation/domain.py``), each only where the
-    dataset's params model has a field of that name (:func:`declares_param`):
-
-    ``split`` (:data:`SPLIT_PARAM`): which part of the dataset to load. Where the params model
-    accepts ``"test"`` (:data:`TEST_SPLIT`), evaluation builds the dataset twice, with
-    ``"train"`` (:data:`TRAIN_SPLIT`, which it must then accept too) for the training side and
-    ``"test"`` for the held-out images that generated ones are compared with. A ``split`` field
-    that refuses ``"test"``, or none at all: the dataset is built once and a fixed, seeded sixth
-    of it is held out (``HELD_OUT_FRACTION``, ``PARTITION_SEED`` in evaluation/domain.py).
-
-    ``limit`` (:data:`LIMIT_PARAM`): train on a subset. It must accept None
-    (:data:`ALL_IMAGES`), meaning every image: evaluation measures against the whole dataset, so
-    it builds with ``limit: None``, whatever the config says.
-
-    ``download`` (:data:`DOWNLOAD_PARAM`): whether missing files may be fetched. The contract
-    checks build with ``download: False``, so that checking a component never downloads.
-  - Optional methods of the params model, read before loading (``training/preflight.py``):
-    ``data_spec() -> DataSpec`` and ``loading_bytes() -> int``, the images the dataset will give
-    and the most memory loading takes. Without them, nothing of the dataset is weighed before it loads.
-
-Metric factory ``(params) -> GANMetric``
-  - A metric compares two image sets as a feature network sees them (:class:`FeatureSet`:
-    features ``[N, D]``, class probabilities ``[N, K]`` or None, logits where the network gives
-    them); ``GANMetric.feature_network`` names the network ("domain" or "inception"). ganforge
-    extracts each network's features once for all metrics, from images quantised to 8 bits, and
-    records the protocol (feature networks, sample counts, splits) beside the scores.
-  - ``compute`` returns a float for every name in ``goals`` (and no other); no two metrics of one
-    evaluation may report the same name. ``Goal`` says which way each value gets better and what
-    two identical sets score. ``sample_needs()`` is the fewest images ``compute`` takes: ganforge
-    never calls it with fewer.
-
-Every factory
-  - takes its params already validated by the params model it registered (best a :class:`Params`
-    subclass: unknown keys are errors, values frozen; the contract checks want a default for every
-    field), and returns its kind's type above, or it is an error naming the plugin
-    (``contract_problem`` in registry.py). Params that cannot take the data raise ``ParamsError``.
-"""
+"""The conventions themselves: the named params and constants, the types each kind of component gives or
+takes, and the helpers that call a component as the conventions say (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -187,11 +95,17 @@ def synthesize(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | Non
     return generator(z) if labels is None else generator(z, labels)
 
 
+def discriminator_output(discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor | None) -> Any:
+    """``D(x)``, or ``D(x, y)`` for a conditional discriminator (labels given), as it returns it: the scores, or
+    ``(scores, class_logits)``. For the contract checks, which check it; everyone else: :func:`discriminate`."""
+    return discriminator(images) if labels is None else discriminator(images, labels)
+
+
 def discriminate(
     discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """D's scores ``[B]`` and its class logits ``[B, K]`` (None where it returns none), with or without labels."""
-    output = discriminator(images) if labels is None else discriminator(images, labels)
+    output = discriminator_output(discriminator, images, labels)
     if isinstance(output, tuple):
         scores, class_logits = output
         return scores, class_logits
@@ -229,21 +143,6 @@ class LabelledDiscriminator(nn.Module):
             if same_memory and images.shape == generated_images.shape:
                 return generated_labels
         return self.labels
-
-
-def check_labels(labels: torch.Tensor, num_classes: int, who: str = "labels") -> None:
-    """Refuse labels that are not int64 ``[B]`` in ``[0, num_classes)``, naming what would be accepted.
-
-    A conditional network's embedding would otherwise fail with an index error (or, on a GPU, a
-    device-side assert) that names neither the label nor the class count.
-    """
-    if labels.dim() != 1 or labels.dtype != torch.int64:
-        raise ValueError(f"{who} must be an int64 tensor [B] of class indices, got {labels.dtype} {list(labels.shape)}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(
-            f"{who} must lie in [0, {num_classes}) for {num_classes} classes, got values from {int(labels.min())} "
-            f"to {int(labels.max())}"
-        )
 
 
 class ImageTensorDataset(Dataset):

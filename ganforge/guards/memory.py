@@ -1,7 +1,9 @@
-"""Memory weighed before it is taken: a request too large for the machine is refused with its estimate.
+"""Memory weighed before it is taken: what this machine has free, and a request too large for it refused.
 
 Allocating first and failing later gives a MemoryError traceback, or the kernel's OOM killer, after
 minutes of work; an estimate from the counts and shapes involved costs nothing and names the fix.
+:func:`check_request_fits` weighs one request (images to read, to generate); a run's own estimate,
+from its config, is :func:`ganforge.guards.machine.check_memory`, built on what is free here.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def readable_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check_memory(
+def check_request_fits(
     what: str, host_bytes: int, *, advice: str, device: torch.device | None = None, device_bytes: int = 0
 ) -> None:
     """Refuse ``what`` when its estimate exceeds the memory free here (and on a CUDA ``device``)."""

@@ -1,11 +1,12 @@
-"""What a run will need of this machine's memory, checked before anything large is allocated.
+"""What a run will need of this machine, checked before anything large is allocated: memory above all.
 
 The models are built once on PyTorch's meta device, which records every shape and allocates
 nothing, so their size is known for any architecture, a third party's too; a factory that cannot
 build there is simply not estimated. A dataset's params model may say, before loading, what images
 it yields (``data_spec()``) and the most memory loading takes (``loading_bytes()``); the built-in
 synthetic dataset does. The estimates leave out activations, so they are lower bounds: a run they
-refuse could never have fitted.
+refuse could never have fitted. :func:`machine_warnings` says, for ``ganforge validate``, what a
+run of a valid config would be refused on this machine.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_cache_dir
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError
-from ganforge.memory import available_bytes, device_free_bytes, readable_bytes
+from ganforge.guards.memory import available_bytes, device_free_bytes, readable_bytes
 
 FLOAT32_BYTES = 4
 OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments

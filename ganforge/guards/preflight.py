@@ -1,13 +1,14 @@
 """The pre-flight check: one small batch through the run's own networks and loss before the run folder exists.
 
-What the training step relies on and one batch can show (ganforge/contracts.py): the dataset's
-images have its spec's shape and lie in [-1, 1]; G(z), z ~ N(0, I), gives images of that shape in
-[-1, 1]; D gives one finite logit per image, shape [B]; both losses are finite scalars that depend
-on the scores. A component that breaks one is named with its plugin and distribution, with what was
-expected and what came (a UsageError), before anything is written; a discriminator whose scores all
-look like probabilities gets a warning. It runs on the run's device with the run's own modules, so
-it also catches what the plugin's contract tests (ganforge.testing, on the CPU with default params)
-could not: the user's params, the user's data, the device.
+What the training step relies on and one batch can show (ganforge/contracts/, whose predicates
+test it): the dataset's images have its spec's shape and lie in [-1, 1]; G(z), z ~ N(0, I), gives
+images of that shape in [-1, 1]; D gives one finite logit per image, shape [B]; both losses are
+finite scalars that depend on the scores. A component that breaks one is named with its plugin and
+distribution, with what was expected and what came (a ContractViolation, which is a UsageError),
+before anything is written; a discriminator whose scores all look like probabilities gets a
+warning. It runs on the run's device with the run's own modules, so it also catches what the
+plugin's contract tests (ganforge.testing, on the CPU with default params) could not: the user's
+params, the user's data, the device.
 
 The check changes nothing the run goes on with, so a run gives the same weights with it as without:
 it runs on copies of the networks and the loss (:func:`own_copies`), so that whatever state a
@@ -31,10 +32,27 @@ import torch
 from torch import nn
 
 from ganforge.config import ResolvedRun
-from ganforge.contracts import GANLoss, GANModels, generator_loss_of, synthesize
-from ganforge.errors import UsageError
+from ganforge.contracts import (
+    ContractViolation,
+    GANLoss,
+    GANModels,
+    all_finite,
+    are_class_logits,
+    are_scores,
+    are_scores_and_class_logits,
+    describe_value,
+    discriminator_output,
+    generator_loss_of,
+    has_shape,
+    in_signed_unit,
+    is_differentiable,
+    is_scalar,
+    require,
+    synthesize,
+    value_range,
+)
 from ganforge.generation import balanced_labels
-from ganforge.registry import Component, describe_value
+from ganforge.registry import Component
 
 PREFLIGHT_BATCH = 4
 NOISE_SEED = 0
@@ -43,10 +61,6 @@ NOISE_SEED = 0
 # built-ins' seeds did); none of them did on those images scaled by this factor.
 PROBE_SCALE = 100.0
 PREFIX = "pre-flight check: "
-
-
-class ContractViolation(UsageError):
-    """A component that broke its contract on the pre-flight batch, before the run wrote anything."""
 
 
 def own_copies(models: GANModels, loss: GANLoss) -> tuple[GANModels, GANLoss]:
@@ -134,11 +148,11 @@ def networks_left_as_they_were(networks: list[nn.Module], device: torch.device) 
 def check_dataset_images(dataset: Component, images: torch.Tensor, image_shape: tuple[int, int, int]) -> None:
     """The dataset's own images: what its spec says, in [-1, 1] (else D would be blamed for the data's mistake)."""
     who = f"{PREFIX}{dataset.describe()} gives images"
-    if tuple(images.shape[1:]) != tuple(image_shape):
-        raise ContractViolation(
-            f"{who} of shape {shape_text(images.shape[1:])}, but its DataSpec says {shape_text(image_shape)} "
-            "(C, H, W); the two must agree"
-        )
+    require(
+        has_shape(images, (len(images), *image_shape)),
+        f"{who} of shape {shape_text(images.shape[1:])}, but its DataSpec says {shape_text(image_shape)} "
+        "(C, H, W); the two must agree",
+    )
     require_finite_in_signed_unit(
         images,
         f"{who} with",
@@ -161,13 +175,14 @@ def check_generator(
     images = synthesize(generator, noise, labels)
     who = f"{PREFIX}the generator of {architecture.describe()}"
     expected = (batch, *image_shape)
-    if not isinstance(images, torch.Tensor):
-        raise ContractViolation(f"{who} returned {describe_value(images)}; the contract is a tensor of images")
-    if tuple(images.shape) != expected:
-        raise ContractViolation(
-            f"{who} returned shape {shape_text(images.shape)} for noise of shape {shape_text(noise.shape)}; the "
-            f"contract is images of shape [B, C, H, W] = {shape_text(expected)}, the dataset's (C, H, W) for each z"
-        )
+    require(
+        isinstance(images, torch.Tensor), f"{who} returned {describe_value(images)}; the contract is a tensor of images"
+    )
+    require(
+        has_shape(images, expected),
+        f"{who} returned shape {shape_text(images.shape)} for noise of shape {shape_text(noise.shape)}; the "
+        f"contract is images of shape [B, C, H, W] = {shape_text(expected)}, the dataset's (C, H, W) for each z",
+    )
     require_finite_in_signed_unit(
         images,
         f"{who} returned",
@@ -179,11 +194,9 @@ def check_generator(
 
 def require_finite_in_signed_unit(images: torch.Tensor, who_did: str, when: str, contract: str) -> None:
     """Images finite and within [-1, 1], else a violation naming who gave what and what the contract is."""
-    if not bool(torch.isfinite(images).all()):
-        raise ContractViolation(f"{who_did} non-finite values (nan or inf){when}; {contract}")
-    low, high = images.min().item(), images.max().item()
-    if low < -1 or high > 1:
-        raise ContractViolation(f"{who_did} values in [{low:.4g}, {high:.4g}]{when}; {contract}")
+    require(all_finite(images), f"{who_did} non-finite values (nan or inf){when}; {contract}")
+    low, high = value_range(images)
+    require(in_signed_unit(images), f"{who_did} values in [{low:.4g}, {high:.4g}]{when}; {contract}")
 
 
 def check_scores(
@@ -191,15 +204,17 @@ def check_scores(
 ) -> torch.Tensor:
     """D(images) (or D(images, y)): one finite logit per image, shape exactly ``[B]``; with class logits, those
     ``[B, num_classes]`` beside them."""
-    output = models.discriminator(images) if labels is None else models.discriminator(images, labels)
+    output = discriminator_output(models.discriminator, images, labels)
     batch = images.shape[0]
     who = f"{PREFIX}the discriminator of {architecture.describe()}"
     scores = output
     if models.class_logits:
         scores = check_class_logits(who, output, batch, models.num_classes or 0, which)
-    if not isinstance(scores, torch.Tensor):
-        raise ContractViolation(f"{who} returned {describe_value(scores)}; the contract is a tensor of logits [B]")
-    if tuple(scores.shape) != (batch,):
+    require(
+        isinstance(scores, torch.Tensor),
+        f"{who} returned {describe_value(scores)}; the contract is a tensor of logits [B]",
+    )
+    if not are_scores(scores, batch):
         hint = ""
         if scores.numel() == batch:
             hint = " (flatten its last layer's output: .view(-1), or .squeeze(1) for [B, 1])"
@@ -207,8 +222,7 @@ def check_scores(
             f"{who} returned shape {shape_text(scores.shape)} for a batch of {batch} {which}; the contract is "
             f"logits of shape [B] = [{batch}]{hint}"
         )
-    if not bool(torch.isfinite(scores).all()):
-        raise ContractViolation(f"{who} returned non-finite scores (nan or inf) for a batch of {batch} {which}")
+    require(all_finite(scores), f"{who} returned non-finite scores (nan or inf) for a batch of {batch} {which}")
     return scores.float()
 
 
@@ -222,39 +236,37 @@ def check_losses(loss: Component, built: GANLoss, real_scores: torch.Tensor, fak
     for method, value in results:
         who = f"{PREFIX}{loss.describe()}: its {method}"
         scores = f"scores of shape {shape_text(fake_scores.shape)}"
-        if not isinstance(value, torch.Tensor):
-            raise ContractViolation(f"{who} returned {describe_value(value)}; the contract is a scalar tensor")
-        if value.dim() != 0:
-            raise ContractViolation(
-                f"{who} returned shape {shape_text(value.shape)} for {scores}; the contract is a scalar "
-                "(reduce over the batch: .mean())"
-            )
-        if not bool(torch.isfinite(value)):
-            raise ContractViolation(f"{who} returned {value.item()} for finite {scores}; the contract: a finite value")
-        if graphed and not value.requires_grad:
-            raise ContractViolation(
-                f"{who} returned a value that does not depend on the scores (no gradient reaches the networks); "
-                "compute it from the scores with torch operations, without .item() or .detach()"
-            )
+        require(
+            isinstance(value, torch.Tensor), f"{who} returned {describe_value(value)}; the contract is a scalar tensor"
+        )
+        require(
+            is_scalar(value),
+            f"{who} returned shape {shape_text(value.shape)} for {scores}; the contract is a scalar "
+            "(reduce over the batch: .mean())",
+        )
+        require(all_finite(value), f"{who} returned {value.item()} for finite {scores}; the contract: a finite value")
+        require(
+            not graphed or is_differentiable(value),
+            f"{who} returned a value that does not depend on the scores (no gradient reaches the networks); "
+            "compute it from the scores with torch operations, without .item() or .detach()",
+        )
 
 
 def check_class_logits(who: str, output: Any, batch: int, num_classes: int, which: str) -> Any:
     """A discriminator with class logits returns ``(scores, class_logits [B, K])``; the scores, for the checks after."""
     expected = f"(scores [{batch}], class_logits [{batch}, {num_classes}])"
-    if not (isinstance(output, tuple) and len(output) == 2):
-        raise ContractViolation(
-            f"{who} returned {describe_value(output)} for a batch of {batch} {which}; its GANModels has class_logits, "
-            f"so the contract is a pair {expected}"
-        )
+    require(
+        are_scores_and_class_logits(output),
+        f"{who} returned {describe_value(output)} for a batch of {batch} {which}; its GANModels has class_logits, "
+        f"so the contract is a pair {expected}",
+    )
     scores, class_logits = output
-    shape = tuple(class_logits.shape) if isinstance(class_logits, torch.Tensor) else None
-    if shape != (batch, num_classes):
-        got = shape_text(shape) if shape is not None else describe_value(class_logits)
+    if not are_class_logits(class_logits, batch, num_classes):
+        got = shape_text(class_logits.shape) if isinstance(class_logits, torch.Tensor) else describe_value(class_logits)
         raise ContractViolation(
             f"{who} returned class logits {got} for a batch of {batch} {which}; the contract is {expected}"
         )
-    if not bool(torch.isfinite(class_logits).all()):
-        raise ContractViolation(f"{who} returned non-finite class logits for a batch of {batch} {which}")
+    require(all_finite(class_logits), f"{who} returned non-finite class logits for a batch of {batch} {which}")
     return scores
 
 
@@ -267,7 +279,7 @@ def looks_like_probabilities(
     try:
         scaled = torch.cat([images * PROBE_SCALE, images * -PROBE_SCALE])
         with torch.no_grad():
-            probed = discriminator(scaled) if labels is None else discriminator(scaled, labels)
+            probed = discriminator_output(discriminator, scaled, labels)
         if isinstance(probed, tuple):
             probed = probed[0]
     except Exception:  # out-of-range images are no part of the contract: judge by the batch alone
