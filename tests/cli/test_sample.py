@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ganforge.generation import great_circle_walks, slerp
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "mnist_mlp.yaml"
 
 # The console script's own code (``from ganforge.cli import main; sys.exit(main())``), with argv[0]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tests.test_training import SMOKE
+from tests.training.test_trainer import SMOKE
 
 BASE = yaml.safe_load(SMOKE.read_text())
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,7 +16,7 @@ from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import DatasetNotFoundError
 from ganforge.registry import Kind
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 SYNTHETIC = ["--real", "synthetic", "--data-param", "num_samples=600", "--data-param", "num_classes=4"]
 
 
@@ -258,7 +258,7 @@ def test_fashion_mnist_classifier_reaches_ninety_percent(app, registry):
 @pytest.mark.slow
 def test_seed_001_recipe_scores_improve_with_training(app, registry, tmp_path, real_mnist_root):
     # No workdir here: a relative GANFORGE_DATA must keep meaning the same place.
-    config = Path(__file__).parent.parent / "examples" / "mnist_mlp.yaml"
+    config = Path(__file__).parents[2] / "examples" / "mnist_mlp.yaml"
     run_dir = tmp_path / "mnist_mlp"
     overrides = ["train.epochs=10", "eval.every=2", "eval.samples=2000", "eval.metrics=[fid, kid, precision_recall]"]
     overrides.append(f"output.dir={run_dir}")

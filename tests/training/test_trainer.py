@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 TIMING_KEYS = {"images/s", "seconds"}
 METRIC_KEYS = {"d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s"}
 

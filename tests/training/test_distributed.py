@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
-from tests.test_reliability import LONG_EPOCH, logged_steps, wait_for
-from tests.test_training import assert_same_weights, metrics, without_timing
+from tests.training.test_interruption import LONG_EPOCH, logged_steps, wait_for
+from tests.training.test_trainer import assert_same_weights, metrics, without_timing
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 SMOKE = EXAMPLES / "smoke.yaml"
 
 # A dataset whose image i has every pixel equal to i, and a discriminator that writes down the

@@ -71,7 +71,7 @@ def test_validate_accepts_a_good_config_and_writes_nothing(app, workdir):
 def test_every_example_config_validates(app, monkeypatch):
     from pathlib import Path
 
-    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
     assert {p.name for p in examples} >= {"mnist_mlp.yaml", "mnist_dcgan.yaml", "fashion_dcgan.yaml", "smoke.yaml"}
     for example in examples:
         result = CliRunner().invoke(app, ["validate", str(example)])

@@ -29,7 +29,7 @@ from ganforge.guards.memory import check_request_fits
 from ganforge.plugins import PluginSource, load_plugins
 from tests.plugin_fixtures import plugin_module
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 DATA = ["--data", "synthetic", "--data-param", "num_samples=600", "--data-param", "num_classes=4"]
 REAL = ["--real", *DATA[1:]]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"  # synthetic data: 4 classes, no names
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"  # synthetic data: 4 classes, no names
 PROJECTION = ["model.params.generator_conditioning=batch_norm", "model.params.discriminator_conditioning=projection"]
 EVALUATED = ["eval.every=2", "eval.samples=64", "eval.metrics=[fid, class_accuracy]"]
 EXPORT_FILES = {"README.md", "ganforge.json", "generator.safetensors", "samples.png"}

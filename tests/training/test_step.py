@@ -16,7 +16,7 @@ from ganforge.cli import create_app
 from ganforge.plugins import load_plugins
 from tests.plugin_fixtures import install_distribution
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 
 # An architecture whose generator notes the size of every batch of noise it turns into images in training.
 BATCH_PROBE = """

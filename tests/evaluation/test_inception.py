@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from ganforge.downloads import MIRROR_ENV
 from ganforge.evaluation import inception
 from ganforge.registry import Kind
-from tests.test_datasets import write_idx_split
-from tests.test_downloads import serving
+from tests.components.test_datasets import write_idx_split
+from tests.components.test_downloads import serving
 
 COMPARED = "inception_fid,inception_kid,inception_score,inception_precision_recall"  # with torch-fidelity's own
 
@@ -296,7 +296,7 @@ def test_an_unlabelled_image_folder_is_scored_with_inception_metrics(app, regist
 @pytest.mark.slow
 def test_training_reports_inception_scores_beside_the_domain_scores(app, our_weights, workdir):
     """Evaluation during a run, with a domain metric and an Inception one: both in the record, with both protocols."""
-    smoke = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+    smoke = Path(__file__).parents[2] / "examples" / "smoke.yaml"
     settings = ["train.epochs=1", "eval.every=1", "eval.samples=16", "eval.metrics=[fid, inception_fid]"]
     invoke(app, "run", smoke, "--quiet", *(part for setting in settings for part in ("--set", setting)))
     [record] = [
@@ -310,7 +310,7 @@ def test_training_reports_inception_scores_beside_the_domain_scores(app, our_wei
 
 
 def test_validate_warns_of_what_the_inception_metrics_lack_here(app, isolated, monkeypatch):
-    smoke = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+    smoke = Path(__file__).parents[2] / "examples" / "smoke.yaml"
     command = ["validate", smoke, "--set", "eval.every=1", "--set", "eval.metrics=[fid, inception_kid]"]
     missing = " ".join(invoke(app, *command).stderr.split())
     assert "warning: eval.metrics inception_kid: the Inception-v3 weights are not here" in missing

@@ -18,7 +18,7 @@ from ganforge.contracts import ImageTensorDataset, to_signed_unit
 from ganforge.data_root import default_data_root
 from ganforge.training.batches import InMemoryBatches, ShardedOrder
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 # A convolutional network on 16x16 synthetic images, with batch norm in both networks.
 CONVOLUTIONAL = [
     "model.name=dcgan",

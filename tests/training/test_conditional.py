@@ -17,9 +17,9 @@ import ganforge
 from ganforge.contracts import LabelledDiscriminator
 from ganforge.registry import Kind
 from tests.plugin_fixtures import install_distribution
-from tests.test_training import assert_same_weights, metrics, without_timing
+from tests.training.test_trainer import assert_same_weights, metrics, without_timing
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 SMOKE = EXAMPLES / "smoke.yaml"
 CONDITIONAL = {
     "concat": ["model.params.generator_conditioning=concat", "model.params.discriminator_conditioning=concat"],

@@ -33,9 +33,9 @@ from ganforge.data_root import default_data_root
 from ganforge.downloads import DownloadError, RemoteFile, download
 from ganforge.errors import DataError, DatasetNotFoundError
 from ganforge.registry import Kind
-from tests.test_datasets import TINY_COUNT, idx_bytes, tiny_images, tiny_labels
+from tests.components.test_datasets import TINY_COUNT, idx_bytes, tiny_images, tiny_labels
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MNIST_MLP = REPO / "examples" / "mnist_mlp.yaml"
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",

@@ -21,7 +21,7 @@ from ganforge.cli import create_app
 from ganforge.plugins import PluginSource, load_plugins
 from tests.plugin_fixtures import plugin_module
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 SMOKE = ROOT / "examples" / "smoke.yaml"  # synthetic 1x28x28 images, batch 32, 8 steps per epoch
 PLUGIN = "plugin 'ganforge-foo:foo' (ganforge-foo==1.0)"
 LATENT = 8

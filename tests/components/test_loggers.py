@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from tests.plugin_fixtures import install_distribution
 
-SMOKE = Path(__file__).parent.parent / "examples" / "smoke.yaml"
+SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 EVERY_LOGGER = "output.loggers=[tensorboard, mlflow, wandb]"
 
 

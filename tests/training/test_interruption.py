@@ -25,7 +25,7 @@ from ganforge.plugins import PluginSource, load_plugins
 from ganforge.training.progress import SilentReporter
 from ganforge.training.runs import start_run
 from tests.plugin_fixtures import plugin_module
-from tests.test_training import SMOKE, assert_same_weights, metrics, run, train, without_timing
+from tests.training.test_trainer import SMOKE, assert_same_weights, metrics, run, train, without_timing
 
 # One long epoch of small steps: a signal sent after a few logged lines lands mid-epoch.
 LONG_EPOCH = ["data.params.num_samples=4096", "model.params.hidden=[256, 256]", "train.epochs=2", "train.log_every=4"]

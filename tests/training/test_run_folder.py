@@ -20,8 +20,8 @@ from ganforge.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
 from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder
-from tests.test_reliability import start, wait_for
-from tests.test_training import SMOKE, metrics, run, train, without_timing
+from tests.training.test_interruption import start, wait_for
+from tests.training.test_trainer import SMOKE, metrics, run, train, without_timing
 
 LOCK = ".ganforge-lock"
 # Holds a run folder's lock the way a running ganforge does: an flock on the lock file, with its pid in it.

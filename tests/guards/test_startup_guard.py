@@ -33,7 +33,7 @@ from ganforge.plugins import Phase, PluginSource, PluginState, load_plugins
 from ganforge.registry import Kind
 from tests.plugin_fixtures import architecture_plugin, install_distribution, plugin_module
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 SMOKE = ROOT / "examples" / "smoke.yaml"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ganforge")
 can_signal_here = pytest.mark.skipif(
