@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tests.training.test_trainer import SMOKE
+from tests.runs import SMOKE
 
 BASE = yaml.safe_load(SMOKE.read_text())
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,22 +123,16 @@ NASTY_YAML = [
     "[1, 2, 3]\n",
     "just a string\n",
     "name: [unclosed\n",
-    "a: &a [*a]\n",
     "!!python/object/apply:os.system ['echo pwned']\n",
     "name: !!python/name:os.system\n",
     "train: {epochs: 1e400}\n",
     "\x00\x01\x02",
     "\ufeffname: bom\n",
     "a: " + "[" * 200 + "]" * 200 + "\n",
-    # Bounded reading: an alias bomb, endless aliases, duplicate keys, values Python cannot make, a huge file.
-    "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
-    + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 11)),
+    # Bounded reading: endless aliases, values Python cannot make. The alias bomb, duplicate keys, huge numbers,
+    # long values and a file over 1 MiB are each tested once, more strictly, in test_yaml_reader.py.
     "a: &a {b: *a}\n",
-    "name: a\nname: b\n",
-    "seed: " + "9" * 5000 + "\n",
     "seed: 2001-13-45\n",
-    "name: " + "x" * 100_000 + "\n",
-    "# " + "#" * 2**20 + "\n",
 ]
 
 

@@ -1,30 +1,33 @@
-import pytest
+import json
+import re
+import signal
+import sys
+import time
 
+import pytest
+from typer.testing import CliRunner
+
+from ganforge.cli import create_app
 from ganforge.contracts import DataSpec
 from ganforge.errors import AmbiguousComponentError, ComponentNotFoundError, PluginError
 from ganforge.plugins import Phase, PluginSource, PluginState, load_plugins
 from ganforge.registry import Kind
-from tests.plugin_fixtures import WidthParams, architecture_plugin, make_architecture, plugin_module
-
-
-def source(plugin, name, distribution="thirdparty", version="1.0"):
-    return PluginSource.from_object(plugin, name, distribution, version)
+from tests.ctrl_c import can_signal_here, press_ctrl_c, press_ctrl_c_and_swallow_it
+from tests.plugin_fixtures import (
+    WidthParams,
+    architecture_plugin,
+    loader,
+    make_architecture,
+    plugin_module,
+    quiet_load,
+    raise_keyboard_interrupt,
+    source,
+    status_of,
+)
 
 
 def failing_import():
     raise ImportError("No module named 'missing_dependency'")
-
-
-def quiet_load(sources, **options):
-    failures = []
-    plugins = load_plugins(
-        sources, disabled=options.pop("disabled", []), strict=options.pop("strict", False), on_failure=failures.append
-    )
-    return plugins, failures
-
-
-def status_of(plugins, name):
-    return next(status for status in plugins.statuses if status.name == name)
 
 
 def test_components_record_their_provider_and_params_defaults():
@@ -165,3 +168,99 @@ def test_builtins_arrive_through_entry_points(registry):
         component = registry.get(kind, name)
         assert component.provider.distribution == "ganforge"
         assert component.provider.plugin.startswith("ganforge:")
+
+
+def exit_3():
+    sys.exit(3)
+
+
+def exit_plain():
+    sys.exit()
+
+
+def raise_generator_exit():
+    raise GeneratorExit("a BaseException of another kind")
+
+
+@pytest.mark.parametrize(
+    ("action", "described"),
+    [
+        (exit_3, "SystemExit(3)"),
+        (exit_plain, "SystemExit(None)"),
+        (raise_keyboard_interrupt, "KeyboardInterrupt raised by the plugin's own code"),
+        (raise_generator_exit, "GeneratorExit: a BaseException of another kind"),
+    ],
+    ids=["sys.exit(3)", "sys.exit()", "KeyboardInterrupt", "GeneratorExit"],
+)
+def test_a_plugin_exiting_or_interrupting_on_import_fails_alone_and_the_rest_load(action, described):
+    sources = [
+        PluginSource("quitter", "bad-gans", "0.1", loader(action)),
+        source(architecture_plugin("good", "tiny"), "good", "good-gans"),
+    ]
+    plugins, failures = quiet_load(sources)
+    status = status_of(plugins, "quitter")
+    assert (status.state, status.phase) == (PluginState.FAILED, Phase.IMPORT)
+    assert described in status.error
+    assert [failure.name for failure in failures] == ["quitter"]
+    assert plugins.registry.get(Kind.ARCHITECTURE, "tiny")
+
+
+@pytest.mark.parametrize("raised", [SystemExit(0), KeyboardInterrupt()], ids=["SystemExit", "KeyboardInterrupt"])
+def test_a_hook_that_exits_or_interrupts_registers_nothing_and_is_recorded(raised):
+    def register_losses(register):
+        raise raised
+
+    plugin = plugin_module("raiser", register_losses=register_losses)
+    plugins, failures = quiet_load([source(plugin, "raiser")])
+    status = status_of(plugins, "raiser")
+    assert (status.state, status.phase) == (PluginState.FAILED, Phase.REGISTER)
+    assert type(raised).__name__ in status.error
+    assert plugins.registry.components() == [] and len(failures) == 1
+
+
+def test_a_command_hook_that_exits_is_recorded_and_the_cli_still_works(capsys):
+    def register_commands(app):
+        sys.exit(4)
+
+    plugins = load_plugins([source(plugin_module("clumsy", register_commands=register_commands), "clumsy")])
+    result = CliRunner().invoke(create_app(plugins), ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    [status] = json.loads(result.stdout)["plugins"]
+    assert (status["state"], status["phase"]) == ("failed", "commands")
+    assert "SystemExit(4)" in status["error"]
+    assert capsys.readouterr().err.count("bad-gans==0.1") == 1
+
+
+def test_strict_mode_turns_a_plugins_sys_exit_into_a_plugin_error():
+    with pytest.raises(PluginError, match=r"bad-gans==0\.1 failed at import: SystemExit\(3\)"):
+        quiet_load([PluginSource("quitter", "bad-gans", "0.1", loader(exit_3))], strict=True)
+
+
+@can_signal_here
+@pytest.mark.parametrize("action", [press_ctrl_c, press_ctrl_c_and_swallow_it], ids=["raised", "swallowed"])
+def test_the_users_ctrl_c_while_a_plugin_imports_stops_loading(action, sigint_reaches_children):
+    loaded = []
+    sources = [
+        PluginSource("slowpoke", "a-gans", "0.1", loader(action)),
+        PluginSource("later", "b-gans", "0.1", lambda: loaded.append("later") or plugin_module("later")),
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        quiet_load(sources)
+    assert loaded == []  # loading stopped at the Ctrl-C; the plugin was not blamed for it
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the counting handler is gone
+
+
+def test_a_slow_plugin_import_is_named_with_its_time(monkeypatch, capsys):
+    monkeypatch.setattr("ganforge.plugins.SLOW_IMPORT_SECONDS", 0.05)
+    sources = [
+        PluginSource("sluggish", "slow-gans", "2.0", loader(lambda: time.sleep(0.2))),
+        source(architecture_plugin("quick", "tiny"), "quick", "quick-gans"),
+    ]
+    plugins = load_plugins(sources, disabled=[], strict=False)
+    err = capsys.readouterr().err
+    assert "warning: plugin 'sluggish' from slow-gans==2.0 took" in err
+    assert re.search(r"took 0\.[2-9] s to import \(over 0\.05 s\)", err), err
+    assert "GANFORGE_DISABLE_PLUGINS=slow-gans" in err
+    assert "quick" not in err
+    assert status_of(plugins, "sluggish").state is PluginState.LOADED
+    assert status_of(plugins, "sluggish").import_seconds >= 0.2

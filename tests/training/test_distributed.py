@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
-from tests.training.test_interruption import LONG_EPOCH, logged_steps, wait_for
-from tests.training.test_trainer import assert_same_weights, metrics, without_timing
+from tests.runs import LONG_EPOCH, assert_same_weights, logged_steps, metrics, wait_for, without_timing
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 SMOKE = EXAMPLES / "smoke.yaml"

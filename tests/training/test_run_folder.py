@@ -1,5 +1,6 @@
 """The run folder never loses a user's files: --overwrite, the folder lock, links, resume's bookkeeping, a full disk."""
 
+import errno
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,8 +22,8 @@ from ganforge.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
 from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder
-from tests.training.test_interruption import start, wait_for
-from tests.training.test_trainer import SMOKE, metrics, run, train, without_timing
+from tests.runs import SMOKE, metrics, run, start, train, wait_for, without_timing
+from tests.small_configs import refused_before_training
 
 LOCK = ".ganforge-lock"
 # Holds a run folder's lock the way a running ganforge does: an flock on the lock file, with its pid in it.
@@ -539,3 +541,34 @@ def test_a_link_made_while_a_run_goes_on_is_refused_at_the_next_write(workdir, r
         assert not (workdir / "real.png").exists()
     finally:
         folder.release()
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_training(app, workdir):
+    (workdir / "occupied").write_text("a file, not a folder")
+    output = refused_before_training(app, workdir, "output.dir=occupied/run")
+    assert f"cannot create run folder {Path('occupied') / 'run'}: occupied is a file" in output
+
+
+def test_too_little_disk_for_a_checkpoint_is_refused_before_training(app, workdir, monkeypatch):
+    no_space = SimpleNamespace(total=1, used=1, free=0)
+    monkeypatch.setattr("ganforge.training.run_folder.shutil.disk_usage", lambda path: no_space)
+    output = refused_before_training(app, workdir)
+    assert "not enough disk space for run folder runs/smoke: 0.0 MiB free" in output
+    assert not (workdir / "runs").exists()
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(app, workdir, monkeypatch):
+    train(app, "train.epochs=1")
+    last = workdir / "runs" / "smoke" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("ganforge.training.run_folder.torch.save", disk_full)
+    resume = ["run", "--resume", "runs/smoke", "--set", "train.epochs=2", "--set", "train.checkpoint_every=0"]
+    result = CliRunner().invoke(app, resume)
+    assert result.exit_code == 1
+    assert "cannot save checkpoint runs/smoke/checkpoints/last.pt: No space left on device" in result.output
+    assert "the previous last.pt is kept" in result.output
+    assert last.read_bytes() == before and not list(last.parent.glob(".*.tmp"))

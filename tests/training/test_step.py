@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ganforge.cli import create_app
 from ganforge.plugins import load_plugins
 from tests.plugin_fixtures import install_distribution
+from tests.runs import weights
 
 SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 
@@ -197,11 +198,6 @@ def test_a_generator_batch_that_does_not_split_over_the_processes_is_refused_bef
     assert result.exit_code == 2
     assert "train.generator_batch: 33" in result.output and "multiple of 2" in result.output
     assert not (workdir / "runs").exists()
-
-
-def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(checkpoint, weights_only=True)
-    return {f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in state[net].items()}
 
 
 ADA = [

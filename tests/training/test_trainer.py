@@ -1,6 +1,6 @@
 """The trainer end to end through the CLI, on the smoke example's synthetic data."""
 
-import json
+import gc
 import os
 from pathlib import Path
 
@@ -8,42 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
-TIMING_KEYS = {"images/s", "seconds"}
-METRIC_KEYS = {"d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s"}
-
-
-def run(app, *args):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def train(app, *overrides, config=SMOKE):
-    args = ["run", str(config), "--quiet"]
-    for override in overrides:
-        args += ["--set", override]
-    return run(app, *args)
-
-
-def metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_timing(records):
-    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in records]
-
-
-def weights(checkpoint):
-    state = torch.load(checkpoint, weights_only=True)
-    return {f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in state[net].items()}
-
-
-def assert_same_weights(a, b):
-    first, second = weights(a), weights(b)
-    assert first.keys() == second.keys()
-    for key in first:
-        assert torch.equal(first[key], second[key]), key
+from ganforge.config import load_config
+from ganforge.training.progress import SilentReporter
+from ganforge.training.runs import start_run
+from tests.runs import METRIC_KEYS, SMOKE, assert_same_weights, metrics, run, train, without_timing
 
 
 def test_smoke_run_writes_the_whole_run_folder(app, workdir):
@@ -167,3 +135,36 @@ def test_resume_of_a_folder_without_a_run(app, workdir):
     result = CliRunner().invoke(app, ["run", "--resume", "runs/nothing"])
     assert result.exit_code == 2
     assert "runs/nothing/config.yaml" in result.stderr
+
+
+def resident_bytes():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class MemoryProbe(SilentReporter):
+    """At each logged line: resident memory and the number of live tensors."""
+
+    def __init__(self):
+        self.samples = []
+
+    def log(self, record):
+        if record["event"] == "step":
+            gc.collect()
+            tensors = sum(1 for obj in gc.get_objects() if issubclass(type(obj), torch.Tensor))
+            self.samples.append((record["step"], resident_bytes(), tensors))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
+def test_memory_stays_flat_over_thousands_of_steps(registry, workdir):
+    overrides = ["data.params.num_samples=16384", "train.batch_size=8", "model.params.hidden=[32]"]
+    overrides += ["train.epochs=2", "train.log_every=256", "train.sample_every=0"]
+    probe = MemoryProbe()
+    start_run(load_config(SMOKE, registry, overrides), reporter=probe)
+    steps = [step for step, _, _ in probe.samples]
+    assert steps[-1] == 4096
+    _, settled_rss, settled_tensors = probe.samples[1]  # after 512 steps
+    growth = max(rss for _, rss, _ in probe.samples[1:]) - settled_rss
+    print(f"resident memory from step 512 to 4096: +{growth / 2**20:.2f} MiB; live tensors {settled_tensors}")
+    assert all(tensors == settled_tensors for _, _, tensors in probe.samples[1:])  # no per-step tensors kept
+    assert growth < 16 * 2**20
