@@ -52,16 +52,21 @@ class Trainer:
     def __init__(
         self, run: ResolvedRun, folder: RunFolder, reporter: Reporter | None = None, processes: Processes | None = None
     ) -> None:
-        config, train = run.config, run.config.train
-        self.config, self.resolved_config, self.folder = config, run.as_dict(), folder
+        config = run.config
+        train = config.train
+        self.config = config
+        self.resolved_config = run.as_dict()
+        self.folder = folder
         self.processes = processes or Processes(resolve_device(train.device))
-        self.device, self.is_main = self.processes.device, self.processes.is_main
+        self.device = self.processes.device
+        self.is_main = self.processes.is_main
         self.reporter = (reporter or SilentReporter()) if self.is_main else SilentReporter()
         images_per_process = batch_share(train.batch_size, self.processes.world_size)
 
         torch.manual_seed(config.seed)  # the same initial weights in every process
         parts = build_components(run, self.device)
-        self.spec, self.latent_dim = parts.data.spec, parts.models.latent_dim
+        self.spec = parts.data.spec
+        self.latent_dim = parts.models.latent_dim
         if self.processes.distributed:
             self.reporter.note(
                 f"distributed: {self.processes.describe()}; train.batch_size {train.batch_size} is the global "
@@ -82,7 +87,8 @@ class Trainer:
         self.evaluation = self._prepare_evaluation(run) if config.eval.every and self.is_main else None
         self.real_grid, self.real_grid_labels = first_images(parts.data.dataset, SAMPLE_GRID_SIZE, self.num_classes)
         self.best: dict[str, Any] | None = None
-        self.epoch, self.step = 0, 0
+        self.epoch = 0  # epochs finished
+        self.step = 0
         self.epoch_step = 0  # steps taken in the current epoch; a checkpoint may be saved mid-epoch
         self.epoch_data_state = self.data_generator.get_state()
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
@@ -96,6 +102,11 @@ class Trainer:
         """Continue from a checkpoint saved by any number of processes (or mid-epoch)."""
         restore_checkpoint_state(self, state)
         self._saved()  # what was loaded is the last good checkpoint
+
+    @property
+    def epoch_in_progress(self) -> int:
+        """The epoch being trained, counted from 1 (``epoch`` counts those finished): what records and messages name."""
+        return self.epoch + 1
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -227,12 +238,12 @@ class Trainer:
 
     def _log_line(self, event: str, row: int, seconds: float) -> None:
         """Collective: every process logs the same lines, for their statistics are summed over all of them."""
-        record, finite = self.statistics.all_reduce_record(event, row, self.epoch + 1, self.step, seconds)
+        record, finite = self.statistics.all_reduce_record(event, row, self.epoch_in_progress, self.step, seconds)
         record.update(self.gan_step.augmentation_record())
         self._log(record)
         if not finite:
             losses = "every step was skipped for non-finite losses" if self.skip_nonfinite else "non-finite losses"
-            what = f"{losses} in the steps up to step {self.step} (epoch {self.epoch + 1})"
+            what = f"{losses} in the steps up to step {self.step} (epoch {self.epoch_in_progress})"
             raise divergence_error(what, self._last_good, self.skip_nonfinite)
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -244,7 +255,7 @@ class Trainer:
     def _check_weights_finite(self) -> None:
         """Before a checkpoint: never save non-finite weights over a good checkpoint."""
         if not weights_finite(self.gan_step.generator, self.gan_step.discriminator):
-            what = f"non-finite weights at step {self.step} (epoch {self.epoch + 1})"
+            what = f"non-finite weights at step {self.step} (epoch {self.epoch_in_progress})"
             raise divergence_error(what, self._last_good, self.skip_nonfinite)
 
     def _pause_if_asked(self, at_logged_line: bool) -> None:
@@ -273,7 +284,9 @@ class Trainer:
         self._last_good = f"{self.folder.checkpoint_path()} ({self._position()})"
 
     def _position(self) -> str:
-        return f"at epoch {self.epoch + 1}, step {self.step}" if self.epoch_step else f"after epoch {self.epoch}"
+        if self.epoch_step:
+            return f"at epoch {self.epoch_in_progress}, step {self.step}"
+        return f"after epoch {self.epoch}"
 
 
 # -- building ----------------------------------------------------------------------------------
