@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ganforge.checkpoint import load_checkpoint, save_checkpoint
+from ganforge.checkpoints.format import load_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
 from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import yaml
 
-from ganforge.checkpoint import load_first_good_checkpoint, save_checkpoint
+from ganforge.checkpoints.format import load_first_good_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
 from ganforge.files import (
     FolderBusyError,

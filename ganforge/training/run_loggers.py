@@ -35,6 +35,9 @@ class RunLoggers:
         self.warn = warn
         self.records_written = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"metrics_records": self.records_written}  # a resume keeps exactly these lines of metrics.jsonl
+
     def start(self, config: dict[str, Any], run_dir: Path, resumed: bool) -> None:
         self._each("start", lambda logger: logger.start(copy.deepcopy(config), run_dir, resumed))
 

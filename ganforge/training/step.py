@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ganforge.checkpoints.fields import load_optimizer_state
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
 from ganforge.contracts import (
     Augmentation,
@@ -33,7 +34,6 @@ from ganforge.contracts import (
 )
 from ganforge.errors import UsageError, first_line
 from ganforge.training.adaptive import AdaptiveStrength, require_a_threshold
-from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.distributed import Processes, generator_batch_share
 from ganforge.training.progress import Reporter
 from ganforge.training.speed import SpeedPlan, plan_speed
@@ -325,6 +325,15 @@ class GANStep:
         saved_adaptive = state.get("adaptive_augmentation")
         if self.adaptive is not None and saved_adaptive is not None:
             self.adaptive.load_state_dict(saved_adaptive)
+
+    def checkpoint_bytes(self) -> int:
+        """About what a checkpoint takes: both networks, Adam's two moments of each, and the EMA copy."""
+
+        def size(module: nn.Module) -> int:
+            return sum(tensor.numel() * tensor.element_size() for tensor in module.state_dict().values())
+
+        generator, discriminator = size(self.generator), size(self.discriminator)
+        return 3 * (generator + discriminator) + (generator if self.ema_generator is not None else 0)
 
 
 def check_the_loss_fits(config: RunConfig, loss: GANLoss) -> None:
