@@ -99,9 +99,7 @@ def resume_run(
                 folder.clear_unfinished_writes()
                 folder.check_room(trainer.gan_step.checkpoint_bytes())
                 with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
-                    trainer.loggers.records_written = folder.drop_metrics_after(
-                        trainer.progress.step, records=metrics_records
-                    )
+                    folder.metrics.cut_back(trainer.progress.step, records=metrics_records)
                     folder.write_config(trainer.resolved_config)
             trainer.fit()
         finally:

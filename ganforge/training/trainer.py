@@ -106,7 +106,7 @@ class Trainer:
         every_process = self.own_state.gather()
         if every_process is None:
             return None
-        parts = [self.progress, self.order, self.gan_step, self.loggers]
+        parts = [self.progress, self.order, self.gan_step, self.folder.metrics]
         return compose_checkpoint(self.description, parts, every_process)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -252,7 +252,8 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        self.loggers.log(record)  # metrics.jsonl first: a record the run could not keep stops it here
+        self.folder.metrics.append(record)  # first: a record the run could not keep stops it before any logger
+        self.loggers.log(record)
         self.reporter.log(record)
 
     def _check_weights_finite(self) -> None:
