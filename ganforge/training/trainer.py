@@ -106,7 +106,7 @@ class Trainer:
         every_process = self.own_state.gather()
         if every_process is None:
             return None
-        parts = [self.progress, self.order, self.gan_step, self.folder.metrics]
+        parts = [self.progress, self.gan_step, self.order, self.folder.metrics]  # rng: the noise, then the data
         return compose_checkpoint(self.description, parts, every_process)
 
     # -- the loop ----------------------------------------------------------------------------
