@@ -257,14 +257,15 @@ def test_a_failing_logger_warns_once_and_the_run_goes_on(logger_site, tmp_path):
 
 
 def test_a_metrics_file_that_cannot_be_written_stops_the_run(logger_site, tmp_path):
-    """metrics_file is the one logger whose failure is the run's: resume, plot and report read its file."""
+    """metrics.jsonl is the run folder's own (resume, plot and report read it): its failure is the run's, where a
+    logger's is one warning."""
     overrides = "output.loggers=[redirecting, lines]"
     ran = ganforge(logger_site, tmp_path, "run", str(SMOKE), "--quiet", "--set", overrides)
     assert ran.returncode != 0
     assert "metrics.jsonl is a symbolic link" in ran.stderr and "Traceback" not in ran.stderr
     assert (tmp_path / "runs" / "outside.jsonl").read_text() == "someone else's\n"  # never written through the link
     lines = (tmp_path / "runs" / "smoke" / "lines.txt").read_text().splitlines()
-    # the first record reached every logger; the second stopped at metrics_file, before any other logger saw it
+    # the first record reached every logger; the second stopped at the run folder's metrics file, before any logger
     assert lines[2:] == ["step 4", "finish failed"]  # log_every 4
 
 

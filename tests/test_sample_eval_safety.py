@@ -21,7 +21,7 @@ import torch
 from typer.testing import CliRunner
 
 from ganforge import GANMetric, Goal, SampleNeeds
-from ganforge.checkpoint import load_checkpoint, save_checkpoint
+from ganforge.checkpoints.format import load_checkpoint, save_checkpoint
 from ganforge.cli import create_app
 from ganforge.errors import UsageError
 from ganforge.generation import generate, load_generator
