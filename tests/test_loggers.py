@@ -269,9 +269,9 @@ def test_a_metrics_file_that_cannot_be_written_stops_the_run(logger_site, tmp_pa
     assert lines[2:] == ["step 4", "finish failed"]  # log_every 4
 
 
-def test_metrics_file_is_listed_and_every_run_has_it_without_being_asked(app, workdir):
+def test_metrics_file_is_no_logger_and_a_config_listing_it_is_told_every_run_has_it(app, workdir):
     listed = invoke(app, "list", "loggers")
-    assert "metrics_file" in listed.stdout and "always on" in " ".join(listed.stdout.split())
+    assert "tensorboard" in listed.stdout and "metrics_file" not in listed.stdout
     result = train_smoke(app, "output.loggers=[tensorboard, metrics_file]", exit_code=2)
     assert "output.loggers.1: metrics_file is not listed: every run writes metrics.jsonl" in result.stderr
     assert "Traceback" not in result.output and not (workdir / "runs").exists()

@@ -25,7 +25,6 @@ import torch
 from pydantic import Field
 
 from ganforge.config.overrides import flattened
-from ganforge.config.resolve import METRICS_FILE_LOGGER
 from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
 from ganforge.errors import UsageError
 from ganforge.grids import grid_pixels
@@ -56,19 +55,6 @@ def charted_values(record: Mapping[str, Any]) -> dict[str, float]:
         for key, value in record.items()
         if key not in NOT_CHARTED and isinstance(value, int | float) and not isinstance(value, bool)
     }
-
-
-class MetricsFileName(RunLogger):
-    """The name metrics_file, reserved: config.py resolves it to refuse a config that lists it.
-
-    It writes nothing (the run folder writes metrics.jsonl); it goes once config.py refuses the name itself.
-    """
-
-    def __init__(self, params: NoParams) -> None:
-        self.params = params
-
-    def log(self, record: Mapping[str, Any]) -> None:
-        pass
 
 
 class TensorBoardLogger(RunLogger):
@@ -242,11 +228,6 @@ class WandbLogger(RunLogger):
 
 @hookimpl
 def register_loggers(register: Register) -> None:
-    register(
-        METRICS_FILE_LOGGER,
-        MetricsFileName,
-        summary="RUN_DIR/metrics.jsonl, one JSON line per record: always on (resume, plot and report read it).",
-    )
     register(
         "tensorboard",
         TensorBoardLogger,
