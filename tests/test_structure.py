@@ -391,7 +391,7 @@ def layout_files(lines: list[str], package: str) -> tuple[list[str], list[str]]:
 
     The tree opens with ``package/``; each line below it is indented two spaces per folder it sits
     in and starts with a folder (``name/``) or a file (``name.py``); the rest of the line says what
-    it holds.
+    it holds (a file's line must).
     """
     lines = [line for line in lines if line.strip()]
     if not lines or lines[0].strip() != f"{package}/":
@@ -408,6 +408,8 @@ def layout_files(lines: list[str], package: str) -> tuple[list[str], list[str]]:
             folders.append(name.rstrip("/"))
         elif name.endswith(".py"):
             files.append("/".join([*folders, name]))
+            if len(line.split()) == 1:
+                problems.append(f"the layout's line {line.strip()!r} says not what the file holds")
         else:
             problems.append(f"the layout's line {line.strip()!r} names no folder/ and no file.py")
     return files, problems
@@ -699,7 +701,7 @@ LAYERED_PACKAGE = {
 LAYERS = "top.py  low/lifted.py    what uses the rest\nlow/  __init__.py        the rest\n"
 LAYOUT = (
     "pkg/\n  __init__.py  the API\n  top.py  uses low/\n"
-    "  low/\n    __init__.py\n    leaf.py  X\n    lifted.py  uses top\n"
+    "  low/\n    __init__.py  nothing\n    leaf.py  X\n    lifted.py  uses top\n"
 )
 
 
@@ -771,10 +773,11 @@ def test_a_file_missing_from_the_layout_or_named_there_in_vain_is_named(tmp_path
     (tmp_path / "pkg" / "low" / "new.py").unlink()
     (tmp_path / "pkg" / "top.py").unlink()
     assert layout_problems(tmp_path, "pkg", doc) == ["the layout names pkg/top.py, which does not exist"]
-    bad = doc.replace("    leaf.py  X\n", "   leaf.py  X\n    leaf notes\n")
+    bad = doc.replace("    leaf.py  X\n", "   leaf.py  X\n    leaf notes\n").replace("lifted.py  uses top", "lifted.py")
     assert layout_problems(tmp_path, "pkg", bad) == [
         "the layout's line 'leaf.py  X' is not indented two spaces under a folder",
         "the layout's line 'leaf notes' names no folder/ and no file.py",
+        "the layout's line 'lifted.py' says not what the file holds",
         "pkg/low/leaf.py is missing from the layout",
         "the layout names pkg/top.py, which does not exist",
     ]
