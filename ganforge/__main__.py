@@ -1,4 +1,4 @@
-"""``python -m ganforge``: the command line, as the ``ganforge`` script runs it (and torchrun starts it in each process)."""
+"""``python -m ganforge``: the command line, as the ``ganforge`` script runs it (torchrun starts this)."""
 
 from ganforge.cli import main
 
