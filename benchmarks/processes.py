@@ -80,7 +80,7 @@ def run_once(args: argparse.Namespace, nproc: int, run_dir: Path) -> float:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"ganforge run --nproc {nproc} failed:\n{result.stdout}{result.stderr}")
-    epochs = [record for record in RunFolder(run_dir).read_metrics() if record["event"] == "epoch"][1:]
+    epochs = [record for record in RunFolder(run_dir).metrics.read() if record["event"] == "epoch"][1:]
     images = sum(record["images/s"] * record["seconds"] for record in epochs)
     return images / sum(record["seconds"] for record in epochs)
 

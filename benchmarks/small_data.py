@@ -74,9 +74,9 @@ def train_and_score(
     began = time.perf_counter()
     trainer = start_run(run, reporter=LineReporter(Console(stderr=True)))
     seconds = time.perf_counter() - began
-    [evaluation] = [r for r in RunFolder(run.config.run_dir()).read_metrics() if r["event"] == "eval"]
+    [evaluation] = [r for r in RunFolder(run.config.run_dir()).metrics.read() if r["event"] == "eval"]
     # The eval record's own "seconds" is the evaluation's time: the row's is the training's.
-    return {**evaluation, "name": name, "steps": trainer.step, "seconds": seconds - evaluation["seconds"]}
+    return {**evaluation, "name": name, "steps": trainer.progress.step, "seconds": seconds - evaluation["seconds"]}
 
 
 def main() -> None:

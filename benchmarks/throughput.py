@@ -131,7 +131,6 @@ def make_trainer(run: ResolvedRun, reporter: RichReporter) -> Trainer:
     folder = RunFolder(run.config.run_dir())
     trainer = Trainer(run, folder, reporter)
     folder.create(overwrite=False)
-    trainer.loggers.start(trainer.resolved_config, folder.path, resumed=False)  # fit() would; the race runs epochs
     return trainer
 
 

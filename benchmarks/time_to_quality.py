@@ -70,12 +70,12 @@ def main() -> None:
             reporter = StampingReporter(Console(stderr=True))
             start_run(run, reporter=reporter)
             wall_seconds = reporter.wall_seconds
-            records = list(RunFolder(run.config.run_dir()).read_metrics())
+            records = list(RunFolder(run.config.run_dir()).metrics.read())
     else:
         folder = RunFolder(args.run_dir)
         if not folder.metrics_path.is_file():
             sys.exit(f"{args.run_dir} is not a run folder: {folder.metrics_path} does not exist")
-        records = list(folder.read_metrics())
+        records = list(folder.metrics.read())
     print_curve(records, wall_seconds, args.target)
 
 

@@ -13,7 +13,6 @@ guard_command_line()
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ganforge.components.penalties import gradient_penalty, r1_penalty, r2_penalty
 from ganforge.contracts import (
     Augmentation,
     DataSpec,
@@ -34,6 +33,7 @@ from ganforge.contracts import (
 )
 from ganforge.errors import GanforgeError, ParamsError, UsageError
 from ganforge.hookspecs import hookimpl
+from ganforge.penalties import gradient_penalty, r1_penalty, r2_penalty
 from ganforge.registry import Component, Kind, Register, Registry
 
 try:

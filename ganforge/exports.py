@@ -23,7 +23,7 @@ import torch
 import yaml
 from torch import nn
 
-from ganforge.checkpoint import check_saved_format
+from ganforge.checkpoints.format import check_saved_format
 from ganforge.errors import GanforgeError
 
 EXPORT_FORMAT = "ganforge-export"

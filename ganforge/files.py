@@ -9,7 +9,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -193,6 +194,18 @@ def describe_write_failure(path: Path, error: OSError) -> str:
     mount = mount_point(existing)
     free = shutil.disk_usage(existing).free
     return f"{reason}: the disk is full (the filesystem mounted at {mount} has {free / 2**20:.1f} MiB free)"
+
+
+@contextmanager
+def reporting_write_failures(path: Path, run_dir: Path) -> Iterator[None]:
+    """A failed write (a full disk, above all) as a message saying what, why and where, without a traceback."""
+    try:
+        yield
+    except OSError as error:
+        message = f"cannot write {path}: {describe_write_failure(path, error)}"
+        if is_disk_full(error):
+            raise RunDiskFullError(message, Path(run_dir)) from None
+        raise WriteFailedError(message) from None
 
 
 def mount_point(path: Path) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.checkpoint import CheckpointError, load_checkpoint
+from ganforge.checkpoints.format import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line

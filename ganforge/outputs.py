@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ganforge.checkpoint import CHECKPOINT_FORMAT
+from ganforge.checkpoints.format import CHECKPOINT_FORMAT
 from ganforge.errors import UsageError
 from ganforge.exports import is_export
 from ganforge.files import WriteFailedError, describe_write_failure

@@ -76,7 +76,7 @@ def read_run(path: Path) -> RunView:
         raise UsageError(f"{folder.config_path}: not a readable config ({error})") from None
     if not isinstance(config, dict):
         raise UsageError(f"{folder.config_path}: not a config (a mapping of sections)")
-    records = list(folder.read_metrics())
+    records = list(folder.metrics.read())
     grids = sorted(
         (int(match.group(1)), grid)
         for grid in folder.samples.glob("epoch_*.png")

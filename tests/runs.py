@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from ganforge.checkpoint import load_checkpoint, save_checkpoint
+from ganforge.checkpoints.format import load_checkpoint, save_checkpoint
 
 SMOKE = Path(__file__).parents[1] / "examples" / "smoke.yaml"
 TIMING_KEYS = {"images/s", "seconds"}

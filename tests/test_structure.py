@@ -1,9 +1,14 @@
 """The shape of the code, read with ast: sizes, the direction of imports, no import cycles, the public API.
 
-How imports are counted (the cycle and direction tests):
+docs/architecture.md states the layout and the layers; the tests here read both from its fenced
+blocks (```layout, ```layers, ```exceptions), so the doc and the code cannot drift apart.
+
+How imports are counted (the cycle, layer and direction tests):
 
 - Every ``import`` and ``from ... import`` counts, at module level and inside functions, but not
-  under ``if TYPE_CHECKING:`` (never run; annotations only) for cycles.
+  under ``if TYPE_CHECKING:`` (never run; annotations only) for cycles and layers; the rules the doc
+  states on their own (``evaluation/`` never imports ``training/``, nothing imports ``cli/``) count
+  those too.
 - ``from ganforge import startup`` imports the submodule ``ganforge.startup`` (a file of that name
   exists); ``from ganforge import __version__`` imports the package ``ganforge``, its ``__init__.py``.
 - An import of ``ganforge.a.b`` is an edge to ``ganforge.a.b`` alone, although Python runs the
@@ -377,6 +382,192 @@ def test_every_public_name_is_importable_and_documented():
     assert not problems, "\n".join(problems)
 
 
+# -- the layering docs/architecture.md states ------------------------------------------------------
+
+ARCHITECTURE_DOC = REPO / "docs" / "architecture.md"
+
+
+def fenced_block(doc: str, info: str) -> list[str] | None:
+    """The lines of the block fenced as ```info in ``doc``, or None where there is none."""
+    found = re.search(rf"^```{info}\n(.*?)^```$", doc, re.MULTILINE | re.DOTALL)
+    return found.group(1).splitlines() if found else None
+
+
+def package_files(root: Path, package: str) -> set[str]:
+    """Every module file of ``root/package``, as a path under the package (``training/step.py``)."""
+    return {path.relative_to(root / package).as_posix() for path in (root / package).rglob("*.py")}
+
+
+def layout_files(lines: list[str], package: str) -> tuple[list[str], list[str]]:
+    """The files a layout tree names (paths under ``package``), and what is wrong with its lines.
+
+    The tree opens with ``package/``; each line below it is indented two spaces per folder it sits
+    in and starts with a folder (``name/``) or a file (``name.py``); the rest of the line says what
+    it holds (a file's line must).
+    """
+    lines = [line for line in lines if line.strip()]
+    if not lines or lines[0].strip() != f"{package}/":
+        return [], [f"the layout does not open with {package}/"]
+    files, problems, folders = [], [], []
+    for line in lines[1:]:
+        indent = len(line) - len(line.lstrip(" "))
+        depth, name = indent // 2, line.split()[0]
+        if indent % 2 or not 1 <= depth <= len(folders) + 1:
+            problems.append(f"the layout's line {line.strip()!r} is not indented two spaces under a folder")
+            continue
+        del folders[depth - 1 :]
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+        elif name.endswith(".py"):
+            files.append("/".join([*folders, name]))
+            if len(line.split()) == 1:
+                problems.append(f"the layout's line {line.strip()!r} says not what the file holds")
+        else:
+            problems.append(f"the layout's line {line.strip()!r} names no folder/ and no file.py")
+    return files, problems
+
+
+def layout_problems(root: Path, package: str, doc: str) -> list[str]:
+    """Each file of the package the doc's layout leaves out, and each file it names that does not exist."""
+    lines = fenced_block(doc, "layout")
+    if lines is None:
+        return ["the doc has no ```layout block"]
+    named, problems = layout_files(lines, package)
+    existing = package_files(root, package)
+    problems += [
+        f"{package}/{path} is named twice in the layout" for path in sorted(set(named)) if named.count(path) > 1
+    ]
+    problems += [f"{package}/{path} is missing from the layout" for path in sorted(existing - set(named))]
+    problems += [f"the layout names {package}/{path}, which does not exist" for path in sorted(set(named) - existing)]
+    return problems
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One line of the layers block: 1 at the top; its entries are packages (``x/``) and files (``x/y.py``)."""
+
+    number: int
+    entries: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"layer {self.number} ({' '.join(self.entries)})"
+
+
+def read_layers(lines: list[str]) -> tuple[list[Layer], list[str]]:
+    """The layers, top to bottom: on each line, its entries, then what the layer is."""
+    layers, problems = [], []
+    for line in filter(str.strip, lines):
+        words = line.split()
+        named = next((index for index, word in enumerate(words) if not word.endswith(("/", ".py"))), len(words))
+        entries = tuple(words[:named])
+        if not entries or named == len(words):
+            problems.append(f"the layers' line {line.strip()!r} does not name packages/modules, then what the layer is")
+        layers.append(Layer(len(layers) + 1, entries))
+    return layers, problems
+
+
+def layer_of(path: str, entries: dict[str, Layer]) -> Layer | None:
+    """The layer of the most specific entry that names a file: the file itself, else its nearest package."""
+    if path in entries:
+        return entries[path]
+    folders = path.split("/")[:-1]
+    while folders:
+        if f"{'/'.join(folders)}/" in entries:
+            return entries[f"{'/'.join(folders)}/"]
+        folders.pop()
+    return None
+
+
+def layer_entries(layers: list[Layer], files: set[str], package: str) -> tuple[dict[str, Layer], list[str]]:
+    """Each entry's layer; an entry named twice, naming no module, and a module in no layer are problems."""
+    entries: dict[str, Layer] = {}
+    problems = []
+    for layer in layers:
+        for entry in layer.entries:
+            if entry in entries:
+                problems.append(f"{entry} is named by {entries[entry]} and by {layer}")
+            entries.setdefault(entry, layer)
+    problems += [
+        f"{layer} names {entry}, which is no module of {package}/"
+        for entry, layer in entries.items()
+        if entry not in files and not any(path.startswith(entry) for path in files if entry.endswith("/"))
+    ]
+    problems += [f"{package}/{path} is in no layer" for path in sorted(files) if layer_of(path, entries) is None]
+    return entries, problems
+
+
+def read_exceptions(lines: list[str]) -> tuple[set[tuple[str, str]], list[str]]:
+    """The imports against the arrows a doc accepts: ``importing.py -> imported.py  why`` on each line."""
+    accepted, problems = set(), []
+    for line in filter(str.strip, lines):
+        words = line.split()
+        if len(words) < 4 or words[1] != "->" or not all(word.endswith(".py") for word in (words[0], words[2])):
+            problems.append(f"the exception {line.strip()!r} is not 'importing.py -> imported.py  why'")
+        else:
+            accepted.add((words[0], words[2]))
+    return accepted, problems
+
+
+def layering_problems(root: Path, package: str, doc: str) -> list[str]:
+    """Each import that goes to a layer above its own (``TYPE_CHECKING`` ones left out), each module in no
+    layer, each entry named twice or naming nothing, and each accepted exception no import needs."""
+    lines = fenced_block(doc, "layers")
+    if lines is None:
+        return ["the doc has no ```layers block"]
+    layers, problems = read_layers(lines)
+    accepted, exception_problems = read_exceptions(fenced_block(doc, "exceptions") or [])
+    files = package_files(root, package)
+    entries, entry_problems = layer_entries(layers, files, package)
+    problems += exception_problems + entry_problems
+    paths = {
+        module: path.relative_to(root / package).as_posix() for module, path in module_names(root, package).items()
+    }
+    used = set()
+    for module, found_imports in package_imports(root, package).items():
+        source = layer_of(paths[module], entries)
+        for found in found_imports:
+            target = layer_of(paths[found.target], entries) if found.target in paths else None
+            if found.type_checking or source is None or target is None or target.number >= source.number:
+                continue
+            if (paths[module], paths[found.target]) in accepted:
+                used.add((paths[module], paths[found.target]))
+                continue
+            problems.append(f"{found.where(root)} imports {found.target}: {source} imports {target}, above it")
+    problems += [
+        f"the exception {importing} -> {imported} matches no import against the arrows: remove it from the doc"
+        for importing, imported in sorted(accepted - used)
+    ]
+    return problems
+
+
+def imports_from_outside(imports: dict[str, list[Import]], target: str, allowed: set[str], root: Path) -> list[str]:
+    """Each import of package ``target`` by a module outside it, other than the ``allowed`` modules."""
+    outside = {
+        module: found for module, found in imports.items() if not _inside(module, target) and module not in allowed
+    }
+    return direct_imports_into(outside, target.partition(".")[0], target, root)
+
+
+def test_the_layout_in_architecture_md_names_every_file_of_ganforge():
+    problems = layout_problems(REPO, PACKAGE, ARCHITECTURE_DOC.read_text())
+    assert not problems, "docs/architecture.md's layout and ganforge/ disagree:\n" + "\n".join(problems)
+
+
+def test_every_import_goes_to_its_own_layer_or_below():
+    """The layers docs/architecture.md states ("Which way imports go"), enforced on every import that runs."""
+    problems = layering_problems(REPO, PACKAGE, ARCHITECTURE_DOC.read_text())
+    assert not problems, "imports against the layers of docs/architecture.md:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"), [("ganforge.cli", {"ganforge.__main__"}), ("ganforge.components", set())]
+)
+def test_what_the_layers_imply_holds_in_any_form(target, allowed):
+    """Nothing but __main__.py imports cli/, nothing imports components/: the doc says so, whatever its layers."""
+    problems = imports_from_outside(package_imports(), target, allowed, REPO)
+    assert not problems, f"imports of {target} that docs/architecture.md says never happen:\n" + "\n".join(problems)
+
+
 # -- the reading itself, on small made-up packages ------------------------------------------------
 
 
@@ -507,4 +698,115 @@ def test_a_plugin_reaching_past_the_public_api_is_named(tmp_path):
         "plugin.py:5 imports ganforge.components.losses",
         "plugin.py:7, inside a function imports Trainer from ganforge, which is not in its __all__",
         "plugin.py:8 uses ganforge.registry, which is not in ganforge.__all__",
+    ]
+
+
+# -- the layering check itself, on a small made-up package and doc -------------------------------
+
+LAYERED_PACKAGE = {
+    "pkg/__init__.py": "",
+    "pkg/top.py": "from pkg.low import leaf\n",
+    "pkg/low/__init__.py": "",
+    "pkg/low/leaf.py": "X = 1\n",
+    "pkg/low/lifted.py": "from pkg import top\n",  # in low/, but placed in the top layer by its own entry
+}
+LAYERS = "top.py  low/lifted.py    what uses the rest\nlow/  __init__.py        the rest\n"
+LAYOUT = (
+    "pkg/\n  __init__.py  the API\n  top.py  uses low/\n"
+    "  low/\n    __init__.py  nothing\n    leaf.py  X\n    lifted.py  uses top\n"
+)
+
+
+def _layered(root: Path, files: dict[str, str], layers: str = LAYERS, exceptions: str | None = None) -> str:
+    _package(root, {**LAYERED_PACKAGE, **files})
+    doc = f"# how it is built\n\n```layout\n{LAYOUT}```\n\n```layers\n{layers}```\n"
+    return doc if exceptions is None else f"{doc}\n```exceptions\n{exceptions}```\n"
+
+
+@pytest.mark.parametrize(
+    ("leaf", "expected"),
+    [
+        ("X = 1\n", []),
+        (
+            "def f():\n    from pkg import top\n",
+            [
+                "pkg/low/leaf.py:2, inside a function imports pkg.top: layer 2 (low/ __init__.py) imports layer 1 "
+                "(top.py low/lifted.py), above it"
+            ],
+        ),
+        (
+            "import pkg.low.lifted\n",
+            [
+                "pkg/low/leaf.py:1 imports pkg.low.lifted: layer 2 (low/ __init__.py) imports layer 1 "
+                "(top.py low/lifted.py), above it"
+            ],
+        ),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.top import Y\n", []),
+    ],
+    ids=["no-import-up", "planted-in-a-function", "planted-at-module-level", "type-checking-left-out"],
+)
+def test_an_import_against_the_layers_is_named_with_its_place_and_both_layers(tmp_path, leaf, expected):
+    doc = _layered(tmp_path, {"pkg/low/leaf.py": leaf})
+    assert layering_problems(tmp_path, "pkg", doc) == expected
+
+
+def test_an_exception_in_the_doc_accepts_its_import_and_is_named_once_no_import_needs_it(tmp_path):
+    planted = {"pkg/low/leaf.py": "from pkg import top\n"}
+    accepted = "low/leaf.py -> top.py  why it must\n"
+    assert layering_problems(tmp_path, "pkg", _layered(tmp_path, planted, exceptions=accepted)) == []
+    assert layering_problems(tmp_path, "pkg", _layered(tmp_path, {"pkg/low/leaf.py": ""}, exceptions=accepted)) == [
+        "the exception low/leaf.py -> top.py matches no import against the arrows: remove it from the doc"
+    ]
+    assert layering_problems(tmp_path, "pkg", _layered(tmp_path, planted, exceptions="low/leaf.py top.py\n")) == [
+        "the exception 'low/leaf.py top.py' is not 'importing.py -> imported.py  why'",
+        "pkg/low/leaf.py:1 imports pkg.top: layer 2 (low/ __init__.py) imports layer 1 (top.py low/lifted.py), "
+        "above it",
+    ]
+
+
+def test_every_module_is_in_exactly_one_layer_and_every_entry_names_one(tmp_path):
+    layers = "top.py  low/lifted.py  gone.py  lost/  what uses the rest\nlow/  low/lifted.py  the rest\n"
+    first = "layer 1 (top.py low/lifted.py gone.py lost/)"
+    assert layering_problems(tmp_path, "pkg", _layered(tmp_path, {}, layers=layers)) == [
+        f"low/lifted.py is named by {first} and by layer 2 (low/ low/lifted.py)",
+        f"{first} names gone.py, which is no module of pkg/",
+        f"{first} names lost/, which is no module of pkg/",
+        "pkg/__init__.py is in no layer",
+    ]
+    assert layering_problems(tmp_path, "pkg", _layered(tmp_path, {}, layers="top.py low/\n")) == [
+        "the layers' line 'top.py low/' does not name packages/modules, then what the layer is",
+        "pkg/__init__.py is in no layer",
+    ]
+
+
+def test_a_file_missing_from_the_layout_or_named_there_in_vain_is_named(tmp_path):
+    doc = _layered(tmp_path, {"pkg/low/new.py": ""})
+    assert layout_problems(tmp_path, "pkg", doc) == ["pkg/low/new.py is missing from the layout"]
+    (tmp_path / "pkg" / "low" / "new.py").unlink()
+    (tmp_path / "pkg" / "top.py").unlink()
+    assert layout_problems(tmp_path, "pkg", doc) == ["the layout names pkg/top.py, which does not exist"]
+    bad = doc.replace("    leaf.py  X\n", "   leaf.py  X\n    leaf notes\n").replace("lifted.py  uses top", "lifted.py")
+    assert layout_problems(tmp_path, "pkg", bad) == [
+        "the layout's line 'leaf.py  X' is not indented two spaces under a folder",
+        "the layout's line 'leaf notes' names no folder/ and no file.py",
+        "the layout's line 'lifted.py' says not what the file holds",
+        "pkg/low/leaf.py is missing from the layout",
+        "the layout names pkg/top.py, which does not exist",
+    ]
+
+
+def test_an_import_of_cli_or_components_from_outside_is_named_in_any_form(tmp_path):
+    _package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/__main__.py": "from pkg.cli import main\n",
+            "pkg/cli/__init__.py": "from pkg.cli import render\nmain = 1\n",
+            "pkg/cli/render.py": "",
+            "pkg/core.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.cli import render\n",
+        },
+    )
+    imports = package_imports(tmp_path, "pkg")
+    assert imports_from_outside(imports, "pkg.cli", {"pkg.__main__"}, tmp_path) == [
+        "pkg/core.py:3 imports pkg.cli.render"
     ]

@@ -74,7 +74,7 @@ def evaluation_at(checkpoint: Path, step: int) -> Mapping[str, Any] | None:
     if checkpoint.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
         return None
     found = None
-    for record in RunFolder(run).read_metrics():
+    for record in RunFolder(run).metrics.read():
         if record["event"] == "eval" and record["step"] == step and isinstance(record.get("floor"), dict):
             found = record
     if found is None:

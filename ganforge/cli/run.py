@@ -119,7 +119,7 @@ def train_here(resolved: ResolvedRun, folder: Path, *, resume: bool, overwrite: 
             raise typer.Exit(1) from None
     if processes.is_main:
         console.print(
-            f"done: {trainer.epoch} epochs, {trainer.step} steps on {trainer.device}"
+            f"done: {trainer.progress.epoch} epochs, {trainer.progress.step} steps on {trainer.device}"
             f"{f' x {processes.world_size} processes' if processes.distributed else ''}; see {folder}",
             highlight=False,
         )

@@ -1,10 +1,10 @@
-"""Built-in loggers: metrics_file, always on, and tensorboard, mlflow and wandb, each an optional extra.
+"""Built-in loggers: tensorboard, mlflow and wandb, each an optional extra.
 
-metrics_file writes metrics.jsonl, ganforge's own record of a run. Each of the others follows a
-run into its tracker's own format, in the run folder unless told otherwise: the run can then be
-opened with the tracker's own tool (``tensorboard --logdir``, ``mlflow ui``, ``wandb sync``). A
-logger whose package is missing says how to install it when the config is checked, before the
-run folder is made.
+Each follows a run into its tracker's own format, in the run folder unless told otherwise: the
+run can then be opened with the tracker's own tool (``tensorboard --logdir``, ``mlflow ui``,
+``wandb sync``). A logger whose package is missing says how to install it when the config is
+checked, before the run folder is made. metrics.jsonl, ganforge's own record of a run, is no
+logger's: the run folder writes it (training/metrics_file.py).
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ import torch
 from pydantic import Field
 
 from ganforge.config.overrides import flattened
-from ganforge.config.resolve import METRICS_FILE_LOGGER
 from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
 from ganforge.errors import UsageError
 from ganforge.grids import grid_pixels
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
-from ganforge.training.run_folder import append_metrics_record
 
 # A record's place and time, not values to chart; every other number is charted, whatever records come to hold.
 NOT_CHARTED = frozenset({"event", "epoch", "step", "seconds"})
@@ -57,26 +55,6 @@ def charted_values(record: Mapping[str, Any]) -> dict[str, float]:
         for key, value in record.items()
         if key not in NOT_CHARTED and isinstance(value, int | float) and not isinstance(value, bool)
     }
-
-
-class MetricsFileLogger(RunLogger):
-    """RUN_DIR/metrics.jsonl: each record as one JSON line, appended whole (a failed write leaves the file as it was).
-
-    On a resume, ganforge has already cut the file back to the lines the checkpoint kept: the run's
-    records go on after them.
-    """
-
-    def __init__(self, params: NoParams) -> None:
-        self.params = params
-        self.run_dir: Path | None = None
-
-    def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:
-        self.run_dir = run_dir
-
-    def log(self, record: Mapping[str, Any]) -> None:
-        if self.run_dir is None:
-            raise RuntimeError("metrics_file: log() before start()")
-        append_metrics_record(self.run_dir, record)
 
 
 class TensorBoardLogger(RunLogger):
@@ -250,11 +228,6 @@ class WandbLogger(RunLogger):
 
 @hookimpl
 def register_loggers(register: Register) -> None:
-    register(
-        METRICS_FILE_LOGGER,
-        MetricsFileLogger,
-        summary="RUN_DIR/metrics.jsonl, one JSON line per record: always on (resume, plot and report read it).",
-    )
     register(
         "tensorboard",
         TensorBoardLogger,

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ganforge.components.penalties import gradient_penalty, r1_penalty, r2_penalty
 from ganforge.contracts import GANLoss, Params
 from ganforge.hookspecs import hookimpl
+from ganforge.penalties import gradient_penalty, r1_penalty, r2_penalty
 
 LABEL_SMOOTHING = Field(
     0.0,

@@ -57,7 +57,6 @@ class ResolvedRun:
     metrics: tuple[Chosen, ...]
     augmentations: tuple[Chosen, ...]
     loggers: tuple[Chosen, ...]
-    metrics_file: Chosen  # the logger that writes metrics.jsonl: every run has it, no config lists it
 
     def chosen(self) -> dict[str, Chosen]:
         return {section: getattr(self, section) for section in COMPONENT_SECTIONS}
@@ -117,7 +116,8 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
         problems.append(schema_problem(error))
     chosen: dict[tuple[str | int, ...], Chosen] = {}
     for kind, location, entry in _named_components(raw, config):
-        found = _choose(registry, kind, entry, location)
+        found = _metrics_file_listed(location, entry) if kind == Kind.LOGGER else None
+        found = found or _choose(registry, kind, entry, location)
         if isinstance(found, Chosen):
             chosen[location] = found
         else:
@@ -128,8 +128,8 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
     augmentations = tuple(chosen[("augment", "pipeline", index)] for index in range(len(config.augment.pipeline)))
     loggers = tuple(chosen[("output", "loggers", index)] for index in range(len(config.output.loggers)))
     parts = (chosen[("data",)], chosen[("model",)], chosen[("loss",)])
-    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers, _metrics_file(registry))
-    checks = (_check_best, _check_metric_needs, _check_loggers)
+    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers)
+    checks = (_check_best, _check_metric_needs)
     problems = [problem for check in checks if (problem := check(resolved)) is not None]
     if problems:
         raise InvalidConfigError(source, problems)
@@ -253,26 +253,20 @@ def first_metric_short_of_images(
     return None
 
 
-# The metrics_file logger writes metrics.jsonl, which resume, plot and report read: every run has it, resolved
-# here by its name, and no config may list it among the loggers that also follow a run.
+# metrics.jsonl, which resume, plot and report read, is the run folder's own: every run writes it, and a config
+# that lists it among the loggers that also follow a run is told so rather than that no such logger exists.
 METRICS_FILE_LOGGER = "metrics_file"
 
 
-def _metrics_file(registry: Registry) -> Chosen:
-    component = registry.get(Kind.LOGGER, METRICS_FILE_LOGGER)
-    return Chosen(component, component.parse_params({}))
-
-
-def _check_loggers(resolved: ResolvedRun) -> ConfigProblem | None:
-    for index, chosen in enumerate(resolved.loggers):
-        if chosen.component is resolved.metrics_file.component:
-            where = f"output.loggers.{index}"
-            return ConfigProblem(
-                where,
-                f"  {where}: {METRICS_FILE_LOGGER} is not listed: every run writes metrics.jsonl (resume, plot and "
-                "report read it); list only the loggers that also follow the run",
-            )
-    return None
+def _metrics_file_listed(location: tuple[str | int, ...], entry: ComponentConfig) -> ConfigProblem | None:
+    if entry.name != METRICS_FILE_LOGGER:
+        return None
+    where = ".".join(str(part) for part in location)
+    return ConfigProblem(
+        where,
+        f"  {where}: {METRICS_FILE_LOGGER} is not listed: every run writes metrics.jsonl (resume, plot and "
+        "report read it); list only the loggers that also follow the run",
+    )
 
 
 # -- rules that need components built: run asks each where it builds them, validate all at once ---------------

@@ -169,7 +169,7 @@ class OutputConfig(Strict):
     loggers: list[ComponentName | ComponentConfig] = Field(
         default_factory=list,
         max_length=MAX_LOGGERS,
-        description="Loggers that also follow the run (metrics_file, which writes metrics.jsonl, is always on): "
+        description="Loggers that also follow the run (metrics.jsonl is written by every run, whatever is listed): "
         "names, or {name, params}; see `ganforge list loggers` (tensorboard, mlflow, wandb, a plugin's).",
     )
 

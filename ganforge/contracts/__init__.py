@@ -58,7 +58,7 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
     keeps it on the device and indexes batches there.
   - ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
     with a ``root`` param of its own lets that override it.
-  - Optional params that ganforge reads by name (``evaluation/domain.py``), each only where the
+  - Optional params that ganforge reads by name (``evaluation/domain_split.py``), each only where the
     dataset's params model has a field of that name (:func:`declares_param`):
 
     ``split`` (:data:`SPLIT_PARAM`): which part of the dataset to load. Where the params model
@@ -66,7 +66,7 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
     ``"train"`` (:data:`TRAIN_SPLIT`, which it must then accept too) for the training side and
     ``"test"`` for the held-out images that generated ones are compared with. A ``split`` field
     that refuses ``"test"``, or none at all: the dataset is built once and a fixed, seeded sixth
-    of it is held out (``HELD_OUT_FRACTION``, ``PARTITION_SEED`` in evaluation/domain.py).
+    of it is held out (``HELD_OUT_FRACTION``, ``PARTITION_SEED`` in evaluation/domain_split.py).
 
     ``limit`` (:data:`LIMIT_PARAM`): train on a subset. It must accept None
     (:data:`ALL_IMAGES`), meaning every image: evaluation measures against the whole dataset, so

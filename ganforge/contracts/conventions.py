@@ -256,8 +256,8 @@ class RunLogger:
     [-1, 1], ``[N, C, H, W]``; ``name`` is "real" or "generated"; ``step`` the training step);
     and ``finish`` once at the end, with how the run ended. A logger must not change what it is
     given. One that raises is switched off with a warning and the run goes on without it: it
-    must hold nothing the run needs. The built-in ``metrics_file`` logger, which writes
-    metrics.jsonl, is the exception: every run has it, it is called first, and its failure is the run's.
+    must hold nothing the run needs: the run writes each record to metrics.jsonl itself, before any
+    logger is given it.
     """
 
     def start(self, config: Mapping[str, Any], run_dir: Path, resumed: bool) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ganforge.checkpoint import CheckpointError
+from ganforge.checkpoints.format import CheckpointError
 from ganforge.contracts import Goal
 from ganforge.errors import UsageError
 from ganforge.evaluation.domain_split import Domain, ImageSet, load_domain

@@ -95,7 +95,7 @@ def check_components(
     check_dataset_images(run.data.component, real, image_shape)
     architecture = run.model.component
     labels = fake_labels = None
-    if models.num_classes is not None:
+    if models.conditional:
         if real_labels is None:
             raise ValueError("a conditional model's pre-flight check needs the real images' labels")
         labels = real_labels[:PREFLIGHT_BATCH].to(device)

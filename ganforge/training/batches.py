@@ -16,6 +16,7 @@ otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -84,14 +85,42 @@ class ShardedOrder:
         self.rank = rank
         self.world_size = world_size
         self.steps, self.last_batch = steps_per_epoch(count, batch_size, world_size)
-        self.skip_steps = 0  # set by a resume mid-epoch: the next epoch starts after these steps
+        self.steps_taken = 0  # steps trained of the epoch in progress: a checkpoint may be saved mid-epoch
+        # The generator's state from before this epoch's permutation: saved mid-epoch, a resume draws
+        # the same permutation again and skips the steps already taken.
+        self._epoch_start_state = generator.get_state()
+        self._skip_steps = 0  # set by a resume mid-epoch: the next epoch starts after these steps
 
     def __len__(self) -> int:
         return self.steps
 
+    def start_epoch(self) -> bool:
+        """Before an epoch's batches are drawn; True for a fresh epoch, False for one a resume goes on with."""
+        if self.steps_taken:
+            return False
+        self._epoch_start_state = self.generator.get_state()
+        return True
+
+    def step_taken(self) -> None:
+        self.steps_taken += 1
+
+    def finish_epoch(self) -> None:
+        self.steps_taken = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the run stands in the data: the steps taken of this epoch, and the generator's state to
+        draw its permutation again (mid-epoch) or the next one (between epochs)."""
+        data = self._epoch_start_state if self.steps_taken else self.generator.get_state()
+        return {"epoch_step": self.steps_taken, "rng": {"data": data}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["rng"]["data"])
+        self.steps_taken = self._skip_steps = state.get("epoch_step", 0)
+        self._epoch_start_state = state["rng"]["data"]
+
     def __iter__(self) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.count, generator=self.generator).to(self.device)
-        first, self.skip_steps = self.skip_steps, 0
+        first, self._skip_steps = self._skip_steps, 0
         for step in range(first, self.steps):
             start = step * self.batch_size
             size = self.batch_size if start + self.batch_size <= self.count else self.last_batch

@@ -1,5 +1,5 @@
-"""Everything a run writes: resolved config, metrics.jsonl (its lines come from the metrics_file logger),
-sample grids, checkpoints, the plot.
+"""Everything a run writes: resolved config, metrics.jsonl (its own class, metrics_file.py), sample grids,
+checkpoints, the plot.
 
 Every file but metrics.jsonl goes to a temporary file in the same folder, is fsynced, then renamed
 over the old one: a crash leaves either the old file or the new one, never a broken one; a line of
@@ -14,34 +14,28 @@ import json
 import math
 import os
 import re
-import reprlib
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from ganforge.checkpoint import load_first_good_checkpoint, save_checkpoint
-from ganforge.errors import DataError, UsageError
+from ganforge.checkpoints.format import load_first_good_checkpoint, save_checkpoint
+from ganforge.errors import UsageError
 from ganforge.files import (
     FolderBusyError,
     FolderLock,
-    RunDiskFullError,
-    WriteFailedError,
-    append_whole,
     busy_message,
-    describe_write_failure,
     is_cwd_or_above,
-    is_disk_full,
     lock_holder,
     refuse_links,
     remove_inside,
+    reporting_write_failures,
     write_atomically,
 )
 from ganforge.grids import save_grid
+from ganforge.training.metrics_file import METRICS_NAME, MetricsFile
 
 
 def evaluation_values(record: dict[str, Any]) -> dict[str, float]:
@@ -49,45 +43,10 @@ def evaluation_values(record: dict[str, Any]) -> dict[str, float]:
     return {key: record[key] for key in record["floor"] if key in record}
 
 
-def metrics_record_problem(record: Any) -> str | None:
-    """What keeps a JSON value from being a metrics.jsonl record; None for a record."""
-    if not isinstance(record, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(record), "a number")
-        return f"it is {kind}, not an object"
-    for key, kind in (("event", str), ("epoch", int), ("step", int)):
-        if key not in record:
-            return f'it has no "{key}"'
-        value = record[key]
-        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
-            wanted = "a string" if kind is str else "a whole number >= 0"
-            return f'its "{key}" is {reprlib.repr(value)}, not {wanted}'
-    return None
-
-
-def append_metrics_record(run_dir: Path, record: Mapping[str, Any]) -> None:
-    """One line of RUN_DIR/metrics.jsonl, whole: a write that fails (a full disk) leaves the file as it was."""
-    path = Path(run_dir) / METRICS_NAME
-    with reporting_write_failures(path, run_dir):
-        append_whole(path, (json.dumps(record) + "\n").encode(), inside=Path(run_dir))
-
-
-@contextmanager
-def reporting_write_failures(path: Path, run_dir: Path) -> Iterator[None]:
-    """A failed write (a full disk, above all) as a message saying what, why and where, without a traceback."""
-    try:
-        yield
-    except OSError as error:
-        message = f"cannot write {path}: {describe_write_failure(path, error)}"
-        if is_disk_full(error):
-            raise RunDiskFullError(message, Path(run_dir)) from None
-        raise WriteFailedError(message) from None
-
-
 # What ganforge writes in a run folder, and nothing else: --overwrite removes these and refuses the rest.
 MARKER_NAME = ".ganforge-run"
 LOCK_NAME = ".ganforge-lock"
 MARKER = {"format": "ganforge-run-folder", "version": 1}
-METRICS_NAME = "metrics.jsonl"
 TOP_FILES = frozenset({"config.yaml", METRICS_NAME, "plot.png", MARKER_NAME, LOCK_NAME})
 TOP_TEMPORARY = re.compile(r"\.(?:config\.yaml|metrics\.jsonl|plot\.png|\.ganforge-run)\..+\.tmp")
 SUBFOLDER_FILES = {
@@ -136,6 +95,7 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.lock: FolderLock | None = None
+        self.metrics = MetricsFile(self.path)  # metrics.jsonl's one writer and reader
 
     @property
     def config_path(self) -> Path:
@@ -143,7 +103,7 @@ class RunFolder:
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / METRICS_NAME
+        return self.metrics.path
 
     @property
     def checkpoints(self) -> Path:
@@ -356,31 +316,6 @@ class RunFolder:
         with reporting_write_failures(path, self.path):
             save_grid(images, path, columns=10, inside=self.path)
 
-    def read_metrics(self) -> Iterator[dict[str, Any]]:
-        """The logged records; a last line cut short (the process was killed while appending it) is left out.
-
-        A line that is not a record (not JSON, or JSON that is not an object with an event, epoch
-        and step) is a DataError naming the file and the line.
-        """
-        if not self.metrics_path.exists():
-            return
-        if not self.metrics_path.is_file():
-            raise DataError(f"{self.metrics_path} is not a file")
-        with self.metrics_path.open(encoding="utf-8", errors="replace") as stream:
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    if line.endswith("\n"):  # a whole line that is not JSON: damage, not a cut-off write
-                        raise DataError(f"{self.metrics_path}, line {number}, is not a JSON record") from None
-                    continue
-                problem = metrics_record_problem(record)
-                if problem is not None:
-                    raise DataError(f"{self.metrics_path}, line {number}, is not a metrics record: {problem}")
-                yield record
-
     def clear_unfinished_writes(self) -> None:
         """Remove the temporary files of writes that a killed process left unfinished; never through a link."""
         for folder in (self.path, self.checkpoints, self.samples):
@@ -390,20 +325,6 @@ class RunFolder:
             for leftover in folder.glob(".*.tmp"):
                 remove_inside(self.path, leftover)
 
-    def drop_metrics_after(self, step: int, records: int | None = None) -> int:
-        """On resume: forget lines logged after the checkpoint was saved, since those steps run again; the lines kept.
-
-        A checkpoint records how many lines there were (``records``): exactly those are kept. One
-        saved before it did is cut at its step, which keeps an epoch's line logged after a
-        checkpoint at the epoch's last step.
-        """
-        logged = list(self.read_metrics())
-        kept = logged[:records] if records is not None else [record for record in logged if record["step"] <= step]
-        text = "".join(json.dumps(record) + "\n" for record in kept).encode()
-        with reporting_write_failures(self.metrics_path, self.path):
-            write_atomically(self.metrics_path, lambda stream: stream.write(text), inside=self.path)
-        return len(kept)
-
     def plot(self) -> None:
         """Loss curves and D's outputs over the run's steps, as one PNG."""
         import matplotlib
@@ -411,7 +332,7 @@ class RunFolder:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        records = [r for r in self.read_metrics() if r.get("event") == "step"]
+        records = [r for r in self.metrics.read() if r.get("event") == "step"]
         if not records:
             return
         steps = [r["step"] for r in records]

@@ -1,10 +1,10 @@
-"""The loggers a run follows itself with: the metrics file, always, and those ``output.loggers`` lists.
+"""The loggers that follow a run: those ``output.loggers`` lists, each an optional observer.
 
-The metrics file (the ``metrics_file`` logger, metrics.jsonl) is the run's own record: resume,
-plot, report and export read it, so it is given every call first and its failure (a full disk) is
-the run's. Any other logger that raises (a tracking server gone, a bug in a plugin) is named in
-one warning and switched off; the run goes on. What each logger is given is a copy: none can
-change what the others, or the run folder, receive.
+metrics.jsonl is not a logger's: the run folder writes every record there first
+(training/metrics_file.py), so a logger holds nothing the run needs. A logger that raises (a
+tracking server gone, a bug in a plugin) is named in one warning and switched off; the run goes
+on. What each logger is given is a copy: none can change what the others, or the run folder,
+receive.
 """
 
 from __future__ import annotations
@@ -24,23 +24,19 @@ from ganforge.errors import first_line, shorten
 class RunLoggers:
     """The run's loggers, built from the config before the run folder is made (a missing package fails first).
 
-    ``records_written`` counts the lines of metrics.jsonl: a checkpoint records it, and a resume
-    sets it to the lines kept. A process that does not log (not the main one) is given no run: no loggers.
+    A process that does not log (not the main one) is given no run: no loggers.
     """
 
     def __init__(self, run: ResolvedRun | None, warn: Callable[[str], None]) -> None:
-        self.metrics_file: RunLogger | None = run.metrics_file.build() if run is not None else None
         chosen = run.loggers if run is not None else ()
         self.active: list[tuple[str, RunLogger]] = [(entry.component.name, entry.build()) for entry in chosen]
         self.warn = warn
-        self.records_written = 0
 
     def start(self, config: dict[str, Any], run_dir: Path, resumed: bool) -> None:
         self._each("start", lambda logger: logger.start(copy.deepcopy(config), run_dir, resumed))
 
     def log(self, record: dict[str, Any]) -> None:
         self._each("log", lambda logger: logger.log(copy.deepcopy(record)))
-        self.records_written += 1
 
     def images(self, name: str, images: torch.Tensor, step: int) -> None:
         self._each("images", lambda logger: logger.images(name, images.clone(), step))
@@ -50,8 +46,6 @@ class RunLoggers:
         self.active = []
 
     def _each(self, call: str, action: Callable[[RunLogger], None]) -> None:
-        if self.metrics_file is not None:
-            action(self.metrics_file)  # its failure is the run's: never caught here
         for entry in list(self.active):
             name, logger = entry
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ganforge.checkpoint import checkpoint_metrics_records
+from ganforge.checkpoints.format import checkpoint_metrics_records
 from ganforge.config import ResolvedRun
 from ganforge.contracts import GANModels
 from ganforge.errors import GanforgeError, UsageError, first_line
@@ -16,7 +16,6 @@ from ganforge.guards.preflight import check_components, own_copies
 from ganforge.training.distributed import Processes
 from ganforge.training.progress import Reporter
 from ganforge.training.run_folder import LOCK_NAME, RunFolder
-from ganforge.training.state import checkpoint_bytes
 from ganforge.training.trainer import Trainer
 
 
@@ -54,7 +53,7 @@ def start_run(
         made = first_missing(folder.path)
         try:
             if trainer.is_main:
-                folder.check_room(checkpoint_bytes(trainer.gan_step))
+                folder.check_room(trainer.gan_step.checkpoint_bytes())
                 with startup.interrupts_deferred():  # a Ctrl-C waits: a folder half replaced could not be overwritten
                     folder.create(overwrite)
                     folder.write_config(trainer.resolved_config)
@@ -98,9 +97,9 @@ def resume_run(
             check_before_writing(run, trainer, blame)  # the weights it goes on with
             if trainer.is_main:
                 folder.clear_unfinished_writes()
-                folder.check_room(checkpoint_bytes(trainer.gan_step))
+                folder.check_room(trainer.gan_step.checkpoint_bytes())
                 with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
-                    trainer.loggers.records_written = folder.drop_metrics_after(trainer.step, records=metrics_records)
+                    folder.metrics.cut_back(trainer.progress.step, records=metrics_records)
                     folder.write_config(trainer.resolved_config)
             trainer.fit()
         finally:
@@ -126,7 +125,7 @@ def check_before_writing(run: ResolvedRun, trainer: Trainer, blame: Blame) -> No
         )
     for warning in warnings:
         trainer.reporter.note(f"warning: {warning}")
-    blame.training = trainer
+    blame.training = trainer.progress  # where the run stands, for a note on an exception raised in training
 
 
 def first_missing(path: Path) -> Path | None:

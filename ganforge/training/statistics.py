@@ -10,30 +10,19 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.functional import cross_entropy
 
+from ganforge.checkpoints.fields import CLASS_KEYS, STAT_KEYS, Counts
 from ganforge.contracts import GANLoss
 from ganforge.errors import GanforgeError
 from ganforge.training.distributed import Processes
 
 WINDOW, EPOCH = 0, 1
-STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
-# Where D's auxiliary classifier is trained (ACGAN): its cross-entropy, the mean of the real and the
-# generated batch's (unweighted), and how often it names the class of each.
-CLASS_KEYS = ("class_loss", "class_acc_real", "class_acc_fake")
-
-
-@dataclass
-class Counts:
-    d_steps: int = 0
-    g_steps: int = 0
-    images: int = 0
-    skipped: int = 0  # steps left out for a non-finite loss (train.on_nonfinite: skip)
 
 
 class TrainingDiverged(GanforgeError):

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ganforge.checkpoints.fields import load_optimizer_state
 from ganforge.config import OptimizerConfig, RunConfig, TrainConfig
 from ganforge.config.resolve import check_the_loss_fits, require_a_threshold
 from ganforge.contracts import (
@@ -34,13 +35,19 @@ from ganforge.contracts import (
 )
 from ganforge.errors import first_line
 from ganforge.training.adaptive import AdaptiveStrength
-from ganforge.training.checkpoint_fields import load_optimizer_state
 from ganforge.training.distributed import Processes, generator_batch_share
 from ganforge.training.progress import Reporter
 from ganforge.training.speed import SpeedPlan, plan_speed
 from ganforge.training.statistics import TrainingStatistics
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+class GeneratedBatch(NamedTuple):
+    """The images D's update generated and their classes (None unconditional): G's update reuses them."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
 
 
 class GANStep:
@@ -173,6 +180,18 @@ class GANStep:
         return self.class_loss_weight * nn.functional.cross_entropy(class_logits.float(), labels)
 
     def _step(self, real: torch.Tensor, real_labels: torch.Tensor | None, step: int) -> None:
+        generated = self.update_discriminator(real, real_labels, step)
+        if generated is not None and (step + 1) % self.n_critic == 0:
+            self.update_generator(real, real_labels, generated)
+
+    def update_discriminator(
+        self, real: torch.Tensor, real_labels: torch.Tensor | None, step: int
+    ) -> GeneratedBatch | None:
+        """D's update on the real batch and a freshly generated one, which it returns for G's update to reuse.
+
+        None where the update was skipped for a non-finite loss (``train.on_nonfinite: skip``): G's
+        update is skipped with it.
+        """
         batch_size = real.shape[0]
         z = torch.randn(batch_size, self.latent_dim, device=self.device)
         fake_labels = self._generated_labels_for(batch_size, real_labels)
@@ -188,17 +207,12 @@ class GANStep:
         for class_loss in (self._class_loss(real_logits, real_labels), self._class_loss(fake_logits, fake_labels)):
             if class_loss is not None:
                 d_total = d_total + class_loss
-        # Penalties differentiate twice, which torch.compile does not: the plain module, in fp32. On what D saw,
-        # as ADA regularises (R1 on augmented real images).
-        if step % self.penalty_every == 0:
-            fake_seen = fake_seen.float()
-            penalised = self._penalised_discriminator(real_labels, fake_seen, fake_labels)
-            penalty = self.loss.penalty(penalised, real_seen, fake_seen)
-            if penalty is not None:
-                d_total = d_total + self.penalty_every * penalty
+        penalty = self._penalty(step, real_seen, real_labels, fake_seen, fake_labels)
+        if penalty is not None:
+            d_total = d_total + penalty
         if self.skip_nonfinite and not self._finite_in_every_process(d_total):
             self.statistics.add_skipped_step()
-            return
+            return None
         apply_gradients(d_total, self.optimizer_d, self.scaler_d)
         self.statistics.add_discriminator_step(d_loss.detach(), real_scores.detach(), fake_scores.detach(), batch_size)
         classified = [real_logits, real_labels, fake_logits, fake_labels]
@@ -207,29 +221,52 @@ class GANStep:
         if self.adaptive is not None:
             self.adaptive.observe(real_scores)
             self.adaptive.adjust(self.processes)
+        return GeneratedBatch(fake, fake_labels)
 
-        if (step + 1) % self.n_critic == 0:
-            self.discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
-            with self.speed.autocast():
-                if self.fresh_generator_batch is not None:
-                    z = torch.randn(self.fresh_generator_batch, self.latent_dim, device=self.device)
-                    fake_labels = self._generated_labels_for(self.fresh_generator_batch, real_labels)
-                    fake = synthesize(self.step_generator, z, fake_labels)
-                # Augmentations drawn afresh, as in D's step.
-                scores, class_logits = discriminate(self.step_discriminator, self.augment(fake), fake_labels)
-                real_now = self._real_scores_for_generator(real, real_labels)
-            g_loss = generator_loss_of(self.loss, scores.float(), real_now)
-            class_loss = self._class_loss(class_logits, fake_labels)
-            if class_loss is not None:
-                g_loss = g_loss + class_loss
-            self.discriminator.requires_grad_(True)
-            if self.skip_nonfinite and not self._finite_in_every_process(g_loss):
-                self.statistics.add_skipped_step()
-                return
-            apply_gradients(g_loss, self.optimizer_g, self.scaler_g)
-            self.statistics.add_generator_step(g_loss.detach())
-            if self.ema_generator is not None:
-                update_ema(self.ema_generator, self.generator, self.ema_decay)
+    def _penalty(
+        self,
+        step: int,
+        real_seen: torch.Tensor,
+        real_labels: torch.Tensor | None,
+        fake_seen: torch.Tensor,
+        fake_labels: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """The loss's penalty on what D saw, weighted for the steps it skips (``train.penalty_every``); else None.
+
+        Penalties differentiate twice, which torch.compile does not: the plain module, in fp32. On what
+        D saw, as ADA regularises (R1 on augmented real images).
+        """
+        if step % self.penalty_every != 0:
+            return None
+        fake_seen = fake_seen.float()
+        penalised = self._penalised_discriminator(real_labels, fake_seen, fake_labels)
+        penalty = self.loss.penalty(penalised, real_seen, fake_seen)
+        return self.penalty_every * penalty if penalty is not None else None
+
+    def update_generator(self, real: torch.Tensor, real_labels: torch.Tensor | None, generated: GeneratedBatch) -> None:
+        """G's update, on the batch D's update generated or, as ``train.generator_batch`` says, a fresh one."""
+        fake, fake_labels = generated
+        self.discriminator.requires_grad_(False)  # G's step needs no gradients for D's weights
+        with self.speed.autocast():
+            if self.fresh_generator_batch is not None:
+                z = torch.randn(self.fresh_generator_batch, self.latent_dim, device=self.device)
+                fake_labels = self._generated_labels_for(self.fresh_generator_batch, real_labels)
+                fake = synthesize(self.step_generator, z, fake_labels)
+            # Augmentations drawn afresh, as in D's step.
+            scores, class_logits = discriminate(self.step_discriminator, self.augment(fake), fake_labels)
+            real_now = self._real_scores_for_generator(real, real_labels)
+        g_loss = generator_loss_of(self.loss, scores.float(), real_now)
+        class_loss = self._class_loss(class_logits, fake_labels)
+        if class_loss is not None:
+            g_loss = g_loss + class_loss
+        self.discriminator.requires_grad_(True)
+        if self.skip_nonfinite and not self._finite_in_every_process(g_loss):
+            self.statistics.add_skipped_step()
+            return
+        apply_gradients(g_loss, self.optimizer_g, self.scaler_g)
+        self.statistics.add_generator_step(g_loss.detach())
+        if self.ema_generator is not None:
+            update_ema(self.ema_generator, self.generator, self.ema_decay)
 
     @torch.no_grad()
     def _real_scores_for_generator(self, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -289,6 +326,15 @@ class GANStep:
         saved_adaptive = state.get("adaptive_augmentation")
         if self.adaptive is not None and saved_adaptive is not None:
             self.adaptive.load_state_dict(saved_adaptive)
+
+    def checkpoint_bytes(self) -> int:
+        """About what a checkpoint takes: both networks, Adam's two moments of each, and the EMA copy."""
+
+        def size(module: nn.Module) -> int:
+            return sum(tensor.numel() * tensor.element_size() for tensor in module.state_dict().values())
+
+        generator, discriminator = size(self.generator), size(self.discriminator)
+        return 3 * (generator + discriminator) + (generator if self.ema_generator is not None else 0)
 
 
 def adaptive_strength(config: RunConfig, loss: GANLoss, device: torch.device) -> AdaptiveStrength | None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ganforge.checkpoint import load_checkpoint
+from ganforge.checkpoints.format import load_checkpoint
 from tests.cli_results import invoke
 from tests.runs import SMOKE, craft, metrics, run, train
 

@@ -257,20 +257,21 @@ def test_a_failing_logger_warns_once_and_the_run_goes_on(logger_site, tmp_path):
 
 
 def test_a_metrics_file_that_cannot_be_written_stops_the_run(logger_site, tmp_path):
-    """metrics_file is the one logger whose failure is the run's: resume, plot and report read its file."""
+    """metrics.jsonl is the run folder's own (resume, plot and report read it): its failure is the run's, where a
+    logger's is one warning."""
     overrides = "output.loggers=[redirecting, lines]"
     ran = ganforge(logger_site, tmp_path, "run", str(SMOKE), "--quiet", "--set", overrides)
     assert ran.returncode != 0
     assert "metrics.jsonl is a symbolic link" in ran.stderr and "Traceback" not in ran.stderr
     assert (tmp_path / "runs" / "outside.jsonl").read_text() == "someone else's\n"  # never written through the link
     lines = (tmp_path / "runs" / "smoke" / "lines.txt").read_text().splitlines()
-    # the first record reached every logger; the second stopped at metrics_file, before any other logger saw it
+    # the first record reached every logger; the second stopped at the run folder's metrics file, before any logger
     assert lines[2:] == ["step 4", "finish failed"]  # log_every 4
 
 
-def test_metrics_file_is_listed_and_every_run_has_it_without_being_asked(app, workdir):
+def test_metrics_file_is_no_logger_and_a_config_listing_it_is_told_every_run_has_it(app, workdir):
     listed = invoke(app, "list", "loggers")
-    assert "metrics_file" in listed.stdout and "always on" in " ".join(listed.stdout.split())
+    assert "tensorboard" in listed.stdout and "metrics_file" not in listed.stdout
     result = train_smoke(app, "output.loggers=[tensorboard, metrics_file]", exit_code=2)
     assert "output.loggers.1: metrics_file is not listed: every run writes metrics.jsonl" in result.stderr
     assert "Traceback" not in result.output and not (workdir / "runs").exists()

@@ -18,9 +18,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ganforge.checkpoint import load_checkpoint, save_checkpoint
+from ganforge.checkpoints.format import load_checkpoint, save_checkpoint
 from ganforge.errors import DataError, UsageError
-from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder
 from tests.runs import SMOKE, metrics, run, start, train, wait_for, without_timing
 from tests.small_configs import refused_before_training
@@ -432,7 +431,7 @@ def test_metrics_lines_that_are_not_records_are_a_data_error_naming_the_line(app
     output = refused(invoke(app, "run", "--resume", str(run_dir), "--quiet", "--set", "train.epochs=2"), code=1)
     assert expected in output
     with pytest.raises(DataError) as error:  # what benchmarks and plots read through
-        list(RunFolder(run_dir).read_metrics())
+        list(RunFolder(run_dir).metrics.read())
     assert str(error.value) == expected
 
 
@@ -522,18 +521,16 @@ def test_a_real_full_disk_is_a_clear_error_the_previous_checkpoint_loads_and_res
     assert len(set(identities(records))) == len(records)
 
 
-def test_a_link_made_while_a_run_goes_on_is_refused_at_the_next_write(workdir, registry):
-    """Past the checks at the start: every write checks its own path, the metrics file logger's too."""
+def test_a_link_made_while_a_run_goes_on_is_refused_at_the_next_write(workdir):
+    """Past the checks at the start: every write checks its own path, metrics.jsonl's too."""
     folder = RunFolder(workdir / "run")
     folder.create(overwrite=False)
     try:
         outside = workdir / "outside.jsonl"
         outside.write_text("someone else's\n")
         folder.metrics_path.symlink_to(outside)
-        metrics_file = registry.build(Kind.LOGGER, "metrics_file")
-        metrics_file.start({}, folder.path, resumed=False)
         with pytest.raises(UsageError, match=r"metrics\.jsonl is a symbolic link"):
-            metrics_file.log({"event": "step", "epoch": 1, "step": 1})
+            folder.metrics.append({"event": "step", "epoch": 1, "step": 1})
         assert outside.read_text() == "someone else's\n"
         folder.samples.symlink_to(workdir)
         with pytest.raises(UsageError, match="samples is a symbolic link"):

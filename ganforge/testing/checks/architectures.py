@@ -64,7 +64,7 @@ def _each_model(component: Component, shapes: Iterable[tuple[int, int, int]] = D
 
 def _labels(models: GANModels, batch: int) -> torch.Tensor | None:
     """Labels for a batch, each class in turn (as ganforge samples); None for unconditional models."""
-    if models.num_classes is None:
+    if not models.conditional:
         return None
     return balanced_labels(batch, models.num_classes)
 
@@ -245,7 +245,7 @@ def _conditional_models(component: Component):
     found = False
     for params in _variants(component):
         models = _build_models(component, DATA_SHAPES[0], params)
-        if models.num_classes is not None:
+        if models.conditional:
             found = True
             yield models, _where(params)
     if not found:

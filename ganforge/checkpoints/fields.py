@@ -5,6 +5,10 @@ A checkpoint whose checksum holds may still have been written by hand or by anot
 missing or mistyped one is named with its file instead of failing later, deep in the trainer.
 Fields that ganforge does not read are let through, and so are the optional ones an older
 checkpoint lacks.
+
+The running statistics' layout (which sums, which counts) is declared here, and
+training/statistics.py sums by it: a checkpoint is read by commands that build no trainer
+(``sample``, ``eval``), so the format may not depend on the training code.
 """
 
 from __future__ import annotations
@@ -12,17 +16,30 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
-from ganforge.training.statistics import CLASS_KEYS, STAT_KEYS, Counts
-
 # Shapes beyond this are not images ganforge could train on; refusing them keeps a crafted
 # checkpoint from making an architecture allocate terabytes.
 MAX_IMAGE_VALUES = 1 << 28
 MAX_REPORTED_PROBLEMS = 3
+
+# The running statistics a checkpoint keeps: D's per-step values, summed in this order.
+STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
+# Where D's auxiliary classifier is trained (ACGAN): its cross-entropy, the mean of the real and the
+# generated batch's (unweighted), and how often it names the class of each.
+CLASS_KEYS = ("class_loss", "class_acc_real", "class_acc_fake")
+
+
+@dataclass
+class Counts:
+    d_steps: int = 0
+    g_steps: int = 0
+    images: int = 0
+    skipped: int = 0  # steps left out for a non-finite loss (train.on_nonfinite: skip)
 
 
 def _is_tensor(value: Any) -> torch.Tensor:
@@ -156,7 +173,7 @@ def _is_probability(value: float) -> float:
 
 
 class AdaptiveAugmentationFields(_Fields):
-    """ADA's controller (training/adaptive.py): its strength and the sums of the interval under way."""
+    """ADA's controller (ganforge/training/adaptive.py): its strength and the sums of the interval under way."""
 
     strength: Annotated[float, AfterValidator(_is_probability)]
     last_r_t: float | None

@@ -1,8 +1,8 @@
-"""The checkpoint format: one file written whole, with a checksum, loaded without running code.
+"""The checkpoint file: one file written whole, with a checksum, loaded without running code.
 
 A checkpoint is a dict of tensors and plain data saved by ``torch.save``, marked with its format
 and version; ``load_checkpoint`` refuses anything else, and checks every field ganforge reads
-(see training/checkpoint_fields.py) so a damaged or hand-made file is named, not used.
+(fields.py) so a damaged or hand-made file is named, not used. What the dict holds is state.py's.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from ganforge.checkpoints.fields import malformed_fields
 from ganforge.errors import GanforgeError, first_line
 from ganforge.files import RunDiskFullError, describe_write_failure, is_disk_full, write_atomically
-from ganforge.training.checkpoint_fields import malformed_fields
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
 CHECKPOINT_VERSION = 1

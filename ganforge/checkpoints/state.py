@@ -1,0 +1,112 @@
+"""What a checkpoint holds: each part of a run gives its own state, laid out in one flat dict.
+
+Fabric's shape: the trainer names its parts; ``compose_checkpoint`` asks each for its
+``state_dict()``, and a resume hands each part the whole dict to take its own keys from
+(``load_state_dict``). The parts: the training step (networks, optimisers, gradient scalers, the
+EMA copy, ADA, the noise generators: training/step.py), the batch order with its mid-epoch position
+(training/batches.py), the run's progress (epoch, step, best: ``RunProgress`` here), the count of
+metrics.jsonl's lines (the run folder's metrics file), and each process's own part, gathered onto
+rank 0 (training/process_state.py). The layout is the one ganforge has always saved, so older
+checkpoints load as before: flat keys, and one ``rng`` dict shared by the step's noise generators
+and the batch order's data generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ganforge import __version__
+from ganforge.contracts import DataSpec
+
+# The keys of a checkpoint, in the order they are saved.
+CHECKPOINT_LAYOUT = (
+    "ganforge_version",
+    "config",
+    "data_spec",
+    "latent_dim",
+    "epoch",
+    "step",
+    "epoch_step",
+    "generator",
+    "discriminator",
+    "ema_generator",
+    "optimizer_generator",
+    "optimizer_discriminator",
+    "grad_scalers",
+    "rng",
+    "adaptive_augmentation",
+    "best",
+    "metrics_records",
+    "processes",
+)
+SHARED_KEYS = frozenset({"rng"})  # dicts that several parts fill, each with keys of its own
+
+
+class Saved(Protocol):
+    """A part of a run that a checkpoint holds: its own keys of the checkpoint's dict."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+class Stateful(Saved, Protocol):
+    """A part that a resume sets again, reading its own keys of the checkpoint's dict."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class RunProgress:
+    """Where a run stands: the epochs finished, the steps taken, the best evaluation so far."""
+
+    epoch: int = 0
+    step: int = 0
+    best: dict[str, Any] | None = None
+
+    @property
+    def epoch_in_progress(self) -> int:
+        """The epoch being trained, counted from 1 (``epoch`` counts those finished): what records and messages name."""
+        return self.epoch + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = state["epoch"]
+        self.step = state["step"]
+        self.best = state.get("best")
+
+
+def run_description(config: dict[str, Any], spec: DataSpec, latent_dim: int) -> dict[str, Any]:
+    """What a checkpoint says of the run it comes from, for ``sample`` and ``eval`` to rebuild its generator."""
+    return {
+        "ganforge_version": __version__,
+        "config": config,
+        "data_spec": {
+            "shape": list(spec.shape),
+            "num_classes": spec.num_classes,
+            "class_names": list(spec.class_names) if spec.class_names is not None else None,
+        },
+        "latent_dim": latent_dim,
+    }
+
+
+def compose_checkpoint(
+    description: dict[str, Any], parts: Sequence[Saved], every_process: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The checkpoint's dict: the run's description, each part's state, and every process's own part."""
+    state = dict(description)
+    for part in parts:
+        for key, value in part.state_dict().items():
+            if key in state and key not in SHARED_KEYS:
+                raise ValueError(f"two parts of the run save {key!r}")
+            state[key] = {**state[key], **value} if key in state else value
+    state["processes"] = every_process
+    return {key: state.pop(key) for key in CHECKPOINT_LAYOUT if key in state} | state
+
+
+def load_checkpoint_state(parts: Sequence[Stateful], state: dict[str, Any]) -> None:
+    """Each part takes its own keys of ``state``, in the order given (a later part may reseed what an earlier set)."""
+    for part in parts:
+        part.load_state_dict(state)
