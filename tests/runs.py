@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from ganforge.checkpoints.format import load_checkpoint, save_checkpoint
 
-SMOKE = Path(__file__).parents[1] / "examples" / "smoke.yaml"
+EXAMPLES = Path(__file__).parents[1] / "examples"
+SMOKE = EXAMPLES / "smoke.yaml"
 TIMING_KEYS = {"images/s", "seconds"}
 METRIC_KEYS = {"d_loss", "g_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake", "images/s"}
 

@@ -4,13 +4,13 @@ export as they read the checkpoint, in a fresh process too."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"  # synthetic data: 4 classes, no names
+from tests.runs import SMOKE  # synthetic data: 4 classes, no names
+
 PROJECTION = ["model.params.generator_conditioning=batch_norm", "model.params.discriminator_conditioning=projection"]
 EVALUATED = ["eval.every=2", "eval.samples=64", "eval.metrics=[fid, class_accuracy]"]
 EXPORT_FILES = {"README.md", "ganforge.json", "generator.safetensors", "samples.png"}

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
+from tests.runs import SMOKE
+
 QUICK = ["train.epochs=3", "eval.every=1", "eval.samples=100", "eval.metrics=[fid, precision_recall]"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

@@ -10,8 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from ganforge.generation import great_circle_walks, slerp
-
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
+from tests.runs import SMOKE
 
 
 @pytest.fixture(scope="module")

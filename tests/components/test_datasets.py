@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -13,53 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.components.datasets import cifar10, idx, mnist
+from ganforge.components.datasets import cifar10, mnist
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_data_root
 from ganforge.errors import DataError, DatasetNotFoundError, ParamsError
 from ganforge.evaluation.domain_split import load_domain
 from ganforge.registry import Kind, Registry
-
-TINY_COUNT = 5
+from tests.components.idx_files import TINY_COUNT, tiny_images, tiny_labels, write_idx_split
 
 
 def build(registry: Registry, name: str, params: dict, root: Path) -> LoadedDataset:
     return registry.get(Kind.DATASET, name).build(params, root)
-
-
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", dim) for dim in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def tiny_images(count: int = TINY_COUNT) -> np.ndarray:
-    """Distinct 28x28 images, each with a black pixel and a white one, so [-1, 1] is reached."""
-    images = np.zeros((count, 28, 28), dtype=np.uint8)
-    for index in range(count):
-        images[index, index, :] = 255
-        images[index, 27, 27] = 10 * index
-    return images
-
-
-def tiny_labels(count: int = TINY_COUNT) -> np.ndarray:
-    return (np.arange(count) * 3 % 10).astype(np.uint8)
-
-
-def write_idx_split(
-    directory: Path, split: str = "train", gzipped: bool = False, images=None, labels=None
-) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    images_stem, labels_stem = mnist.IDX_FILE_STEMS[split]
-    written = []
-    for stem, array, magic in (
-        (images_stem, tiny_images() if images is None else images, idx.IDX_IMAGES_MAGIC),
-        (labels_stem, tiny_labels() if labels is None else labels, idx.IDX_LABELS_MAGIC),
-    ):
-        content = idx_bytes(array, magic)
-        path = directory / (f"{stem}.gz" if gzipped else stem)
-        path.write_bytes(gzip.compress(content) if gzipped else content)
-        written.append(path)
-    return written[0], written[1]
 
 
 # --- data root ----------------------------------------------------------------------------------

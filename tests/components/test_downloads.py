@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import http.server
 import io
 import os
@@ -20,8 +19,7 @@ import subprocess
 import sys
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,8 @@ from ganforge.data_root import default_data_root
 from ganforge.downloads import DownloadError, RemoteFile, download
 from ganforge.errors import DataError, DatasetNotFoundError
 from ganforge.registry import Kind
-from tests.components.test_datasets import TINY_COUNT, idx_bytes, tiny_images, tiny_labels
+from tests.components.idx_files import TINY_COUNT, idx_bytes, tiny_images, tiny_labels
+from tests.components.mirror import Mirror, md5, serving
 
 REPO = Path(__file__).resolve().parents[2]
 MNIST_MLP = REPO / "examples" / "mnist_mlp.yaml"
@@ -45,66 +44,12 @@ MNIST_FILES = (
 )
 
 
-def md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def everything_in(folder: Path) -> list[str]:
     """Every file and folder under ``folder``, hidden ones (temporary files) included."""
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")) if folder.exists() else []
 
 
 # -- a local mirror ------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Mirror:
-    """A folder served over HTTP on 127.0.0.1, counting the requests it answers."""
-
-    url: str
-    folder: Path
-    requests: list[str]
-
-    def put(self, name: str, data: bytes) -> RemoteFile:
-        """Serve ``data`` as ``name``; the RemoteFile that describes it as published."""
-        (self.folder / name).write_bytes(data)
-        return RemoteFile(name, md5(data), len(data))
-
-
-Behaviour = Callable[[http.server.BaseHTTPRequestHandler], None]
-
-
-@contextmanager
-def serving(folder: Path, special: dict[str, Behaviour] | None = None) -> Iterator[Mirror]:
-    """Serve ``folder``; a request for a name in ``special`` is answered by that function instead."""
-    folder.mkdir(parents=True, exist_ok=True)
-    requests: list[str] = []
-    special = special or {}
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(folder), **kwargs)
-
-        def do_GET(self):
-            requests.append(self.path)
-            behaviour = special.get(self.path.lstrip("/"))
-            if behaviour is not None:
-                behaviour(self)
-            else:
-                super().do_GET()
-
-        def log_message(self, format, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Mirror(f"http://127.0.0.1:{server.server_address[1]}/", folder, requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture

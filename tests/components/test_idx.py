@@ -2,7 +2,6 @@
 the file or taking the memory its header asks for, while real files still read whole."""
 
 import gzip
-import struct
 import time
 import tracemalloc
 
@@ -13,10 +12,7 @@ from typer.testing import CliRunner
 from ganforge.components.datasets import idx
 from ganforge.errors import DataError
 from tests.cli_results import refused
-
-
-def idx_header(magic, *dims):
-    return struct.pack(">I", magic) + b"".join(struct.pack(">I", dim) for dim in dims)
+from tests.components.idx_files import idx_header
 
 
 def write_gzip_bomb(path, header, unpacked_bytes):

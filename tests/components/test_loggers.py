@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.plugin_fixtures import install_distribution
+from tests.runs import SMOKE
 
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 EVERY_LOGGER = "output.loggers=[tensorboard, mlflow, wandb]"
 
 

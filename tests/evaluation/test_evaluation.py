@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.errors import DatasetNotFoundError
 from ganforge.registry import Kind
+from tests.runs import SMOKE
 
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 SYNTHETIC = ["--real", "synthetic", "--data-param", "num_samples=600", "--data-param", "num_classes=4"]
 
 

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from ganforge.downloads import MIRROR_ENV
 from ganforge.evaluation import inception
 from ganforge.registry import Kind
-from tests.components.test_datasets import write_idx_split
-from tests.components.test_downloads import serving
+from tests.components.idx_files import write_idx_split
+from tests.components.mirror import serving
 
 COMPARED = "inception_fid,inception_kid,inception_score,inception_precision_recall"  # with torch-fidelity's own
 

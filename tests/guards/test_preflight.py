@@ -8,7 +8,6 @@ installed ones, and every run goes through the command line.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,9 +19,8 @@ from ganforge import GANLoss, GANModels
 from ganforge.cli import create_app
 from ganforge.plugins import PluginSource, load_plugins
 from tests.plugin_fixtures import plugin_module
+from tests.runs import SMOKE  # synthetic 1x28x28 images, batch 32, 8 steps per epoch
 
-ROOT = Path(__file__).parents[2]
-SMOKE = ROOT / "examples" / "smoke.yaml"  # synthetic 1x28x28 images, batch 32, 8 steps per epoch
 PLUGIN = "plugin 'ganforge-foo:foo' (ganforge-foo==1.0)"
 LATENT = 8
 STEP_CALLS = 3  # D's forward passes per training step: real, generated, and generated again for G's step

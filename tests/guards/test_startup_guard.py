@@ -16,10 +16,9 @@ import pytest
 from ganforge import __version__
 from ganforge.guards import startup
 from tests.plugin_fixtures import install_distribution
+from tests.runs import SMOKE
 from tests.small_configs import tiny_config
 
-ROOT = Path(__file__).parents[2]
-SMOKE = ROOT / "examples" / "smoke.yaml"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ganforge")
 EXITS_ON_IMPORT = "import sys\nsys.exit(3)\n"
 INTERRUPTS_ITSELF_ON_IMPORT = "raise KeyboardInterrupt\n"

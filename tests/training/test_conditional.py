@@ -17,10 +17,8 @@ import ganforge
 from ganforge.contracts import LabelledDiscriminator
 from ganforge.registry import Kind
 from tests.plugin_fixtures import install_distribution
-from tests.runs import assert_same_weights, metrics, without_timing
+from tests.runs import SMOKE, assert_same_weights, metrics, without_timing
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
-SMOKE = EXAMPLES / "smoke.yaml"
 CONDITIONAL = {
     "concat": ["model.params.generator_conditioning=concat", "model.params.discriminator_conditioning=concat"],
     "projection": [

@@ -18,10 +18,7 @@ from typer.testing import CliRunner
 
 from ganforge.training.batches import ShardedOrder
 from tests.plugin_fixtures import install_distribution
-from tests.runs import LONG_EPOCH, assert_same_weights, logged_steps, metrics, wait_for, without_timing
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
-SMOKE = EXAMPLES / "smoke.yaml"
+from tests.runs import EXAMPLES, LONG_EPOCH, SMOKE, assert_same_weights, logged_steps, metrics, wait_for, without_timing
 
 # A dataset whose image i has every pixel equal to i, and a discriminator that writes down the
 # indices of the real images it is shown (the only constant images it sees) and can fail on purpose.

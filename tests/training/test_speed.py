@@ -7,8 +7,6 @@ proportional to its learning rate, so a learning rate 10% off gives an error of 
 below shows the measure sees it); each tolerance lies below that.
 """
 
-from pathlib import Path
-
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -17,8 +15,8 @@ from ganforge.config import load_config
 from ganforge.contracts import ImageTensorDataset, to_signed_unit
 from ganforge.data_root import default_data_root
 from ganforge.training.batches import InMemoryBatches, ShardedOrder
+from tests.runs import SMOKE
 
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
 # A convolutional network on 16x16 synthetic images, with batch norm in both networks.
 CONVOLUTIONAL = [
     "model.name=dcgan",

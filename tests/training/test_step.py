@@ -15,9 +15,7 @@ from typer.testing import CliRunner
 from ganforge.cli import create_app
 from ganforge.plugins import load_plugins
 from tests.plugin_fixtures import install_distribution
-from tests.runs import weights
-
-SMOKE = Path(__file__).parents[2] / "examples" / "smoke.yaml"
+from tests.runs import SMOKE, weights
 
 # An architecture whose generator notes the size of every batch of noise it turns into images in training.
 BATCH_PROBE = """
