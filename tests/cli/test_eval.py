@@ -21,8 +21,6 @@ from tests.plugin_fixtures import plugin_module
 from tests.runs import SMOKE, craft
 
 DATA = ["--data", "synthetic", "--data-param", "num_samples=600", "--data-param", "num_classes=4"]
-
-
 REAL = ["--real", *DATA[1:]]
 
 
