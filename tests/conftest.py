@@ -1,4 +1,6 @@
 import os
+import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ from ganforge.downloads import MIRROR_ENV
 from ganforge.errors import DatasetNotFoundError
 from ganforge.plugins import load_plugins
 from ganforge.registry import Kind, Registry
+from tests.cli_results import invoke
+from tests.runs import SMOKE
 
 USER_MIRROR = os.environ.get(MIRROR_ENV)  # the mirror of a user behind one, for the fixtures that fetch real data
 UNREACHABLE_MIRROR = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
@@ -68,3 +72,29 @@ def real_mnist_root(registry, no_download_unless_asked) -> Path:
         except DatasetNotFoundError as error:
             pytest.skip(f"the real MNIST is not here and could not be downloaded: {str(error).splitlines()[0]}")
     return root
+
+
+@pytest.fixture
+def sigint_reaches_children():
+    """A shell that starts pytest in the background ignores SIGINT for it, and children inherit that: undo it."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(app, tmp_path_factory):
+    """A one-epoch run of the smoke config: its last.pt and epoch_0001.pt."""
+    folder = tmp_path_factory.mktemp("smoke") / "run"
+    invoke(app, "run", SMOKE, "--quiet", "--set", "train.epochs=1", "--set", f"output.dir={folder}")
+    return folder
+
+
+@pytest.fixture
+def checkpoint(smoke_run, tmp_path, monkeypatch):
+    """A copy of the smoke run's last.pt as ck.pt in a fresh current directory."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(smoke_run / "checkpoints" / "last.pt", tmp_path / "ck.pt")
+    return Path("ck.pt")

@@ -10,6 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from ganforge import GANModels, Params, hookimpl
+from ganforge.plugins import PluginSource, load_plugins
 
 
 class WidthParams(Params):
@@ -45,3 +46,33 @@ def install_distribution(site: Path, distribution: str, version: str, entry_poin
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
     lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
     (info / "entry_points.txt").write_text(f"[ganforge]\n{lines}\n")
+
+
+def source(plugin, name, distribution="bad-gans", version="0.1"):
+    return PluginSource.from_object(plugin, name, distribution, version)
+
+
+def quiet_load(sources, **options):
+    failures = []
+    plugins = load_plugins(
+        sources, disabled=options.pop("disabled", []), strict=options.pop("strict", False), on_failure=failures.append
+    )
+    return plugins, failures
+
+
+def status_of(plugins, name):
+    return next(status for status in plugins.statuses if status.name == name)
+
+
+def loader(action):
+    """A plugin source whose import runs ``action`` (as a module's top level would)."""
+
+    def load():
+        action()
+        return plugin_module("never_returned")
+
+    return load
+
+
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt
