@@ -30,7 +30,8 @@ HOLD_LOCK = """
 import fcntl, os, sys, time
 handle = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
 fcntl.flock(handle, fcntl.LOCK_EX)
-os.write(handle, str(os.getpid()).encode())
+os.ftruncate(handle, 0)  # as ganforge does: a longer pid left by the last holder would show through
+os.write(handle, f"{os.getpid()}\\n".encode())
 print("held", flush=True)
 time.sleep(600)
 """
