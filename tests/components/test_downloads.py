@@ -462,6 +462,7 @@ def ganforge(work: Path, environment: dict[str, str], *args: str, timeout: int =
 QUICK = ("--set", "train.epochs=1", "--set", "data.params.limit=2000", "--set", "eval.every=0", "--quiet")
 
 
+@pytest.mark.slow
 def test_a_new_user_run_downloads_mnist_once(real_mnist_mirror, tmp_path):
     environment, work = new_user(tmp_path, real_mnist_mirror.url)
     data = tmp_path / "home" / ".cache" / "ganforge" / "data" / "mnist"

@@ -231,6 +231,7 @@ def ganforge(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_third_party_logger_is_listed_checked_and_used(logger_site, tmp_path):
     listed = ganforge(logger_site, tmp_path, "list", "loggers")
     assert listed.returncode == 0 and "lines" in listed.stdout and "ganforge-lines" in listed.stdout

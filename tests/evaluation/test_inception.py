@@ -118,6 +118,7 @@ def as_rgb_dataset(images: np.ndarray) -> torch.utils.data.Dataset:
     return Images()
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")  # torch-fidelity's own loader, on 2 cores
 def test_scores_equal_torch_fidelitys_own_on_the_same_images_and_weights(app, our_weights, tmp_path):
     """Generated images from a file, scored against a dataset's test split (all of it, in order: --n covers it)."""
@@ -199,6 +200,7 @@ def test_missing_weights_offline_say_which_file_to_get_and_where_to_put_it(app, 
     assert not target.parent.exists() or not any(target.parent.iterdir())  # no partial download left behind
 
 
+@pytest.mark.slow
 def test_a_download_is_checked_kept_and_then_used_offline(app, isolated, random_weights, monkeypatch):
     """The weights as a mirror serves them (here: the random ones, made the standard file for this test)."""
     standard = dataclasses.replace(
@@ -268,6 +270,7 @@ def write_unlabelled_folder(folder: Path) -> None:
         Image.fromarray(image).save(folder / f"{index}.png")
 
 
+@pytest.mark.slow
 def test_an_unlabelled_image_folder_is_scored_with_inception_metrics(app, registry, our_weights, tmp_path):
     write_unlabelled_folder(tmp_path / "images")
     folder = ["--real", "image_folder", "--data-param", f"path={tmp_path / 'images'}", "--data-param", "size=28"]

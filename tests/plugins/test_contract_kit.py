@@ -175,6 +175,7 @@ def test_parametrize_ids_and_expected_failures():
     assert expected.marks[0].kwargs["reason"] == "known bad sign" and expected.marks[0].kwargs["strict"]
 
 
+@pytest.mark.slow
 def test_check_command_passes_for_the_builtins_and_exits_1_on_a_failure(app, monkeypatch, tmp_path):
     monkeypatch.setenv("GANFORGE_DATA", str(tmp_path))
     result = CliRunner().invoke(app, ["check", "loss:hinge"])

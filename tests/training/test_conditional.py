@@ -175,6 +175,7 @@ def test_each_real_image_reaches_d_with_its_own_label(probe_site, tmp_path, in_m
         assert labels == [index % 4 for index in indices]
 
 
+@pytest.mark.slow
 def test_generated_labels_are_drawn_uniformly_or_as_the_real_batch_has_them(probe_site, tmp_path):
     result, probe_dir = run_probe(tmp_path, probe_site, probe_config(tmp_path, count=40, classes=4))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -561,6 +562,7 @@ def test_class_accuracy_and_intra_fid_against_a_hand_computation(registry):
     assert intra == {"intra_fid": pytest.approx(sum(per_class) / 3), "intra_fid_max": pytest.approx(max(per_class))}
 
 
+@pytest.mark.slow
 def test_a_conditional_run_is_scored_class_by_class_and_an_unconditional_one_is_not(app, tmp_path):
     def evaluations(name, *overrides):
         out = tmp_path / name

@@ -74,6 +74,7 @@ CONDITIONAL_CONVOLUTIONAL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("network", [CONVOLUTIONAL, CONDITIONAL_CONVOLUTIONAL], ids=["dcgan", "conditional-dcgan"])
 def test_compiled_training_matches_eager(app, registry, tmp_path, network):
     initial = initial_weights(registry, *network)
