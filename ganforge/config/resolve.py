@@ -41,7 +41,7 @@ from ganforge.config.schema import (
     as_component_config,
 )
 from ganforge.config.yaml_reader import read_yaml
-from ganforge.contracts import DataSpec, GANLoss, GANModels
+from ganforge.contracts import DataSpec, GANLoss, GANModels, estimate_of
 from ganforge.errors import GanforgeError, ParamsError, UsageError
 from ganforge.registry import Chosen, Kind, Registry
 
@@ -326,24 +326,22 @@ def check_best_is_scored(metrics: Sequence[Chosen], best: str | None, *, conditi
 
 def data_spec_before_loading(run: ResolvedRun) -> DataSpec | None:
     """The images the dataset yields, where its params model tells before loading (``data_spec()``); else None."""
-    tell = getattr(run.data.params, "data_spec", None)
-    if not callable(tell):
-        return None
+    return estimate_of(run.data.params, "data_spec", DataSpec)
+
+
+def networks_on_meta(run: ResolvedRun, spec: DataSpec) -> GANModels | None:
+    """The run's networks for ``spec``, built on the meta device, which allocates nothing; None where the factory
+    does something the meta device cannot. A GanforgeError of the factory (params that cannot take these images)
+    is raised: the real build raises it too."""
     try:
-        spec = tell()
-    except Exception:  # a third party's data_spec that fails tells nothing
+        with torch.device("meta"):
+            return run.model.build(spec)
+    except GanforgeError:
+        raise
+    except Exception:
         return None
-    return spec if isinstance(spec, DataSpec) else None
 
 
 def _networks_before_loading(run: ResolvedRun) -> GANModels | None:
     spec = data_spec_before_loading(run)
-    if spec is None:
-        return None
-    try:
-        with torch.device("meta"):
-            return run.model.build(spec)
-    except GanforgeError:  # params that cannot take these images: the real build refuses them too
-        raise
-    except Exception:  # a factory that does something the meta device cannot
-        return None
+    return None if spec is None else networks_on_meta(run, spec)

@@ -74,7 +74,7 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
 
     ``download`` (:data:`DOWNLOAD_PARAM`): whether missing files may be fetched. The contract
     checks build with ``download: False``, so that checking a component never downloads.
-  - Optional methods of the params model, read before loading (``guards/machine.py``):
+  - Optional methods of the params model, read before loading (:func:`estimate_of`):
     ``data_spec() -> DataSpec`` and ``loading_bytes() -> int``, the images the dataset will give
     and the most memory loading takes. Without them, nothing of the dataset is weighed before it loads.
 
@@ -124,6 +124,7 @@ from ganforge.contracts.conventions import (
     declares_param,
     discriminate,
     discriminator_output,
+    estimate_of,
     generator_loss_of,
     synthesize,
     to_signed_unit,
@@ -187,6 +188,7 @@ __all__ = [
     "describe_value",
     "discriminate",
     "discriminator_output",
+    "estimate_of",
     "generator_loss_of",
     "has_shape",
     "in_signed_unit",

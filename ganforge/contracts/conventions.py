@@ -90,6 +90,19 @@ class GANModels:
         return self.num_classes is not None
 
 
+def estimate_of(params: BaseModel, method: str, kind: type) -> Any | None:
+    """The answer of a params model's optional estimate method (``data_spec``, ``loading_bytes``: see the
+    package's docstring), or None where it has none, it fails, or it answers something not of ``kind``."""
+    ask = getattr(params, method, None)
+    if not callable(ask):
+        return None
+    try:
+        answer = ask()
+    except Exception:  # a third party's estimate that fails is no estimate
+        return None
+    return answer if isinstance(answer, kind) else None
+
+
 def synthesize(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """``G(z)``, or ``G(z, y)`` for a conditional generator (labels given)."""
     return generator(z) if labels is None else generator(z, labels)

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from ganforge.config import ResolvedRun
-from ganforge.config.resolve import data_spec_before_loading
-from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
+from ganforge.config.resolve import data_spec_before_loading, networks_on_meta
+from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, estimate_of
 from ganforge.data_root import default_cache_dir
 from ganforge.devices import resolve_device
-from ganforge.errors import GanforgeError, UsageError
+from ganforge.errors import UsageError
 from ganforge.guards.memory import available_bytes, device_free_bytes, readable_bytes
 
 FLOAT32_BYTES = 4
@@ -100,8 +100,7 @@ def inception_problem(run: ResolvedRun) -> str | None:
 
 
 def dataset_need(run: ResolvedRun) -> Need | None:
-    tell = getattr(run.data.params, "loading_bytes", None)
-    size = _asked(tell, int)
+    size = estimate_of(run.data.params, "loading_bytes", int)
     if size is None:
         return None
     return Need(f"the dataset {run.data.component.name} while it loads", "data.params", host=size)
@@ -125,19 +124,15 @@ def models_needs(run: ResolvedRun, spec: DataSpec, device: torch.device) -> list
     there, nothing is estimated. A GanforgeError from the factory (params that cannot take this data)
     is raised: the real build would raise it too.
     """
-    try:
-        with torch.device("meta"):
-            models = run.model.build(spec)
-        generator, discriminator = models.generator, models.discriminator
-        weights = _tensor_bytes(generator) + _tensor_bytes(discriminator)
-        trainable = _trainable_bytes(generator) + _trainable_bytes(discriminator)
-        parameters = _count(generator) + _count(discriminator)
-        latent_dim = int(models.latent_dim)
-        ema = _tensor_bytes(generator) if run.config.train.ema_decay is not None else 0
-    except GanforgeError:
-        raise
-    except Exception:  # this factory does something the meta device cannot: no estimate, as before
+    models = networks_on_meta(run, spec)
+    if models is None:  # this factory does something the meta device cannot: no estimate, as before
         return []
+    generator, discriminator = models.generator, models.discriminator
+    weights = _tensor_bytes(generator) + _tensor_bytes(discriminator)
+    trainable = _trainable_bytes(generator) + _trainable_bytes(discriminator)
+    parameters = _count(generator) + _count(discriminator)
+    latent_dim = int(models.latent_dim)
+    ema = _tensor_bytes(generator) if run.config.train.ema_decay is not None else 0
     what = (
         f"the models ({parameters:,} parameters, with gradients and Adam's state"
         f"{' and an EMA copy of G' if ema else ''})"
@@ -152,17 +147,6 @@ def models_needs(run: ResolvedRun, spec: DataSpec, device: torch.device) -> list
         images = evaluation.samples * (latent_dim + spec.channels * spec.height * spec.width) * FLOAT32_BYTES
         needs.append(Need(f"evaluation's {evaluation.samples:,} generated images", "eval.samples", host=images))
     return needs
-
-
-def _asked(method: object, kind: type) -> object | None:
-    """The answer of an optional estimate method of a params model, or None where it has none or fails."""
-    if not callable(method):
-        return None
-    try:
-        answer = method()
-    except Exception:  # a third party's estimate that fails is no estimate
-        return None
-    return answer if isinstance(answer, kind) else None
 
 
 def _tensor_bytes(module: nn.Module) -> int:
