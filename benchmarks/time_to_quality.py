@@ -73,8 +73,8 @@ def main() -> None:
             records = list(RunFolder(run.config.run_dir()).metrics.read())
     else:
         folder = RunFolder(args.run_dir)
-        if not folder.metrics_path.is_file():
-            sys.exit(f"{args.run_dir} is not a run folder: {folder.metrics_path} does not exist")
+        if not folder.metrics.path.is_file():
+            sys.exit(f"{args.run_dir} is not a run folder: {folder.metrics.path} does not exist")
         records = list(folder.metrics.read())
     print_curve(records, wall_seconds, args.target)
 

@@ -102,10 +102,6 @@ class RunFolder:
         return self.path / "config.yaml"
 
     @property
-    def metrics_path(self) -> Path:
-        return self.metrics.path
-
-    @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 

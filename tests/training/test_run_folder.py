@@ -529,7 +529,7 @@ def test_a_link_made_while_a_run_goes_on_is_refused_at_the_next_write(workdir):
     try:
         outside = workdir / "outside.jsonl"
         outside.write_text("someone else's\n")
-        folder.metrics_path.symlink_to(outside)
+        folder.metrics.path.symlink_to(outside)
         with pytest.raises(UsageError, match=r"metrics\.jsonl is a symbolic link"):
             folder.metrics.append({"event": "step", "epoch": 1, "step": 1})
         assert outside.read_text() == "someone else's\n"
