@@ -55,7 +55,9 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
     ``[0, spec.num_classes)`` (any int, e.g. 0, where ``num_classes`` is None). The dataset is not
     empty, has a stable length, gives the same items for the same params, and pickles (DataLoader
     workers). Data that fits in memory is best an :class:`ImageTensorDataset`: the trainer then
-    keeps it on the device and indexes batches there.
+    keeps it on the device and indexes batches there. Data in a raw uint8 file is best a
+    :class:`MappedImageDataset` (made by :func:`map_images`): the trainer gathers each batch from
+    the map in the background, so a set larger than memory trains without per-item Python.
   - ``root`` is the data root ganforge resolved ($GANFORGE_DATA or the user cache); a dataset
     with a ``root`` param of its own lets that override it.
   - Optional params that ganforge reads by name (``evaluation/domain_split.py``), each only where the
@@ -117,6 +119,7 @@ from ganforge.contracts.conventions import (
     LabelledDiscriminator,
     LoadedDataset,
     LoggerOutcome,
+    MappedImageDataset,
     NoParams,
     Params,
     RunLogger,
@@ -126,6 +129,7 @@ from ganforge.contracts.conventions import (
     discriminator_output,
     estimate_of,
     generator_loss_of,
+    map_images,
     synthesize,
     to_signed_unit,
     to_uint8,
@@ -174,6 +178,7 @@ __all__ = [
     "LabelledDiscriminator",
     "LoadedDataset",
     "LoggerOutcome",
+    "MappedImageDataset",
     "NoParams",
     "Params",
     "RunLogger",
@@ -195,6 +200,7 @@ __all__ = [
     "is_differentiable",
     "is_scalar",
     "labels_in_range",
+    "map_images",
     "require",
     "synthesize",
     "to_signed_unit",

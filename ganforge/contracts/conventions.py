@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
@@ -178,6 +179,29 @@ class ImageTensorDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return to_signed_unit(self.images[index]), int(self.labels[index])
+
+
+class MappedImageDataset(ImageTensorDataset):
+    """An :class:`ImageTensorDataset` whose images stay in a file, memory-mapped, rather than in memory.
+
+    ``images`` is a uint8 tensor over the map, so indexing it reads only the rows it takes. The
+    trainer gathers each batch from the map in the background instead of copying the whole set to
+    the device; the operating system's page cache, not the process, holds what was read.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+        super().__init__(images, labels)
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A worker process maps the file again rather than receiving a copy of every image.
+        return (map_images, (self.path, tuple(self.images.shape), self.labels))
+
+
+def map_images(path: Path, shape: tuple[int, ...], labels: torch.Tensor) -> MappedImageDataset:
+    """The uint8 images ``[N, C, H, W]`` of a raw file, memory-mapped copy-on-write (never written back)."""
+    mapped = np.memmap(path, dtype=np.uint8, mode="c", shape=shape)
+    return MappedImageDataset(torch.from_numpy(mapped), labels, path)
 
 
 def to_signed_unit(images: torch.Tensor) -> torch.Tensor:
