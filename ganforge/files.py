@@ -1,4 +1,5 @@
-"""Writing files safely: whole or not at all, never through a symbolic link, one writer per run folder."""
+"""Files read and written safely: reads bounded and only of regular files; writes whole or not at all, never
+through a symbolic link, one writer per run folder."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +48,36 @@ class RunDiskFullError(WriteFailedError):
         super().__init__(f"{problem}; free some space, then resume the run in {run_folder}")
         self.problem = problem
         self.run_folder = run_folder
+
+
+class FileRefusedError(OSError):
+    """A file ganforge will not read: a link, not a regular file (a FIFO, a device), or larger than asked."""
+
+
+def open_regular_file(path: Path) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file reached without a symbolic link at its
+    last part; O_NONBLOCK so that a FIFO put in its place cannot hang the open."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileRefusedError(errno.ELOOP, "is a symbolic link", str(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise FileRefusedError(errno.EINVAL, "is not a regular file", str(path))
+    return handle
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The whole of a regular file of at most ``limit`` bytes (see :func:`open_regular_file`)."""
+    with os.fdopen(open_regular_file(path), "rb") as file:
+        if os.fstat(file.fileno()).st_size > limit:
+            raise FileRefusedError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
+        data = file.read(limit + 1)
+    if len(data) > limit:  # grown since the check
+        raise FileRefusedError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
+    return data
 
 
 def refuse_links(root: Path, path: Path) -> Path:
