@@ -92,9 +92,11 @@ def prepare_dataset(
     labels_from_subfolders: bool = True,
     workers: int | None = None,
     progress: Progress | None = None,
+    replace_stale: bool = False,
 ) -> Manifest:
     """Prepare ``source_path`` into ``out``; a dataset already prepared there from the same files and options
-    is kept as it is and its manifest returned."""
+    is kept as it is and its manifest returned. One prepared from other files or options is refused, or with
+    ``replace_stale`` (for folders only ganforge writes to, such as its cache) replaced."""
     started = time.perf_counter()
     source = open_source(source_path)
     out = out.expanduser()
@@ -103,7 +105,7 @@ def prepare_dataset(
     record = SourceRecord(path=str(source.path.resolve()), kind=source.kind, fingerprint=source.fingerprint())
     out.parent.mkdir(parents=True, exist_ok=True)
     with _one_preparer(out):
-        existing = _prepared_already(out, record, options, extensions)
+        existing = _prepared_already(out, record, options, extensions, replace_stale)
         if existing is not None:
             return existing
         _remove_unfinished(out)
@@ -157,6 +159,9 @@ def _prepare_into(
     progress: Progress | None,
     started: float,
 ) -> Manifest:
+    if not plan.names:
+        wanted = ", ".join(f".{extension}" for extension in extensions)
+        raise DataError(f"no images found in {plan.source.path.absolute()} (looked for files ending in {wanted})")
     images_path = folder / IMAGES_FILE
     row_bytes = options.channels * options.size * options.size
     with open(images_path, "xb") as file:
@@ -322,7 +327,7 @@ def _keep_rows(images_path: Path, rows: list[int], row_bytes: int) -> None:
 
 
 def _prepared_already(
-    out: Path, record: SourceRecord, options: DecodeOptions, extensions: tuple[str, ...]
+    out: Path, record: SourceRecord, options: DecodeOptions, extensions: tuple[str, ...], replace_stale: bool
 ) -> Manifest | None:
     """The manifest of a dataset prepared in ``out`` from these files with these options; None where ``out``
     does not exist or is an empty folder. Anything else there is refused: ganforge writes only its own files."""
@@ -340,6 +345,9 @@ def _prepared_already(
         manifest.background,
         manifest.extensions,
     ) == (options.size, options.channels, options.resize, options.background, extensions)
+    if not same and replace_stale:
+        remove_inside(out.parent, out)
+        return None
     if not same:
         raise UsageError(
             f"{out.absolute()} holds a dataset prepared from other files or with other options; remove it "

@@ -286,7 +286,7 @@ def test_image_folder_missing_path(registry, tmp_path):
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
         build(registry, "image_folder", {"path": str(tmp_path / "nope")}, Path("/unused"))
     (tmp_path / "file.png").write_bytes(b"")
-    with pytest.raises(DataError, match="not a directory"):
+    with pytest.raises(DataError, match="neither a folder nor an archive"):
         build(registry, "image_folder", {"path": str(tmp_path / "file.png")}, Path("/unused"))
 
 
@@ -296,11 +296,14 @@ def test_image_folder_empty_folder_names_the_extensions(registry, tmp_path):
         build(registry, "image_folder", {"path": str(tmp_path)}, Path("/unused"))
 
 
-def test_image_folder_unreadable_image_is_named(registry, class_folders):
+def test_image_folder_leaves_out_an_unreadable_image_and_names_it(registry, class_folders, capsys):
+    good = build(registry, "image_folder", {"path": str(class_folders), "size": 4}, Path("/unused")).dataset
     broken = class_folders / "cats" / "broken.png"
     broken.write_bytes(b"this is not a png")
-    with pytest.raises(DataError, match=r"broken\.png"):
-        build(registry, "image_folder", {"path": str(class_folders)}, Path("/unused"))
+    loaded = build(registry, "image_folder", {"path": str(class_folders), "size": 4}, Path("/unused"))
+    assert torch.equal(loaded.dataset.images, good.images)  # the changed folder was prepared again, without it
+    told = capsys.readouterr().err
+    assert "2 not an image: left out (e.g. cats/broken.png, cats/notes.txt)" in told
 
 
 # --- synthetic ----------------------------------------------------------------------------------

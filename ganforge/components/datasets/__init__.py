@@ -1,15 +1,21 @@
 """ganforge's built-in datasets, one module per family, registered here through the datasets hook.
 
-``mnist`` (MNIST and Fashion-MNIST, read by ``idx``), ``cifar10``, ``image_folder`` and
+``mnist`` (MNIST and Fashion-MNIST, read by ``idx``), ``cifar10``, ``image_folder``, ``prepared`` and
 ``synthetic``; ``params`` holds what their params share. Every factory has the signature
-``factory(params, root: Path) -> LoadedDataset``. All of these datasets fit in memory, so each
-returns an :class:`~ganforge.contracts.ImageTensorDataset` (uint8 images, int64 labels).
+``factory(params, root: Path) -> LoadedDataset``. Each returns an
+:class:`~ganforge.contracts.ImageTensorDataset` (uint8 images, int64 labels); ``image_folder`` and
+``prepared`` a :class:`~ganforge.contracts.MappedImageDataset` where the images do not fit in memory.
 """
 
 from __future__ import annotations
 
 from ganforge.components.datasets.cifar10 import load_cifar10
-from ganforge.components.datasets.image_folder import ImageFolderParams, load_image_folder
+from ganforge.components.datasets.image_folder import (
+    ImageFolderParams,
+    PreparedParams,
+    load_image_folder,
+    load_prepared,
+)
 from ganforge.components.datasets.mnist import load_fashion_mnist, load_mnist
 from ganforge.components.datasets.params import SplitDatasetParams
 from ganforge.components.datasets.synthetic import SyntheticParams, load_synthetic
@@ -41,7 +47,13 @@ def register_datasets(register: Register) -> None:
         "image_folder",
         load_image_folder,
         params=ImageFolderParams,
-        summary="Images from a directory, resized and center-cropped to a square; classes from subfolders.",
+        summary="Your own images: a folder, .zip or .tar, prepared once into the cache; classes from subfolders.",
+    )
+    register(
+        "prepared",
+        load_prepared,
+        params=PreparedParams,
+        summary="A dataset made by `ganforge data prepare`: in memory, or memory-mapped where it does not fit.",
     )
     register(
         "synthetic",
