@@ -330,30 +330,40 @@ def _prepared_already(
     out: Path, record: SourceRecord, options: DecodeOptions, extensions: tuple[str, ...], replace_stale: bool
 ) -> Manifest | None:
     """The manifest of a dataset prepared in ``out`` from these files with these options; None where ``out``
-    does not exist or is an empty folder. Anything else there is refused: ganforge writes only its own files."""
+    does not exist or is an empty folder (or was stale and is now removed). Anything else there is refused:
+    ganforge writes only its own files."""
     if not out.exists() and not out.is_symlink():
         return None
     if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         return None
+    if replace_stale and out.is_dir() and not out.is_symlink():
+        manifest = _readable_manifest(out)
+        if manifest is not None and _made_from(manifest, record, options, extensions):
+            return manifest
+        remove_inside(out.parent, out)
+        return None
     if out.is_symlink() or not out.is_dir() or not (out / MANIFEST_FILE).exists():
         raise UsageError(f"{out.absolute()} already exists and is not a prepared dataset: choose another --out")
     manifest = read_manifest(out)
-    same = manifest.source.fingerprint == record.fingerprint and (
-        manifest.size,
-        manifest.channels,
-        manifest.resize,
-        manifest.background,
-        manifest.extensions,
-    ) == (options.size, options.channels, options.resize, options.background, extensions)
-    if not same and replace_stale:
-        remove_inside(out.parent, out)
-        return None
-    if not same:
+    if not _made_from(manifest, record, options, extensions):
         raise UsageError(
             f"{out.absolute()} holds a dataset prepared from other files or with other options; remove it "
             "or choose another --out"
         )
     return manifest
+
+
+def _readable_manifest(folder: Path) -> Manifest | None:
+    try:
+        return read_manifest(folder)
+    except DataError:
+        return None
+
+
+def _made_from(manifest: Manifest, record: SourceRecord, options: DecodeOptions, extensions: tuple[str, ...]) -> bool:
+    made_with = (manifest.size, manifest.channels, manifest.resize, manifest.background, manifest.extensions)
+    asked = (options.size, options.channels, options.resize, options.background, extensions)
+    return manifest.source.fingerprint == record.fingerprint and made_with == asked
 
 
 def _remove_unfinished(out: Path) -> None:

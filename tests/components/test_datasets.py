@@ -16,6 +16,8 @@ from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset
 from ganforge.data_root import default_data_root
 from ganforge.errors import DataError, DatasetNotFoundError, ParamsError
 from ganforge.evaluation.domain_split import load_domain
+from ganforge.imagesets.decode import DecodeOptions
+from ganforge.imagesets.prepare import prepare_dataset
 from ganforge.registry import Kind, Registry
 from tests.components.idx_files import TINY_COUNT, tiny_images, tiny_labels, write_idx_split
 
@@ -43,7 +45,7 @@ def test_default_data_root_falls_back_to_the_user_cache(monkeypatch, tmp_path):
 
 # --- registration -------------------------------------------------------------------------------
 
-ALL_DATASETS = ("mnist", "fashion_mnist", "cifar10", "image_folder", "synthetic")
+ALL_DATASETS = ("mnist", "fashion_mnist", "cifar10", "image_folder", "prepared", "synthetic")
 
 
 @pytest.mark.parametrize("name", ALL_DATASETS)
@@ -363,11 +365,15 @@ def test_every_dataset_pickles(registry, tmp_path, class_folders, monkeypatch):
     write_idx_split(tmp_path / "mnist")
     write_idx_split(tmp_path / "fashion_mnist")
     (tmp_path / "cifar-10-batches-py").mkdir()
+    prepared = tmp_path / "prepared"
+    prepare_dataset(class_folders, prepared, DecodeOptions(4), workers=1)
     loaded = {
         "mnist": build(registry, "mnist", {}, tmp_path),
         "fashion_mnist": build(registry, "fashion_mnist", {}, tmp_path),
         "cifar10": build(registry, "cifar10", {}, tmp_path),
         "image_folder": build(registry, "image_folder", {"path": str(class_folders), "size": 4}, tmp_path),
+        # Memory-mapped: a worker maps the file again rather than receive the images.
+        "prepared": build(registry, "prepared", {"path": str(prepared), "storage": "mapped"}, tmp_path),
         "synthetic": build(registry, "synthetic", {"num_samples": 8}, tmp_path),
     }
     assert set(loaded) == set(ALL_DATASETS)
