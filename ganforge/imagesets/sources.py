@@ -29,6 +29,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 class SourceFile:
     name: str  # the path inside the source, with forward slashes
     size: int
+    modified: int = 0  # nanoseconds since the epoch, for a folder's files (an archive's fingerprint is its own)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -62,14 +63,13 @@ class ImageSource:
                 except OSError:
                     continue  # a dangling link: nothing to read
                 if stat.S_ISREG(info.st_mode):
-                    yield SourceFile(file.relative_to(self.path).as_posix(), info.st_size)
+                    yield SourceFile(file.relative_to(self.path).as_posix(), info.st_size, info.st_mtime_ns)
 
     def fingerprint(self) -> str:
         """Changes when a file is added, removed, resized or rewritten (its modification time)."""
         digest = hashlib.sha256(f"{self.kind}\0{self.path.resolve()}\n".encode())
         for file in self.files:
-            modified = (self.path / file.name).stat().st_mtime_ns
-            digest.update(f"{file.name}\0{file.size}\0{modified}\n".encode())
+            digest.update(f"{file.name}\0{file.size}\0{file.modified}\n".encode())
         return digest.hexdigest()
 
     def reader(self) -> SourceReader:
