@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from ganforge.cli import create_app
 from ganforge.config.resolve import load_config
 from ganforge.errors import DataError, UsageError
+from ganforge.evaluation.domain_classifier import ClassifierRecipe, domain_classifier
+from ganforge.evaluation.domain_split import load_domain
 from ganforge.guards.machine import dataset_copy_need
 from ganforge.plugins import load_plugins
 from ganforge.registry import Kind
@@ -197,6 +199,27 @@ def test_a_mapped_dataset_is_not_counted_as_a_copy_on_the_gpu(plugins, tmp_path)
     in_memory = dataset_copy_need(run, loaded(plugins, tmp_path / "data", False), gpu)
     assert in_memory is not None and in_memory.gpu == 96 * 3 * 16 * 16 + 96 * 8
     assert dataset_copy_need(run, loaded(plugins, tmp_path / "data", True), gpu) is None
+
+
+def test_the_evaluation_domain_of_a_mapped_set_takes_its_rows_from_the_map_and_is_that_of_the_set_in_memory(
+    plugins, tmp_path
+):
+    component = plugins.registry.get(Kind.DATASET, "raw_pixels")
+    domains = {
+        mapped: load_domain(component, {"directory": str(tmp_path), "mapped": mapped}, tmp_path)
+        for mapped in (True, False)
+    }
+    mapped, in_memory = domains[True], domains[False]
+    for side in ("train", "held_out"):
+        rows, copied = getattr(mapped, side), getattr(in_memory, side)
+        assert rows.rows is not None and rows.source.shape[0] == 96  # rows of the whole map, not a copy of them
+        assert len(rows) == len(copied) and torch.equal(rows.images, copied.images)
+        assert torch.equal(rows.labels, copied.labels)
+        assert torch.equal(rows.subset(10, seed=1).images, copied.subset(10, seed=1).images)
+    recipe = ClassifierRecipe(epochs=1, batch_size=32)
+    networks = [domain_classifier(domain, CPU, tmp_path / f"cache-{m}", recipe) for m, domain in domains.items()]
+    weights = [network.module.state_dict() for network in networks]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
 # -- runs ------------------------------------------------------------------------------------------
