@@ -198,6 +198,9 @@ class MappedBatches:
     def _gathered(self, steps: Sequence[torch.Tensor]) -> Iterator[Batch]:
         """Each step's uint8 images and labels on the host (in the background thread)."""
         row_shape = self.images.shape[1:]
+        if self.pinned and self.device.index is not None:
+            # A new thread's current GPU is the first: pinning from there would open a context on it in every process.
+            torch.cuda.set_device(self.device)
         # In the permutation's order: gathering the indices sorted, for the disk's sake, and putting the rows
         # back in order measured slower, from a cold page cache as from a warm one.
         for indices in steps:
@@ -214,15 +217,20 @@ class MappedFile:
     def __init__(self, dataset: MappedImageDataset) -> None:
         self.path = dataset.path
         self.size = dataset.images.nbytes
-        status = os.stat(self.path)
-        self.identity = (status.st_dev, status.st_ino)
+        status = self._status()
+        self.file_id = None if status is None else (status.st_dev, status.st_ino)
+
+    def _status(self) -> os.stat_result | None:
+        try:
+            return os.stat(self.path)
+        except OSError:  # removed or renamed away: the map still holds the file it was made from
+            return None
 
     def check_whole(self) -> None:
-        try:
-            status = os.stat(self.path)
-        except OSError:  # removed or renamed away: the map still holds the file it was made from
-            return
-        if (status.st_dev, status.st_ino) == self.identity and status.st_size < self.size:
+        status = self._status()
+        if status is None or (status.st_dev, status.st_ino) != self.file_id:
+            return  # another file at that path now (prepared again, say): the map still reads the old one
+        if status.st_size < self.size:
             raise DataError(
                 f"{self.path} is {status.st_size:,} bytes now, {self.size:,} when training began: something cut "
                 "it short during the run; restore or prepare it again, then resume"
