@@ -176,22 +176,23 @@ def check_labelled(domain: Domain) -> None:
 def train_classifier(
     domain: Domain, recipe: ClassifierRecipe, device: torch.device, log: Callable[[str], None]
 ) -> DomainClassifier:
-    images, labels = domain.train.images, domain.train.labels
+    train, labels = domain.train, domain.train.labels
     assert labels is not None
     with torch.random.fork_rng(devices=[]):  # training it must not move the caller's random stream
         torch.manual_seed(recipe.seed)
         module = DomainClassifier(domain.spec).to(device).train()
     order_generator = torch.Generator().manual_seed(recipe.seed)
-    steps_per_epoch = math.ceil(len(images) / recipe.batch_size)
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
     optimizer = torch.optim.Adam(module.parameters(), lr=recipe.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * steps_per_epoch)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(recipe.seed)  # dropout
         for epoch in range(recipe.epochs):
-            order = torch.randperm(len(images), generator=order_generator)
+            order = torch.randperm(len(train), generator=order_generator)
             total = 0.0
             for indices in order.split(recipe.batch_size):
-                batch = random_shift(to_signed_unit(images[indices].to(device)), recipe.max_shift, order_generator)
+                pixels = train.gather(indices).to(device)
+                batch = random_shift(to_signed_unit(pixels), recipe.max_shift, order_generator)
                 loss = nn.functional.cross_entropy(module(batch), labels[indices].to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -220,7 +221,7 @@ def test_accuracy(module: nn.Module, images: ImageSet, device: torch.device) -> 
     assert images.labels is not None
     module.eval()
     correct = 0
-    for chunk, labels in zip(images.images.split(EXTRACT_BATCH), images.labels.split(EXTRACT_BATCH), strict=True):
+    for chunk, labels in zip(images.chunks(EXTRACT_BATCH), images.labels.split(EXTRACT_BATCH), strict=True):
         predictions = module(to_signed_unit(chunk.to(device))).argmax(dim=1).cpu()
         correct += int((predictions == labels).sum())
     return correct / len(images)

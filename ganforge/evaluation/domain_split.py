@@ -10,6 +10,7 @@ real set that generated images are compared with.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ganforge.contracts import (
     DataSpec,
     ImageTensorDataset,
     LoadedDataset,
+    MappedImageDataset,
     declares_param,
     to_uint8,
 )
@@ -42,14 +44,37 @@ LOADER_BATCH = 1000
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images as uint8 ``[N, C, H, W]`` (what 8-bit data is, at a quarter of float's memory) and labels."""
+    """Images as uint8 ``[N, C, H, W]`` (what 8-bit data is, at a quarter of float's memory) and labels.
 
-    images: torch.Tensor
+    ``rows``, for images memory-mapped from a file: the rows of ``source`` this set holds, read as
+    they are used. A set taken from such a one is rows too, so a dataset larger than memory is never
+    copied whole. Without ``rows`` the set is ``source`` itself.
+    """
+
+    source: torch.Tensor
     labels: torch.Tensor | None
     description: str
+    rows: torch.Tensor | None = None
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The set's images as one tensor: read whole from the map for a set of rows."""
+        return self.source if self.rows is None else torch.index_select(self.source, 0, self.rows)
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.source.shape[0] if self.rows is None else len(self.rows)
+
+    def gather(self, indices: torch.Tensor) -> torch.Tensor:
+        """The images at ``indices`` of this set."""
+        return self.source[indices] if self.rows is None else torch.index_select(self.source, 0, self.rows[indices])
+
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """The images in order, ``size`` at a time."""
+        if self.rows is None:
+            yield from self.source.split(size)
+            return
+        for start in range(0, len(self), size):
+            yield self.gather(torch.arange(start, min(start + size, len(self))))
 
     def subset(self, count: int, seed: int) -> ImageSet:
         """``count`` images drawn without replacement (all of them, in order, when count >= N)."""
@@ -64,7 +89,9 @@ class ImageSet:
 
     def take(self, indices: torch.Tensor, description: str) -> ImageSet:
         labels = self.labels[indices] if self.labels is not None else None
-        return ImageSet(self.images[indices], labels, description)
+        if self.rows is not None:
+            return ImageSet(self.source, labels, description, self.rows[indices])
+        return ImageSet(self.source[indices], labels, description)
 
 
 @dataclass(frozen=True)
@@ -134,6 +161,9 @@ def _partition(everything: ImageSet) -> tuple[ImageSet, ImageSet]:
 
 def _image_set(loaded: LoadedDataset, description: str) -> ImageSet:
     dataset = loaded.dataset
+    if isinstance(dataset, MappedImageDataset):
+        rows = torch.arange(len(dataset))
+        return ImageSet(dataset.images, dataset.labels, description, rows)
     if isinstance(dataset, ImageTensorDataset):
         return ImageSet(dataset.images, dataset.labels, description)
     images, labels = [], []

@@ -18,7 +18,7 @@ from torch import nn
 
 from ganforge.config import ResolvedRun
 from ganforge.config.resolve import data_spec_before_loading, networks_on_meta
-from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, estimate_of
+from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, MappedImageDataset, estimate_of
 from ganforge.data_root import default_cache_dir
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
@@ -107,8 +107,12 @@ def dataset_need(run: ResolvedRun) -> Need | None:
 
 
 def dataset_copy_need(run: ResolvedRun, data: LoadedDataset, device: torch.device) -> Need | None:
-    """A dataset held in memory is copied whole to a GPU, where batches are drawn."""
+    """A dataset held in memory is copied whole to a GPU, where batches are drawn. A mapped one is not (its
+    batches are gathered from the file as the run goes), nor is its host memory the run's: the page cache holds
+    what was read, and gives it back when the memory is wanted."""
     if device.type == "cpu" or not isinstance(data.dataset, ImageTensorDataset):
+        return None
+    if isinstance(data.dataset, MappedImageDataset):  # only its labels go over, a few bytes an image
         return None
     dataset = data.dataset
     size = dataset.images.nbytes + dataset.labels.nbytes

@@ -1,29 +1,41 @@
-"""Batches for the training loop: from a dataset held on the device, or through a DataLoader.
+"""Batches for the training loop: from a dataset held on the device, from a memory-mapped one, or through a
+DataLoader.
 
-Both draw one permutation of the dataset per epoch from the run's data generator, which is the
+All draw one permutation of the dataset per epoch from the run's data generator, which is the
 same in every process. Step ``s`` takes the ``s``-th slice of ``batch_size`` images of it (the
 global batch); in a distributed run each process takes its equal share of that slice. So every
 image is taken exactly once per epoch across all processes, with one exception: a last batch is
 trimmed to a multiple of the process count and dropped when fewer than two images per process
 would remain (batch norm cannot train on one sample); those few images sit the epoch out.
 
+An :class:`ImageTensorDataset` is copied whole to the device and batches are gathered there. A
+:class:`MappedImageDataset` never is: a background thread gathers each batch from the map a few
+steps ahead (prefetch.py), in pinned memory for a CUDA device, and the step copies it over. The
+batches are the same either way, bit for bit, for the same data and seed.
+
 Each batch is ``(images, labels)``: float images in [-1, 1] and int64 labels ``[B]``, both on the
 device. For a conditional model (``num_classes`` given) the labels are checked against the class
-count before they reach it: all at once for a dataset held in memory, batch by batch on the host
-otherwise.
+count before they reach it: all at once for a dataset whose labels are in memory, batch by batch
+on the host otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from ganforge.contracts import ImageTensorDataset, LoadedDataset, check_labels, to_signed_unit
-from ganforge.errors import UsageError
+from ganforge.contracts import ImageTensorDataset, LoadedDataset, MappedImageDataset, check_labels, to_signed_unit
+from ganforge.errors import DataError, UsageError
 from ganforge.training.distributed import Processes
+from ganforge.training.prefetch import Prefetched
+
+# Batches a mapped dataset's thread gathers ahead of the step: enough to hide one slow read, few
+# enough that the pinned buffers stay small.
+PREFETCH_BATCHES = 3
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -35,15 +47,17 @@ def make_batches(
     seed: int,
     processes: Processes,
     num_classes: int | None = None,
-) -> InMemoryBatches | LoaderBatches:
-    """This process's batches, drawn on the device where the dataset is held in memory; labels checked
-    against ``num_classes`` where a conditional model reads them."""
+) -> InMemoryBatches | MappedBatches | LoaderBatches:
+    """This process's batches, drawn on the device where the dataset is held in memory, gathered in the
+    background from a mapped one; labels checked against ``num_classes`` where a conditional model reads them."""
     dataset_size = len(data.dataset)
     if batch_size > dataset_size:
         raise UsageError(f"train.batch_size: {batch_size} is larger than the dataset ({dataset_size} images)")
     # The same permutation in every process: each takes its own share of every step's batch.
     data_generator = torch.Generator().manual_seed(seed)
-    in_memory = isinstance(data.dataset, ImageTensorDataset)
+    dataset = data.dataset
+    mapped = isinstance(dataset, MappedImageDataset)
+    in_memory = isinstance(dataset, ImageTensorDataset) and not mapped
     order = ShardedOrder(
         dataset_size,
         batch_size,
@@ -52,10 +66,12 @@ def make_batches(
         processes.world_size,
         device=processes.device if in_memory else torch.device("cpu"),
     )
-    if in_memory:
+    if isinstance(dataset, ImageTensorDataset):
         if num_classes is not None:
-            checked_labels(data.dataset.labels, num_classes)
-        return InMemoryBatches(data.dataset, order, processes.device)
+            checked_labels(dataset.labels, num_classes)
+        if isinstance(dataset, MappedImageDataset):
+            return MappedBatches(dataset, order, processes.device)
+        return InMemoryBatches(dataset, order, processes.device)
     return LoaderBatches(data, order, processes.device, num_workers, num_classes)
 
 
@@ -145,6 +161,80 @@ class InMemoryBatches:
             # index_select gathers rows about twice as fast as advanced indexing on a CPU.
             images = to_signed_unit(torch.index_select(self.images, 0, indices))
             yield images, torch.index_select(self.labels, 0, indices)
+
+
+class MappedBatches:
+    """A memory-mapped dataset, never copied whole: a background thread gathers each step's images from the
+    map (their labels from memory) a few steps ahead; the step copies them to the device."""
+
+    def __init__(
+        self,
+        dataset: MappedImageDataset,
+        order: ShardedOrder,
+        device: torch.device,
+        prefetch: int = PREFETCH_BATCHES,
+    ):
+        self.images = dataset.images
+        self.labels = dataset.labels
+        self.file = MappedFile(dataset)
+        self.order = order
+        self.device = device
+        self.prefetch = prefetch
+        self.pinned = device.type == "cuda"  # a copy from pinned memory runs beside the step (non_blocking)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[Batch]:
+        self.file.check_whole()
+        # The epoch's permutation is drawn here, in the caller's thread: the data generator is never
+        # touched by the background thread, so a checkpoint reads its state as the in-memory path leaves it.
+        steps = list(self.order)
+        with Prefetched(self._gathered(steps), self.prefetch, name="ganforge-mapped-batches") as batches:
+            for images, labels in batches:
+                images = images.to(self.device, non_blocking=True)
+                yield to_signed_unit(images), labels.to(self.device, non_blocking=True)
+
+    def _gathered(self, steps: Sequence[torch.Tensor]) -> Iterator[Batch]:
+        """Each step's uint8 images and labels on the host (in the background thread)."""
+        row_shape = self.images.shape[1:]
+        if self.pinned and self.device.index is not None:
+            # A new thread's current GPU is the first: pinning from there would open a context on it in every process.
+            torch.cuda.set_device(self.device)
+        # In the permutation's order: gathering the indices sorted, for the disk's sake, and putting the rows
+        # back in order measured slower, from a cold page cache as from a warm one.
+        for indices in steps:
+            images = torch.empty((len(indices), *row_shape), dtype=torch.uint8, pin_memory=self.pinned)
+            torch.index_select(self.images, 0, indices, out=images)
+            labels = torch.index_select(self.labels, 0, indices)
+            yield images, labels.pin_memory() if self.pinned else labels
+
+
+class MappedFile:
+    """The file a mapped dataset reads, as it was when mapped: reading the map past the end of a file cut
+    short kills the process (SIGBUS), which no handler can turn into an error, so each epoch looks first."""
+
+    def __init__(self, dataset: MappedImageDataset) -> None:
+        self.path = dataset.path
+        self.size = dataset.images.nbytes
+        status = self._status()
+        self.file_id = None if status is None else (status.st_dev, status.st_ino)
+
+    def _status(self) -> os.stat_result | None:
+        try:
+            return os.stat(self.path)
+        except OSError:  # removed or renamed away: the map still holds the file it was made from
+            return None
+
+    def check_whole(self) -> None:
+        status = self._status()
+        if status is None or (status.st_dev, status.st_ino) != self.file_id:
+            return  # another file at that path now (prepared again, say): the map still reads the old one
+        if status.st_size < self.size:
+            raise DataError(
+                f"{self.path} is {status.st_size:,} bytes now, {self.size:,} when training began: something cut "
+                "it short during the run; restore or prepare it again, then resume"
+            )
 
 
 class LoaderBatches:
