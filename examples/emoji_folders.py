@@ -77,7 +77,7 @@ def emoji_folders(args: argparse.Namespace) -> tuple[dict[str, int], dict[str, i
         if args.tarball is not None:
             tarball = args.tarball
             if args.integrity is not None:
-                check_integrity(tarball, {"integrity": args.integrity})
+                check_integrity(tarball, {"integrity": args.integrity}, str(tarball))
             else:
                 print(f"{tarball}: a local tarball, not checked (give --integrity to check it)")
         else:
@@ -87,6 +87,9 @@ def emoji_folders(args: argparse.Namespace) -> tuple[dict[str, int], dict[str, i
     sizes = Counter(category for category, _, _ in chosen)
     skipped = {category: count for category, count in sizes.items() if count < args.min_images}
     kept = [entry for entry in chosen if entry[0] not in skipped]
+    if not kept:
+        largest = max(sizes.values(), default=0)
+        raise Refused(f"no category has --min-images {args.min_images} images (the largest: {largest})")
     write_folders(args.out, kept)
     return dict(Counter(category for category, _, _ in kept)), skipped
 
@@ -102,7 +105,7 @@ def download(registry: str, version: str, path: Path) -> Path:
         raise Refused(f"{metadata_url} names no tarball (dist.tarball): is it an npm registry?")
     print(f"downloading {PACKAGE}@{metadata.get('version', version)} from {dist['tarball']}")
     fetch(dist["tarball"], path, MAX_TARBALL_BYTES)
-    check_integrity(path, dist)
+    check_integrity(path, dist, dist["tarball"])
     return path
 
 
@@ -128,7 +131,7 @@ def copy_at_most(source: IO[bytes], out: IO[bytes], limit: int, name: str) -> No
         out.write(chunk)
 
 
-def check_integrity(path: Path, dist: dict[str, Any]) -> None:
+def check_integrity(path: Path, dist: dict[str, Any], name: str) -> None:
     """The npm registry's sha512 (Subresource Integrity form) where it gives one, else its sha1 ``shasum``."""
     integrity, shasum = dist.get("integrity"), dist.get("shasum")
     if isinstance(integrity, str) and integrity.startswith("sha512-"):
@@ -136,10 +139,10 @@ def check_integrity(path: Path, dist: dict[str, Any]) -> None:
     elif isinstance(shasum, str):
         expected, digest = shasum.lower(), file_digest(path, "sha1").hex()
     else:
-        raise Refused(f"the registry gives no sha512 integrity or sha1 shasum for {path.name}: cannot check it")
+        raise Refused(f"the registry gives no sha512 integrity or sha1 shasum for {name}: cannot check it")
     if digest != expected:
-        raise Refused(f"{path.name} is not the package the registry describes: checksum {digest}, expected {expected}")
-    print(f"checked {path.name}: {expected[:24]}...")
+        raise Refused(f"{name} is not the package the registry describes: checksum {digest}, expected {expected}")
+    print(f"checked {name}: {expected[:24]}...")
 
 
 def file_digest(path: Path, algorithm: str) -> bytes:
