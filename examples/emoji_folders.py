@@ -181,7 +181,8 @@ def choose_images(emoji: list[Any], images: dict[str, bytes], skin_tones: bool) 
     """(category, file name, PNG) of each emoji with a 64x64 image, skin-tone variants as asked."""
     chosen, taken = [], set()
     for entry in emoji:
-        if not isinstance(entry, dict) or not isinstance(entry.get("category"), str):
+        # A category without a letter or digit would name no folder: such an entry is left out.
+        if not isinstance(entry, dict) or not slug(str(entry.get("category", ""))):
             continue
         variants = [entry]
         if skin_tones and isinstance(entry.get("skin_variations"), dict):
@@ -190,8 +191,8 @@ def choose_images(emoji: list[Any], images: dict[str, bytes], skin_tones: bool) 
             data = images.get(str(variant.get("image")))
             if data is None or not square_png(data):
                 continue
-            category = slug(entry["category"])
-            name = name_slug(str(entry.get("short_name") or "")) or slug(Path(variant["image"]).stem)
+            category = slug(str(entry["category"]))
+            name = name_slug(str(entry.get("short_name") or "")) or slug(Path(variant["image"]).stem) or "emoji"
             if variant is not entry or (category, name) in taken:
                 name = f"{name}_{slug(Path(variant['image']).stem)}"
             taken.add((category, name))
