@@ -38,7 +38,9 @@ import torch
 
 import ganforge
 from ganforge.config import load_config
-from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, map_images
+from ganforge.contracts import LoadedDataset
+from ganforge.imagesets.doctor import DoctorReport
+from ganforge.imagesets.prepared import IMAGES_FILE, LABELS_FILE, MANIFEST_FILE, Manifest, SourceRecord, open_prepared
 from ganforge.plugins import load_plugins
 from ganforge.training import batches as batch_paths
 from ganforge.training.distributed import Processes
@@ -243,41 +245,34 @@ def timed_write(folder: Path, count: int, size: int) -> float:
 
 
 def write_prepared_set(folder: Path, count: int, size: int) -> None:
-    """Random pixels written straight in the prepared format (DIR/images.u8, labels.i64, manifest.json).
-
-    The same block of random bytes is written over and over: the batch path never looks at the pixels.
+    """Random pixels written straight in the prepared format (images.u8, labels.i64, manifest.json), with a
+    manifest that says so: the batch path never looks at the pixels, so one block of random bytes is repeated.
     """
     folder.mkdir()
     block = np.random.default_rng(0).integers(0, 256, WRITE_BLOCK, dtype=np.uint8).tobytes()
     remaining = count * 3 * size * size
-    with (folder / "images.u8").open("wb") as images:
+    with (folder / IMAGES_FILE).open("wb") as images:
         while remaining:
-            written = images.write(block[: min(remaining, len(block))])
-            remaining -= written
-    labels = np.arange(count, dtype=np.int64) % CLASSES
-    labels.tofile(folder / "labels.i64")
-    manifest = {"count": count, "channels": 3, "size": size, "classes": [f"class_{k}" for k in range(CLASSES)]}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+            remaining -= images.write(block[: min(remaining, len(block))])
+    (np.arange(count, dtype="<i8") % CLASSES).tofile(folder / LABELS_FILE)
+    manifest = Manifest(
+        count=count,
+        channels=3,
+        size=size,
+        resize="crop",
+        background=(255, 255, 255),
+        extensions=(),
+        class_names=tuple(f"class_{k}" for k in range(CLASSES)),
+        source=SourceRecord(path="random pixels (benchmarks/data_input.py)", kind="folder", fingerprint="0" * 64),
+        doctor=DoctorReport(files=count, usable=count),
+        seconds=0.0,
+        ganforge_version="benchmark",
+    )
+    (folder / MANIFEST_FILE).write_text(manifest.model_dump_json())
 
 
 def open_prepared_set(folder: Path, storage: str) -> LoadedDataset:
-    """ganforge's own reader where this checkout has it; else the raw files read as it would."""
-    try:
-        from ganforge.imagesets.prepared import open_prepared
-    except ImportError:
-        pass
-    else:
-        return open_prepared(folder, storage)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    shape = (manifest["count"], manifest["channels"], manifest["size"], manifest["size"])
-    labels = torch.from_numpy(np.fromfile(folder / "labels.i64", dtype=np.int64))
-    if storage == "mapped":
-        dataset: ImageTensorDataset = map_images(folder / "images.u8", shape, labels)
-    else:
-        dataset = ImageTensorDataset(
-            torch.from_numpy(np.fromfile(folder / "images.u8", dtype=np.uint8)).view(shape), labels
-        )
-    return LoadedDataset(dataset, DataSpec(shape[1:], len(manifest["classes"]), tuple(manifest["classes"])))
+    return open_prepared(folder, storage)
 
 
 def trainer_batches(loaded: LoadedDataset, batch_size: int, device: torch.device) -> TrainerBatches:
