@@ -145,11 +145,13 @@ def parse_extensions(value: str) -> tuple[str, ...]:
 
 
 class ImagesPerSecondColumn(ProgressColumn):
-    """The decoding speed, as rich estimates it from the last seconds."""
+    """The decoding speed: rich's estimate over the last seconds, or the mean so far before it has one."""
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} images/s")
+        if speed is None and task.elapsed:
+            speed = task.completed / task.elapsed
+        return Text("" if not speed else f"{speed:,.0f} images/s")
 
 
 @contextmanager
