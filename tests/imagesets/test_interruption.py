@@ -15,7 +15,8 @@ from ganforge.errors import DataError
 from ganforge.imagesets.decode import DecodeOptions
 from ganforge.imagesets.prepare import CHUNK, PARTIAL_MARK, prepare_dataset
 from ganforge.imagesets.prepared import IMAGES_FILE, LABELS_FILE, MANIFEST_FILE, open_prepared, read_manifest
-from tests.cli_results import invoke
+from ganforge.registry import Kind
+from tests.cli_results import invoke, refused
 from tests.imagesets.images import encoded, many_images, write
 
 
@@ -116,3 +117,17 @@ def test_a_half_written_dataset_never_loads(tmp_path, file_name, how, message):
     for storage in ("memory", "mapped"):
         with pytest.raises(DataError, match=message):
             open_prepared(out, storage)
+
+
+def test_data_show_describes_a_prepared_dataset_and_refuses_a_half_written_one_in_one_line(app, registry, tmp_path):
+    if "prepared" not in {component.name for component in registry.components(Kind.DATASET)}:
+        pytest.skip("the prepared dataset component is not registered in this checkout")
+    out = tmp_path / "prepared"
+    prepare_dataset(many_images(tmp_path / "images", 12, classes=3), out, DecodeOptions(size=8), workers=1)
+
+    shown = invoke(app, "data", "show", "prepared", "-p", f"path={out}")
+    damage(out, IMAGES_FILE, "truncated")
+    damaged = refused(invoke(app, "data", "show", "prepared", "-p", f"path={out}", exit_code=1))
+
+    assert "12" in shown.stdout and "3 x 8 x 8" in shown.stdout
+    assert f"{out / IMAGES_FILE} holds 2303 bytes where its manifest says 2304" in damaged
