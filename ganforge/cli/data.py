@@ -183,13 +183,12 @@ def images_progress(what: str, quiet: bool) -> Iterator[ProgressCallback | None]
 
 @contextmanager
 def interruption_reported(advice: str) -> Iterator[None]:
-    """A Ctrl-C: one line saying ``advice``, exit code 130 (the guard's Interrupted, or a plain KeyboardInterrupt
-    where ganforge runs without the guard)."""
-    startup.advise_after_interrupt(lambda: advice)
+    """A Ctrl-C inside the block: one line ending with ``advice``, exit code 130 (the guard's Interrupted, or a
+    plain KeyboardInterrupt where ganforge runs without the guard). One after it gets the guard's own line."""
     try:
         yield
     except (KeyboardInterrupt, startup.Interrupted):
-        startup.report_interruption()
+        startup.report(f"{startup.COMMAND}: interrupted (Ctrl-C); {advice}")
         raise typer.Exit(startup.EXIT_CODE) from None
 
 
