@@ -16,7 +16,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ganforge import __version__
-from ganforge.cli import check, components, evaluate, export, report, run, sample
+from ganforge.cli import check, components, data, evaluate, export, report, run, sample
 from ganforge.cli.render import console, err_console
 from ganforge.errors import GanforgeError
 from ganforge.guards import startup
@@ -25,12 +25,12 @@ from ganforge.training.distributed import launched_rank, leave_launch, rank_labe
 
 HELP = "Train GANs from a YAML config; every architecture, loss, dataset and metric is a plugin."
 
-# In the order `ganforge --help` lists them.
-COMMANDS: list[tuple[str, Callable[..., None]]] = [
+# In the order `ganforge --help` lists them: a command's function, or a group's typer app.
+COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("list", components.list_components),
     ("plugins", components.list_plugins),
     ("show", components.show_component),
-    ("data", components.inspect_data),
+    ("data", data.app),
     ("run", run.run),
     ("validate", run.validate),
     ("schema", components.schema),
@@ -60,6 +60,11 @@ class _ReportingGroup(TyperGroup):
             report_error(error)
             raise typer.Exit(error.exit_code) from None
 
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        # typer adds groups after commands; the help lists them in COMMANDS' order, plugins' commands last.
+        order = [name for name, _ in COMMANDS]
+        return sorted(super().list_commands(ctx), key=lambda name: order.index(name) if name in order else len(order))
+
 
 def create_app(plugins: Plugins) -> typer.Typer:
     """The CLI over a set of loaded plugins (tests pass an isolated set)."""
@@ -74,7 +79,10 @@ def create_app(plugins: Plugins) -> typer.Typer:
     )
     app.callback()(root)
     for name, command in COMMANDS:
-        app.command(name)(command)
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
     plugins.register_commands(app)
     return app
 

@@ -1,8 +1,7 @@
-"""Commands that show what is installed: components, plugins, one component's params, a dataset, the config schema."""
+"""Commands that show what is installed: components, plugins, one component's params, the config schema."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -20,9 +19,7 @@ from ganforge.cli.render import (
     status_json,
     type_name,
 )
-from ganforge.config.overrides import apply_overrides, parse_overrides
 from ganforge.config.schema import json_schema
-from ganforge.data_root import default_data_root
 from ganforge.plugins import Plugins, PluginState, PluginStatus
 from ganforge.registry import Component, Conflict, Kind
 
@@ -144,35 +141,6 @@ def params_table(component: Component) -> Table:
         kind_text = type_name(field.annotation) + (f" ({bounds})" if bounds else "")
         table.add_row(field_name, escape(kind_text), default_text(field), escape(field.description or ""))
     return table
-
-
-def inspect_data(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Dataset name (see `ganforge list datasets`).")],
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="A dataset param as key=value; repeatable.")
-    ] = None,
-) -> None:
-    """Load a dataset and describe it: size, image shape, classes, value range."""
-    plugins: Plugins = ctx.obj
-    component = plugins.registry.get(Kind.DATASET, name)
-    params = apply_overrides({}, parse_overrides(param or [], option="--param"), option="--param")
-    root = default_data_root()
-    loaded = component.build(params, root)
-    dataset, spec = loaded.dataset, loaded.spec
-    count = len(dataset)
-    probe = [dataset[i] for i in range(0, count, max(1, count // 256))]
-    low = min(float(image.min()) for image, _ in probe)
-    high = max(float(image.max()) for image, _ in probe)
-    table = Table(show_header=False)
-    table.add_row("dataset", f"{component.name} ({component.provider})")
-    table.add_row("params", escape(json.dumps(component.parse_params(params).model_dump(mode="json"))))
-    table.add_row("default data root", str(root))
-    table.add_row("images", f"{count:,}")
-    table.add_row("shape", " x ".join(str(d) for d in spec.shape))
-    table.add_row("classes", str(spec.num_classes) if spec.num_classes else "unlabelled")
-    table.add_row(f"value range ({len(probe)} images)", f"[{low:.3f}, {high:.3f}]")
-    console.print(table)
 
 
 def schema() -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ganforge.errors import DataError, UsageError
 from ganforge.files import remove_inside, write_atomically
+from ganforge.guards.startup import interrupts_deferred
 from ganforge.imagesets.decode import DecodeOptions, decode_image
 from ganforge.imagesets.doctor import DoctorReport, DoctorTally
 from ganforge.imagesets.prepared import (
@@ -239,7 +240,8 @@ def _decoded_chunks(
                 if len(pending) >= 2 * count:  # a tar's bytes are read ahead only this far
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     yield from (future.result() for future in finished)
-                pending.add(pool.submit(_decode_chunk, task))
+                with _workers_may_fork():
+                    pending.add(pool.submit(_decode_chunk, task))
             for future in list(pending):
                 yield future.result()
                 pending.discard(future)
@@ -284,9 +286,24 @@ def _start_worker(reader: SourceReader, options: DecodeOptions, images_path: Pat
     )
 
 
+@contextmanager
+def _workers_may_fork() -> Iterator[None]:
+    """A Ctrl-C held back while the pool may start a worker (it does so inside ``submit``): raised in the middle of
+    a fork, it lands in the fork's own callbacks, in the new worker or here, which print a traceback and drop it.
+    The worker starts with SIGINT blocked and ignores it before taking signals again; here, it stops the
+    preparation right after."""
+    with interrupts_deferred():
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _start_pool_worker(*setup: object) -> None:
     # Ctrl-C reaches every process of the terminal's group: the main process alone answers it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by _workers_may_fork: now it is ignored
     _start_worker(*setup)  # type: ignore[arg-type]
 
 
