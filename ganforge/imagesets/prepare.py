@@ -360,12 +360,12 @@ def _prepared_already(
         remove_inside(out.parent, out)
         return None
     if out.is_symlink() or not out.is_dir() or not (out / MANIFEST_FILE).exists():
-        raise UsageError(f"{out.absolute()} already exists and is not a prepared dataset: choose another --out")
+        raise UsageError(f"{out.absolute()} already exists and is not a prepared dataset: choose another output folder")
     manifest = read_manifest(out)
     if not _made_from(manifest, record, options, extensions):
         raise UsageError(
             f"{out.absolute()} holds a dataset prepared from other files or with other options; remove it "
-            "or choose another --out"
+            "or choose another output folder"
         )
     return manifest
 
@@ -402,7 +402,7 @@ def _move_into_place(partial: Path, out: Path) -> None:
 
 def _refuse_out_inside(source: ImageSource, out: Path) -> None:
     if source.kind == "folder" and out.resolve().is_relative_to(source.path.resolve()):
-        raise UsageError(f"--out {out} is inside the source {source.path}: a source is never written to")
+        raise UsageError(f"the output folder {out} is inside the source {source.path}: a source is never written to")
 
 
 def _usable_cores() -> int:

@@ -39,7 +39,7 @@ def test_an_existing_folder_of_the_user_s_is_refused_and_left_as_it_was(app, tmp
 
     result = prepare(app, images, mine, exit_code=2)
 
-    assert f"{mine} already exists and is not a prepared dataset: choose another --out" in one_line(result)
+    assert f"{mine} already exists and is not a prepared dataset: choose another output folder" in one_line(result)
     assert snapshot(mine) == before
 
 
