@@ -124,10 +124,9 @@ def prepare_dataset(
 
 @contextmanager
 def _one_preparer(out: Path) -> Iterator[None]:
-    """One preparation of ``out`` at a time (the processes of a distributed run all ask for the same
-    dataset): the others wait, then find it prepared."""
-    lock = out.parent / f".{out.name}.lock"
-    handle = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    """One preparation at a time in ``out``'s folder (the processes of a distributed run all ask for the same
+    dataset): the others wait, then find it prepared. The lock is the folder's own, so no lock file is left."""
+    handle = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
