@@ -186,22 +186,27 @@ class MappedImageDataset(ImageTensorDataset):
 
     ``images`` is a uint8 tensor over the map, so indexing it reads only the rows it takes. The
     trainer gathers each batch from the map in the background instead of copying the whole set to
-    the device; the operating system's page cache, not the process, holds what was read.
+    the device; the operating system's page cache, not the process, holds what was read. With
+    ``copy_to_gpu``, a run on a GPU copies the images whole to it where they fit there, and draws its
+    batches on the GPU as from an :class:`ImageTensorDataset`.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, path: Path, copy_to_gpu: bool = False) -> None:
         super().__init__(images, labels)
         self.path = path
+        self.copy_to_gpu = copy_to_gpu
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A worker process maps the file again rather than receiving a copy of every image.
-        return (map_images, (self.path, tuple(self.images.shape), self.labels))
+        return (map_images, (self.path, tuple(self.images.shape), self.labels, self.copy_to_gpu))
 
 
-def map_images(path: Path, shape: tuple[int, ...], labels: torch.Tensor) -> MappedImageDataset:
+def map_images(
+    path: Path, shape: tuple[int, ...], labels: torch.Tensor, copy_to_gpu: bool = False
+) -> MappedImageDataset:
     """The uint8 images ``[N, C, H, W]`` of a raw file, memory-mapped copy-on-write (never written back)."""
     mapped = np.memmap(path, dtype=np.uint8, mode="c", shape=shape)
-    return MappedImageDataset(torch.from_numpy(mapped), labels, path)
+    return MappedImageDataset(torch.from_numpy(mapped), labels, path, copy_to_gpu)
 
 
 def to_signed_unit(images: torch.Tensor) -> torch.Tensor:

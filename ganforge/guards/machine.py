@@ -23,6 +23,7 @@ from ganforge.data_root import default_cache_dir
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
 from ganforge.guards.memory import available_bytes, device_free_bytes, readable_bytes
+from ganforge.training.batches import copied_to_gpu
 
 FLOAT32_BYTES = 4
 OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments
@@ -107,13 +108,13 @@ def dataset_need(run: ResolvedRun) -> Need | None:
 
 
 def dataset_copy_need(run: ResolvedRun, data: LoadedDataset, device: torch.device) -> Need | None:
-    """A dataset held in memory is copied whole to a GPU, where batches are drawn. A mapped one is not (its
-    batches are gathered from the file as the run goes), nor is its host memory the run's: the page cache holds
-    what was read, and gives it back when the memory is wanted."""
+    """A dataset held in memory is copied whole to a GPU, where batches are drawn. A mapped one is not, unless
+    it allows it and fits (its batches are gathered from the file as the run goes), nor is its host memory the
+    run's: the page cache holds what was read, and gives it back when the memory is wanted."""
     if device.type == "cpu" or not isinstance(data.dataset, ImageTensorDataset):
         return None
-    if isinstance(data.dataset, MappedImageDataset):  # only its labels go over, a few bytes an image
-        return None
+    if isinstance(data.dataset, MappedImageDataset) and not copied_to_gpu(data.dataset, device):
+        return None  # only its labels go over, a few bytes an image
     dataset = data.dataset
     size = dataset.images.nbytes + dataset.labels.nbytes
     what = f"the dataset {run.data.component.name} on {device}"

@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, map_images
 from ganforge.errors import DataError, DatasetNotFoundError
 from ganforge.files import open_regular_file, read_bounded
-from ganforge.guards.memory import available_bytes, readable_bytes
 from ganforge.imagesets.decode import ResizePolicy
 from ganforge.imagesets.doctor import DoctorReport
 
@@ -41,8 +40,6 @@ MAX_MANIFEST_BYTES = 4 * 2**20
 MAX_IMAGES = 10**9
 MAX_SIZE = 8192
 MAX_CLASSES = 100_000
-# "auto" holds a dataset in memory while it takes at most this share of what the machine has free.
-MEMORY_SHARE = 0.5
 
 Storage = Literal["auto", "memory", "mapped"]
 
@@ -105,28 +102,21 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def open_prepared(folder: Path, storage: Storage = "auto") -> LoadedDataset:
-    """The prepared dataset in ``folder``: in memory, memory-mapped, or (``auto``) whichever its size allows."""
+    """The prepared dataset in ``folder``: read into memory (``memory``) or memory-mapped (``mapped``, ``auto``).
+
+    ``auto`` maps the images too, so that a run starts at once whatever their size and the processes
+    of a distributed run share one copy in the page cache; the trainer then copies them whole to a
+    GPU where they fit there, and gathers each batch from the map otherwise.
+    """
     manifest = read_manifest(folder)
     labels = _read_labels(folder, manifest)
     images_path = folder / IMAGES_FILE
     _check_size(images_path, manifest.image_bytes)
-    if chosen_storage(manifest.image_bytes, storage) == "mapped":
-        dataset: ImageTensorDataset = map_images(images_path, manifest.shape, labels)
+    if storage == "memory":
+        dataset: ImageTensorDataset = ImageTensorDataset(_read_images(images_path, manifest), labels)
     else:
-        dataset = ImageTensorDataset(_read_images(images_path, manifest), labels)
+        dataset = map_images(images_path, manifest.shape, labels, copy_to_gpu=storage == "auto")
     return LoadedDataset(dataset, manifest.spec)
-
-
-def chosen_storage(image_bytes: int, storage: Storage) -> Literal["memory", "mapped"]:
-    if storage != "auto":
-        return storage
-    free = available_bytes()
-    return "memory" if free is None or image_bytes <= MEMORY_SHARE * free else "mapped"
-
-
-def describe_storage(manifest: Manifest, storage: Storage) -> str:
-    held = "held in memory" if chosen_storage(manifest.image_bytes, storage) == "memory" else "memory-mapped"
-    return f"{readable_bytes(manifest.image_bytes)} of images, {held}"
 
 
 def _check_size(path: Path, expected: int) -> None:

@@ -30,12 +30,15 @@ from torch.utils.data import DataLoader
 
 from ganforge.contracts import ImageTensorDataset, LoadedDataset, MappedImageDataset, check_labels, to_signed_unit
 from ganforge.errors import DataError, UsageError
+from ganforge.guards.memory import device_free_bytes
 from ganforge.training.distributed import Processes
 from ganforge.training.prefetch import Prefetched
 
 # Batches a mapped dataset's thread gathers ahead of the step: enough to hide one slow read, few
 # enough that the pinned buffers stay small.
 PREFETCH_BATCHES = 3
+# A mapped dataset that may be copied to the GPU is, while it takes at most this share of the free GPU memory.
+GPU_SHARE = 0.5
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -56,7 +59,7 @@ def make_batches(
     # The same permutation in every process: each takes its own share of every step's batch.
     data_generator = torch.Generator().manual_seed(seed)
     dataset = data.dataset
-    mapped = isinstance(dataset, MappedImageDataset)
+    mapped = isinstance(dataset, MappedImageDataset) and not copied_to_gpu(dataset, processes.device)
     in_memory = isinstance(dataset, ImageTensorDataset) and not mapped
     order = ShardedOrder(
         dataset_size,
@@ -69,10 +72,19 @@ def make_batches(
     if isinstance(dataset, ImageTensorDataset):
         if num_classes is not None:
             checked_labels(dataset.labels, num_classes)
-        if isinstance(dataset, MappedImageDataset):
+        if mapped:
             return MappedBatches(dataset, order, processes.device)
         return InMemoryBatches(dataset, order, processes.device)
     return LoaderBatches(data, order, processes.device, num_workers, num_classes)
+
+
+def copied_to_gpu(dataset: MappedImageDataset, device: torch.device) -> bool:
+    """Whether a mapped dataset that allows it is copied whole to the GPU: where it takes at most a share of
+    the GPU's free memory, leaving the rest to the networks."""
+    if not dataset.copy_to_gpu or device.type != "cuda":
+        return False
+    free = device_free_bytes(device)
+    return free is not None and dataset.images.nbytes <= GPU_SHARE * free
 
 
 def checked_labels(labels: torch.Tensor, num_classes: int) -> None:

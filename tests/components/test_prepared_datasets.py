@@ -106,3 +106,27 @@ def test_the_prepared_dataset_refuses_what_is_not_one(registry, tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(DataError, match=r"plain is not a prepared dataset: it has no manifest\.json"):
         build(registry, "prepared", {"path": str(tmp_path / "plain")})
+
+
+def test_auto_storage_maps_the_images_and_a_cpu_run_gathers_its_batches_from_the_map(registry, photos):
+    from ganforge.training.batches import MappedBatches, make_batches
+    from ganforge.training.distributed import Processes
+
+    loaded = build(registry, "image_folder", {"path": str(photos), "size": 8})  # storage: auto
+    assert isinstance(loaded.dataset, MappedImageDataset) and loaded.dataset.copy_to_gpu
+    batches = make_batches(loaded, 4, 0, 0, Processes(torch.device("cpu")))
+    assert isinstance(batches, MappedBatches)
+
+
+@pytest.mark.parametrize(
+    ("storage", "free", "copied"), [("auto", 10**9, True), ("auto", 100, False), ("mapped", 10**9, False)]
+)
+def test_a_mapped_set_goes_whole_to_a_gpu_only_where_allowed_and_it_fits(
+    registry, photos, monkeypatch, storage, free, copied
+):
+    from ganforge.training import batches
+
+    monkeypatch.setattr(batches, "device_free_bytes", lambda device: free)
+    loaded = build(registry, "image_folder", {"path": str(photos), "size": 8, "storage": storage})
+    assert batches.copied_to_gpu(loaded.dataset, torch.device("cuda")) is copied
+    assert batches.copied_to_gpu(loaded.dataset, torch.device("cpu")) is False

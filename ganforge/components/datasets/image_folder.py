@@ -3,8 +3,8 @@ subfolders. prepared: a dataset made by ``ganforge data prepare``.
 
 image_folder prepares its source on first use into ganforge's cache (see ganforge/imagesets/):
 each image decoded once, on every core, and the doctor's findings told; later runs open the
-prepared copy at once, and a changed folder is prepared again. Both open the prepared images in
-memory where they fit and memory-mapped where they do not (``storage``).
+prepared copy at once, and a changed folder is prepared again. Both open the prepared images
+memory-mapped, or read whole into memory (``storage``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from ganforge.imagesets.prepare import IMAGE_EXTENSIONS
 from ganforge.imagesets.prepared import Storage, open_prepared
 
 STORAGE_DESCRIPTION = (
-    "'memory': the images held in memory (on the GPU when training there); 'mapped': memory-mapped from disk, "
-    "each batch gathered in the background (sets larger than memory); 'auto': in memory where they take at most "
-    "half of the free memory."
+    "'auto': memory-mapped from disk, so a run starts at once whatever the size; copied whole to the GPU when "
+    "training on one where they take at most half its free memory, else each batch gathered from the map in the "
+    "background. 'mapped': always gathered from the map. 'memory': read whole into the process's memory first."
 )
 
 
