@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).parent.parent / "examples" / "emoji_folders.py"
+SCRIPT = Path(__file__).parent.parent.parent / "examples" / "emoji_folders.py"
 PACKAGE = "emoji-datasource-twitter"
 
 EMOJI = [
