@@ -1,9 +1,10 @@
-"""ganforge's built-in architectures: a fully connected GAN and DCGAN."""
+"""ganforge's built-in architectures: a fully connected GAN, DCGAN and a residual GAN (SNGAN/BigGAN)."""
 
 from __future__ import annotations
 
 from ganforge.components.architectures.dcgan import DCGANParams, build_dcgan
 from ganforge.components.architectures.mlp import MLPParams, build_mlp
+from ganforge.components.architectures.resnet import ResNetParams, build_resnet
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
 
@@ -13,6 +14,8 @@ CONDITIONAL_VARIANTS = (
     {"generator_conditioning": "batch_norm", "discriminator_conditioning": "projection", "spectral_norm": True},
     {"generator_conditioning": "concat", "discriminator_conditioning": "classifier"},
 )
+# The residual GAN's conditional design (SNGAN's, Miyato & Koyama 2018), checked like its defaults.
+RESNET_CONDITIONAL_VARIANTS = ({"generator_conditioning": "batch_norm", "discriminator_conditioning": "projection"},)
 
 
 @hookimpl
@@ -30,4 +33,12 @@ def register_architectures(register: Register) -> None:
         params=DCGANParams,
         summary="DCGAN (Radford et al. 2015): transposed-conv generator, strided-conv discriminator; 28/32/64 px.",
         check_params=CONDITIONAL_VARIANTS,
+    )
+    register(
+        "resnet",
+        build_resnet,
+        params=ResNetParams,
+        summary="Residual GAN after SNGAN/BigGAN (Miyato et al. 2018, Brock et al. 2019): spectral norm, "
+        "optional self-attention, conditional batch norm and projection; 28/32/64/128/256 px.",
+        check_params=RESNET_CONDITIONAL_VARIANTS,
     )
