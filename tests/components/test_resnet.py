@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
 from ganforge.components.architectures.resnet_blocks import DiscriminatorBlock, GeneratorBlock, SelfAttention
 from ganforge.contracts import DataSpec, GANModels
@@ -184,8 +188,6 @@ def test_every_param_is_described(registry):
 
 @pytest.mark.slow
 def test_one_epoch_through_the_command_line_at_32_px(app, workdir):
-    from typer.testing import CliRunner
-
     data = {"name": "synthetic", "params": {"num_samples": 32, "num_classes": 2, "size": 32, "channels": 3}}
     model = {"name": "resnet", "params": {**NARROW, **CONDITIONAL}}
     config = tiny_config(workdir, name="resnet", data=data, model=model, loss={"name": "hinge"})
@@ -194,3 +196,15 @@ def test_one_epoch_through_the_command_line_at_32_px(app, workdir):
     records = [record for record in metrics(workdir / "runs" / "resnet") if record["event"] == "step"]
     assert records and all(torch.isfinite(torch.tensor(record["d_loss"])) for record in records)
     assert (workdir / "runs" / "resnet" / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_the_architecture_benchmark_prints_both_side_by_side():
+    script = Path(__file__).parents[2] / "benchmarks" / "architectures.py"
+    narrow = '{"generator_width": 8, "discriminator_width": 8}'
+    command = [sys.executable, str(script), "--size", "32", "--batch", "2", "--steps", "1", "--rounds", "1"]
+    result = subprocess.run([*command, "--warmup", "0", "--params", f"resnet={narrow}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("resnet ", "dcgan "))]
+    assert [row[0] for row in rows] == ["resnet", "dcgan"]
+    assert all(float(row[-1].replace(",", "")) > 0 for row in rows)
