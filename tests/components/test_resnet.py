@@ -113,10 +113,10 @@ def test_default_discriminator_stops_at_8x8_for_32_px_and_at_4x4_above(registry)
     keep = ("keep", 128, 128)
     assert resampling(cifar.discriminator) == [("down", 3, 128), ("down", 128, 128), keep, keep]
     assert resampling(cifar.generator) == [("up", 256, 256)] * 3
-    sngan_64 = {"generator_channels": [1024, 512, 256, 128, 64], "discriminator_channels": [64, 128, 256, 512, 1024]}
-    stl = build(registry, sngan_64, (3, 64, 64))
-    assert resampling(stl.generator) == [("up", 1024, 512), ("up", 512, 256), ("up", 256, 128), ("up", 128, 64)]
-    assert resampling(stl.discriminator) == [
+    widening = {"generator_channels": [1024, 512, 256, 128, 64], "discriminator_channels": [64, 128, 256, 512, 1024]}
+    wide = build(registry, widening, (3, 64, 64))
+    assert resampling(wide.generator) == [("up", 1024, 512), ("up", 512, 256), ("up", 256, 128), ("up", 128, 64)]
+    assert resampling(wide.discriminator) == [
         ("down", 3, 64),
         ("down", 64, 128),
         ("down", 128, 256),

@@ -56,8 +56,8 @@ class ResNetParams(Params):
         max_length=8,
         description=(
             "Generator channels per resolution, from the base (4x4; 7x7 for 28 px) to the image side: one entry "
-            "per doubling plus one. None: generator_width everywhere (SNGAN's CIFAR-10 G, 256). SNGAN's 64 px G: "
-            "[1024, 512, 256, 128, 64]; BigGAN's 128 px G: [1536, 1536, 768, 384, 192, 96]."
+            "per doubling plus one. None: generator_width everywhere (SNGAN's CIFAR-10 G, 256). At 64 px, halving "
+            "as SNGAN's larger Gs do: [1024, 512, 256, 128, 64]; BigGAN's 128 px G: [1536, 1536, 768, 384, 192, 96]."
         ),
     )
     discriminator_width: int = Field(
@@ -71,8 +71,8 @@ class ResNetParams(Params):
         max_length=8,
         description=(
             "Discriminator channels per stage: one entry per downsampling stage, plus one for the blocks at its "
-            "last side. None: discriminator_width everywhere (SNGAN's CIFAR-10 D, 128). SNGAN's 64 px D: "
-            "[64, 128, 256, 512, 1024]; BigGAN's 128 px D: [96, 192, 384, 768, 1536, 1536]."
+            "last side. None: discriminator_width everywhere (SNGAN's CIFAR-10 D, 128). At 64 px, doubling as "
+            "SNGAN's larger Ds do: [64, 128, 256, 512, 1024]; BigGAN's 128 px D: [96, 192, 384, 768, 1536, 1536]."
         ),
     )
     discriminator_downsamples: int | None = Field(
