@@ -11,8 +11,6 @@ from ganforge.guards.startup import guard_command_line
 
 guard_command_line()
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ganforge.contracts import (
     Augmentation,
     DataSpec,
@@ -36,11 +34,7 @@ from ganforge.errors import GanforgeError, ParamsError, UsageError
 from ganforge.hookspecs import hookimpl
 from ganforge.penalties import gradient_penalty, r1_penalty, r2_penalty
 from ganforge.registry import Component, Kind, Register, Registry
-
-try:
-    __version__ = version("ganforge")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from ganforge.version import __version__
 
 __all__ = [
     "Augmentation",

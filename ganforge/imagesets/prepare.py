@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +38,7 @@ from ganforge.imagesets.prepared import (
     read_manifest,
 )
 from ganforge.imagesets.sources import ImageSource, SourceReader, open_source
+from ganforge.version import __version__
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "webp", "gif", "tif", "tiff")
 CHUNK = 64  # files per task: small enough to balance the workers, large enough to amortise the hand-over
@@ -102,13 +102,14 @@ def prepare_dataset(
     source = open_source(source_path)
     out = out.expanduser()
     _refuse_out_inside(source, out)
-    plan = plan_files(source, extensions, labels_from_subfolders)
     record = SourceRecord(path=str(source.path.resolve()), kind=source.kind, fingerprint=source.fingerprint())
     out.parent.mkdir(parents=True, exist_ok=True)
     with _one_preparer(out):
         existing = _prepared_already(out, record, options, extensions, replace_stale)
         if existing is not None:
             return existing
+        # Planned only now: a second run, which finds its dataset prepared, needs no plan.
+        plan = plan_files(source, extensions, labels_from_subfolders)
         _remove_unfinished(out)
         partial = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
         partial.mkdir()
@@ -185,7 +186,7 @@ def _prepare_into(
         source=record,
         doctor=report,
         seconds=round(time.perf_counter() - started, 3),
-        ganforge_version=_ganforge_version(),
+        ganforge_version=__version__,
     )
     write_atomically(
         folder / MANIFEST_FILE, lambda stream: stream.write(manifest.model_dump_json(indent=1).encode()), inside=folder
@@ -409,10 +410,3 @@ def _usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def _ganforge_version() -> str:
-    try:
-        return version("ganforge")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
