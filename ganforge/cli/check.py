@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Annotated
 
 import typer
@@ -14,8 +15,12 @@ from ganforge.errors import UsageError
 from ganforge.plugins import Plugins
 from ganforge.registry import Component, Kind, Registry, same_distribution
 from ganforge.testing import CHECKS, CheckResult, check_component
+from ganforge.testing.checks.architectures import DEFAULT_SHAPES
 
 STATUSES = ("passed", "failed", "skipped", "known failure")
+MAX_CHECKED_CHANNELS = 16
+MAX_CHECKED_SIDE = 1024
+SHAPE_TEXT = re.compile(r"^([0-9]{1,5})x([0-9]{1,5})x([0-9]{1,5})$")
 
 
 def check(
@@ -25,12 +30,22 @@ def check(
         typer.Argument(help="A distribution (all its components), KIND:NAME, or nothing for everything."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results.")] = False,
+    shapes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            metavar="CxHxW",
+            help="Check architectures on data of this shape (repeatable), e.g. --shape 3x64x64 --shape 3x128x128; "
+            "default 1x28x28 and 3x32x32.",
+        ),
+    ] = None,
 ) -> None:
     """Run the contract checks on installed components; exit 1 if any fails (known failures declared by a
     component at registration do not count)."""
     plugins: Plugins = ctx.obj
+    data_shapes = [parse_shape(text) for text in shapes] if shapes else None
     components = select_components(plugins.registry, target)
-    results = [result for component in components for result in check_component(component)]
+    results = [result for component in components for result in check_component(component, data_shapes)]
     failed = [result for result in results if result.status == "failed"]
     if as_json:
         print_json({"passed": not failed, "results": [dataclasses.asdict(r) for r in results]})
@@ -39,11 +54,35 @@ def check(
         counts = {status: sum(r.status == status for r in results) for status in STATUSES}
         console.print(
             f"{len(components)} components: {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped, {counts['known failure']} known failures",
+            f"{counts['skipped']} skipped, {counts['known failure']} known failures"
+            + _shapes_note(components, data_shapes),
             highlight=False,
         )
     if failed:
         raise typer.Exit(1)
+
+
+def _shapes_note(components: list[Component], shapes: list[tuple[int, int, int]] | None) -> str:
+    if not any(component.kind is Kind.ARCHITECTURE for component in components):
+        return ""
+    checked = shapes or DEFAULT_SHAPES
+    return "; architectures checked on data " + ", ".join("x".join(map(str, shape)) for shape in checked)
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``3x64x64`` -> (3, 64, 64), within bounds a check can build on this machine."""
+    match = SHAPE_TEXT.match(text.strip().lower())
+    if match is None:
+        raise UsageError(f"--shape {text!r}: expected CHANNELSxHEIGHTxWIDTH, e.g. 3x64x64 or 1x28x28")
+    channels, height, width = (int(group) for group in match.groups())
+    if not 1 <= channels <= MAX_CHECKED_CHANNELS or not (
+        1 <= height <= MAX_CHECKED_SIDE and 1 <= width <= MAX_CHECKED_SIDE
+    ):
+        raise UsageError(
+            f"--shape {text!r}: channels must be 1 to {MAX_CHECKED_CHANNELS} and each side 1 to {MAX_CHECKED_SIDE} "
+            "pixels"
+        )
+    return channels, height, width
 
 
 def select_components(registry: Registry, target: str | None) -> list[Component]:

@@ -8,7 +8,9 @@ labels (G(z, y), D(x, y)), as training calls them; the label checks skip uncondi
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -36,9 +38,31 @@ from ganforge.generation import balanced_labels
 from ganforge.registry import Component
 from ganforge.testing.checks.common import SEED, CheckSkipped
 
-DATA_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
+Shape = tuple[int, int, int]
+# MNIST-sized grey and CIFAR-sized colour: every architecture is checked at both unless asked for others.
+DEFAULT_SHAPES: tuple[Shape, ...] = ((1, 28, 28), (3, 32, 32))
+# A context variable rather than a parameter of every check, so that a check keeps the one-argument signature
+# plugin authors call and parametrize; the first shape is the one the single-shape checks use.
+_CHECKED_SHAPES: ContextVar[tuple[Shape, ...]] = ContextVar("ganforge_checked_shapes", default=DEFAULT_SHAPES)
 BATCH_SIZES = (1, 4)
 NUM_CLASSES = 10
+
+
+@contextmanager
+def data_shapes(shapes: Iterable[Shape] | None) -> Iterator[None]:
+    """Check architectures on these data shapes (C, H, W) inside the block; None keeps the defaults."""
+    chosen = tuple(shapes) if shapes is not None else DEFAULT_SHAPES
+    if not chosen:
+        raise ValueError("data_shapes needs at least one shape")
+    token = _CHECKED_SHAPES.set(chosen)
+    try:
+        yield
+    finally:
+        _CHECKED_SHAPES.reset(token)
+
+
+def checked_shapes() -> tuple[Shape, ...]:
+    return _CHECKED_SHAPES.get()
 
 
 def _variants(component: Component) -> list[dict[str, Any]]:
@@ -50,15 +74,16 @@ def _where(params: dict[str, Any]) -> str:
     return f"with params {params}: " if params else ""
 
 
-def _build_models(component: Component, shape: tuple[int, int, int], params: dict[str, Any] | None = None) -> GANModels:
+def _build_models(component: Component, shape: Shape, params: dict[str, Any] | None = None) -> GANModels:
     torch.manual_seed(SEED)
     return component.build(params or {}, DataSpec(shape, num_classes=NUM_CLASSES))
 
 
-def _each_model(component: Component, shapes: Iterable[tuple[int, int, int]] = DATA_SHAPES):
-    """``(models, shape, where)`` for each params variant and data shape, freshly built and seeded."""
+def _each_model(component: Component, shapes: Iterable[Shape] | None = None):
+    """``(models, shape, where)`` for each params variant and data shape (the checked ones unless given), freshly
+    built and seeded."""
     for params in _variants(component):
-        for shape in shapes:
+        for shape in shapes if shapes is not None else checked_shapes():
             yield _build_models(component, shape, params), shape, _where(params)
 
 
@@ -126,7 +151,7 @@ def check_discriminator_output(component: Component) -> None:
 
 def check_discriminator_returns_logits(component: Component) -> None:
     """D's scores are logits, not probabilities: trained to separate two sets, they leave [0, 1]."""
-    for models, shape, where in _each_model(component, DATA_SHAPES[:1]):
+    for models, shape, where in _each_model(component, checked_shapes()[:1]):
         real, fake = torch.full((8, *shape), 0.5), torch.full((8, *shape), -0.5)
         bottom, top = _separating_scores(models, real, fake)
         require(
@@ -191,7 +216,7 @@ def _expect_gradients(network: nn.Module, role: str, through: str, where: str = 
 
 def check_train_and_eval_modes(component: Component) -> None:
     """Both networks run in train and in eval mode."""
-    for models, _shape, _where_text in _each_model(component, DATA_SHAPES[:1]):
+    for models, _shape, _where_text in _each_model(component, checked_shapes()[:1]):
         for mode in (True, False):
             models.generator.train(mode)
             models.discriminator.train(mode)
@@ -202,13 +227,13 @@ def check_train_and_eval_modes(component: Component) -> None:
 def check_state_dict_round_trip(component: Component) -> None:
     """Weights saved and loaded into a fresh build give the same outputs (checkpoints depend on it)."""
     for params in _variants(component):
-        models = _build_models(component, DATA_SHAPES[0], params)
+        models = _build_models(component, checked_shapes()[0], params)
         buffer = io.BytesIO()
         torch.save({"g": models.generator.state_dict(), "d": models.discriminator.state_dict()}, buffer)
         buffer.seek(0)
         saved = torch.load(buffer, weights_only=True)
         torch.manual_seed(SEED + 1)
-        fresh = component.build(params, DataSpec(DATA_SHAPES[0], num_classes=NUM_CLASSES))
+        fresh = component.build(params, DataSpec(checked_shapes()[0], num_classes=NUM_CLASSES))
         fresh.generator.load_state_dict(saved["g"])
         fresh.discriminator.load_state_dict(saved["d"])
         z = torch.randn(3, models.latent_dim)
@@ -227,8 +252,8 @@ def check_state_dict_round_trip(component: Component) -> None:
 def check_same_seed_same_output(component: Component) -> None:
     """The same seed builds the same networks: runs are reproducible."""
     for params in _variants(component):
-        first = _build_models(component, DATA_SHAPES[0], params)
-        second = _build_models(component, DATA_SHAPES[0], params)
+        first = _build_models(component, checked_shapes()[0], params)
+        second = _build_models(component, checked_shapes()[0], params)
         z = torch.randn(2, first.latent_dim)
         first.generator.eval()
         second.generator.eval()
@@ -244,7 +269,7 @@ def check_moves_to_another_device(component: Component) -> None:
     if not torch.cuda.is_available():
         raise CheckSkipped("no CUDA device here")
     for params in _variants(component):
-        models = _build_models(component, DATA_SHAPES[0], params)
+        models = _build_models(component, checked_shapes()[0], params)
         models.generator.cuda()
         models.discriminator.cuda()
         labels = _labels(models, 2)
@@ -257,7 +282,7 @@ def _conditional_models(component: Component):
     """``(models, where)`` for each conditional variant; CheckSkipped where there is none."""
     found = False
     for params in _variants(component):
-        models = _build_models(component, DATA_SHAPES[0], params)
+        models = _build_models(component, checked_shapes()[0], params)
         if models.conditional:
             found = True
             yield models, _where(params)
@@ -312,7 +337,7 @@ def check_labels_out_of_range_are_refused(component: Component) -> None:
         assert count is not None
         models.generator.eval()
         models.discriminator.eval()
-        z, images = torch.randn(2, models.latent_dim), torch.rand(2, *DATA_SHAPES[0]) * 2 - 1
+        z, images = torch.randn(2, models.latent_dim), torch.rand(2, *checked_shapes()[0]) * 2 - 1
         calls = [("G(z, y)", models.generator, z)]
         if not models.class_logits:  # a classifier D reads no labels: nothing to refuse
             calls.append(("D(x, y)", models.discriminator, images))

@@ -120,9 +120,12 @@ def _run_check(component: Component, check: Check) -> CheckResult:
     return result("passed")
 
 
-def check_component(component: Component) -> list[CheckResult]:
-    """Run every check of the component's kind; failures are returned, not raised."""
-    return [run_check(component, check) for check in checks_for(component)] + _unknown_known_failures(component)
+def check_component(component: Component, shapes: Iterable[architectures.Shape] | None = None) -> list[CheckResult]:
+    """Run every check of the component's kind; failures are returned, not raised. An architecture is checked on
+    data of each of ``shapes`` (C, H, W); by default 1x28x28 and 3x32x32."""
+    with architectures.data_shapes(shapes):
+        results = [run_check(component, check) for check in checks_for(component)]
+    return results + _unknown_known_failures(component)
 
 
 def _unknown_known_failures(component: Component) -> list[CheckResult]:
@@ -167,13 +170,15 @@ def parametrize_with_checks(components: Iterable[Component], expected_failures: 
     return pytest.mark.parametrize(("component", "check"), params)
 
 
-def assert_check(component: Component, check: Check) -> None:
-    """For tests: run one check; a failure raises ContractViolation, a skip calls pytest.skip.
+def assert_check(component: Component, check: Check, shapes: Iterable[architectures.Shape] | None = None) -> None:
+    """For tests: run one check (an architecture's on data of ``shapes``, by default 1x28x28 and 3x32x32); a
+    failure raises ContractViolation, a skip calls pytest.skip.
 
     A declared known failure raises too: ``parametrize_with_checks`` marks it xfail (strict), so
     pytest expects the failure and fails the test once the check passes.
     """
-    result = _run_check(component, check)
+    with architectures.data_shapes(shapes):
+        result = _run_check(component, check)
     if result.status == "skipped":
         import pytest
 
