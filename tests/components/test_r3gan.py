@@ -217,7 +217,7 @@ def test_bad_params_and_shapes_are_refused_by_name(registry, params, shape, expe
 
 def test_conditioning_needs_classes(registry):
     component = registry.get(Kind.ARCHITECTURE, "r3gan")
-    with pytest.raises(ParamsError, match="needs a dataset with classes.*params.conditioning"):
+    with pytest.raises(ParamsError, match=r"needs a dataset with classes.*params\.conditioning"):
         component.build(CONDITIONAL, DataSpec((3, 32, 32), None))
 
 
