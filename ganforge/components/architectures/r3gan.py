@@ -199,7 +199,7 @@ class R3GANDiscriminator(nn.Module):
         return (features * self.embedding(require_labels(labels, "discriminator"))).sum(dim=1)
 
 
-def conditioning_classes(params: R3GANParams, data: DataSpec) -> int | None:
+def conditioned_classes(params: R3GANParams, data: DataSpec) -> int | None:
     if params.conditioning == "none":
         return None
     if data.num_classes is None:
@@ -213,7 +213,7 @@ def conditioning_classes(params: R3GANParams, data: DataSpec) -> int | None:
 def build_r3gan(params: R3GANParams, data: DataSpec) -> GANModels:
     """R3GAN's generator and discriminator, a stage per resolution of the image."""
     stages = stages_of(params, data)
-    num_classes = conditioning_classes(params, data)
+    num_classes = conditioned_classes(params, data)
     d_embedding_dim = params.discriminator_embedding_dim or stages.widths[0]
     generator = R3GANGenerator(
         stages, params.latent_dim, data.channels, label_embedding(num_classes, params.generator_embedding_dim, 1.0)
