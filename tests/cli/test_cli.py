@@ -12,7 +12,7 @@ from ganforge.plugins import PluginSource, load_plugins
 from tests.plugin_fixtures import architecture_plugin, install_distribution, plugin_module
 
 BUILTINS = {
-    "architecture": {"mlp", "dcgan", "resnet"},
+    "architecture": {"mlp", "dcgan", "resnet", "r3gan"},
     "loss": {"minimax", "non_saturating", "hinge", "wasserstein", "least_squares"},
     "dataset": {"mnist", "fashion_mnist", "cifar10", "image_folder", "synthetic"},
 }

@@ -202,9 +202,11 @@ def test_one_epoch_through_the_command_line_at_32_px(app, workdir):
 def test_the_architecture_benchmark_prints_both_side_by_side():
     script = Path(__file__).parents[2] / "benchmarks" / "architectures.py"
     narrow = '{"generator_width": 8, "discriminator_width": 8}'
+    narrow_r3gan = '{"widths": [8, 8, 8, 8], "cardinality": [2, 2, 2, 2]}'
     command = [sys.executable, str(script), "--size", "32", "--batch", "2", "--steps", "1", "--rounds", "1"]
-    result = subprocess.run([*command, "--warmup", "0", "--params", f"resnet={narrow}"], capture_output=True, text=True)
+    params = ["--params", f"resnet={narrow}", "--params", f"r3gan={narrow_r3gan}"]
+    result = subprocess.run([*command, "--warmup", "0", *params], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("resnet ", "dcgan "))]
-    assert [row[0] for row in rows] == ["resnet", "dcgan"]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("resnet ", "r3gan ", "dcgan "))]
+    assert [row[0] for row in rows] == ["resnet", "r3gan", "dcgan"]
     assert all(float(row[-1].replace(",", "")) > 0 for row in rows)

@@ -16,9 +16,12 @@ from ganforge.testing import ContractError, assert_check, check_component, isola
 from ganforge.testing.checks.losses import check_loss_direction
 
 BUILTINS = [c for c in load_plugins(strict=True).registry.components() if c.provider.distribution == "ganforge"]
+# r3gan's defaults are the paper's CIFAR-10 networks, 41M parameters a pair: minutes through the kit on a CPU.
+# tests/components/test_r3gan.py runs the kit on it at narrow widths, and `ganforge check` on it as a slow test.
+HEAVY = {"r3gan"}
 
 
-@parametrize_with_checks(BUILTINS)
+@parametrize_with_checks([c for c in BUILTINS if c.name not in HEAVY])
 def test_builtin_components_obey_their_contracts(component, check):
     assert_check(component, check)
 

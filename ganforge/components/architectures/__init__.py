@@ -1,9 +1,10 @@
-"""ganforge's built-in architectures: a fully connected GAN, DCGAN and a residual GAN (SNGAN/BigGAN)."""
+"""ganforge's built-in architectures: a fully connected GAN, DCGAN, a residual GAN (SNGAN/BigGAN) and R3GAN."""
 
 from __future__ import annotations
 
 from ganforge.components.architectures.dcgan import DCGANParams, build_dcgan
 from ganforge.components.architectures.mlp import MLPParams, build_mlp
+from ganforge.components.architectures.r3gan import R3GANParams, build_r3gan
 from ganforge.components.architectures.resnet import ResNetParams, build_resnet
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
@@ -16,6 +17,15 @@ CONDITIONAL_VARIANTS = (
 )
 # The residual GAN's conditional design (SNGAN's, Miyato & Koyama 2018), checked like its defaults.
 RESNET_CONDITIONAL_VARIANTS = ({"generator_conditioning": "batch_norm", "discriminator_conditioning": "projection"},)
+# R3GAN's one conditional design (Huang et al. 2024): label embeddings in G's input and D's output.
+R3GAN_CONDITIONAL_VARIANTS = ({"conditioning": "embedding"},)
+# The paper's initialisation zeroes each residual branch's last convolution, so that every block starts as the
+# identity; the branch's other weights and biases get their first gradient once that convolution has moved.
+R3GAN_KNOWN_FAILURES = {
+    "check_gradients_reach_every_parameter": "the paper's initialisation zeroes the last convolution of every "
+    "residual branch, so the branch's first two convolutions and their biases get no gradient before the first "
+    "step (tests/components/test_r3gan.py checks that they all get one after it)",
+}
 
 
 @hookimpl
@@ -41,4 +51,13 @@ def register_architectures(register: Register) -> None:
         summary="Residual GAN after SNGAN/BigGAN (Miyato et al. 2018, Brock et al. 2019): spectral norm, "
         "optional self-attention, conditional batch norm and projection; 28/32/64/128/256 px.",
         check_params=RESNET_CONDITIONAL_VARIANTS,
+    )
+    register(
+        "r3gan",
+        build_r3gan,
+        params=R3GANParams,
+        summary="R3GAN (Huang et al. 2024): grouped-convolution inverted-bottleneck residual blocks, no "
+        "normalisation, filtered resampling, label embeddings; the paper's CIFAR-10 networks; 28/32/64/128/256 px.",
+        check_params=R3GAN_CONDITIONAL_VARIANTS,
+        known_failures=R3GAN_KNOWN_FAILURES,
     )
