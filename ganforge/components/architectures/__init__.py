@@ -19,13 +19,6 @@ CONDITIONAL_VARIANTS = (
 RESNET_CONDITIONAL_VARIANTS = ({"generator_conditioning": "batch_norm", "discriminator_conditioning": "projection"},)
 # R3GAN's one conditional design (Huang et al. 2024): label embeddings in G's input and D's output.
 R3GAN_CONDITIONAL_VARIANTS = ({"conditioning": "embedding"},)
-# The paper's initialisation zeroes each residual branch's last convolution, so that every block starts as the
-# identity; the branch's other weights and biases get their first gradient once that convolution has moved.
-R3GAN_KNOWN_FAILURES = {
-    "check_gradients_reach_every_parameter": "the paper's initialisation zeroes the last convolution of every "
-    "residual branch, so the branch's first two convolutions and their biases get no gradient before the first "
-    "step (tests/components/test_r3gan.py checks that they all get one after it)",
-}
 
 
 @hookimpl
@@ -59,5 +52,4 @@ def register_architectures(register: Register) -> None:
         summary="R3GAN (Huang et al. 2024): grouped-convolution inverted-bottleneck residual blocks, no "
         "normalisation, filtered resampling, label embeddings; the paper's CIFAR-10 networks; 28/32/64/128/256 px.",
         check_params=R3GAN_CONDITIONAL_VARIANTS,
-        known_failures=R3GAN_KNOWN_FAILURES,
     )

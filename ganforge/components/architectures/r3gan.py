@@ -7,7 +7,8 @@ label's embedding when conditional) scales a learned basis at the base, then eac
 doubling between stages, and a 1x1 convolution to the image. D mirrors it: a 1x1 convolution from
 the image, each stage's blocks, halving between stages, and a depthwise basis convolution to the
 score (when conditional, to a vector whose inner product with the label's embedding is the score).
-Defaults: the paper's CIFAR-10 networks (brownvc/R3GAN's train.py, preset CIFAR10).
+Defaults: the paper's preset for the image side (brownvc/R3GAN's train.py): CIFAR-10's at 28 and 32 px,
+FFHQ's at 64 and 256 px, and at 128 px FFHQ-256's stages up to 128 (the paper has no 128 px preset).
 
 G has no tanh in the paper; its images are clamped to [-1, 1] (the architecture contract) with the
 identity's gradient, so training sees the paper's G wherever its pixels are in range.
@@ -35,9 +36,17 @@ from ganforge.components.architectures.r3gan_blocks import (
 from ganforge.contracts import DataSpec, GANModels, Params
 from ganforge.errors import ParamsError
 
-SIDES = (28, 32, 64, 128, 256)
 MAX_BLOCKS = 16
-PAPER_WIDTH, PAPER_BLOCKS, PAPER_CARDINALITY = 768, 2, 96  # every stage of the paper's CIFAR-10 networks
+PAPER_BLOCKS = 2  # every stage of every preset of the paper
+CHANNELS_PER_GROUP = 16  # inside a block, in every preset of the paper (768 wide, expansion 2: 96 groups)
+# Widths per stage, from the base to the image side, of the paper's preset for each side.
+PAPER_WIDTHS = {
+    28: (768,) * 3,  # CIFAR-10's, from a 7x7 base
+    32: (768,) * 4,  # CIFAR-10
+    64: (768,) * 4 + (384,),  # FFHQ 64 px
+    128: (768,) * 4 + (384, 192),  # FFHQ 256 px up to its 128x128 stage
+    256: (768,) * 4 + (384, 192, 96),  # FFHQ 256 px
+}
 Blocks = Annotated[int, Field(ge=1, le=MAX_BLOCKS)]
 
 
@@ -50,9 +59,10 @@ class R3GANParams(Params):
         max_length=8,
         description=(
             "Channels per stage, from the base (4x4; 7x7 for 28 px) up to the image side: one entry per doubling "
-            "plus one; D uses them in reverse. None: 768 at every stage (CIFAR-10, 32 px: [768, 768, 768, 768]). "
-            "The paper's other presets: FFHQ 64 px [768, 768, 768, 768, 384]; FFHQ 256 px [768, 768, 768, 768, "
-            "384, 192, 96]; ImageNet 32 and 64 px 1536 at every stage."
+            "plus one; D uses them in reverse. None: the paper's preset for the side: CIFAR-10 at 32 px [768, 768, "
+            "768, 768] (and 28 px [768, 768, 768]), FFHQ 64 px [768, 768, 768, 768, 384], FFHQ 256 px [768, 768, "
+            "768, 768, 384, 192, 96] (at 128 px its first six). The paper's ImageNet 32 and 64 px: 1536 at every "
+            "stage."
         ),
     )
     blocks: list[Blocks] | None = Field(
@@ -66,9 +76,9 @@ class R3GANParams(Params):
         max_length=8,
         description=(
             "Groups of each stage's grouped 3x3 convolution, in the order of widths; each must divide the stage's "
-            "width times expansion. None: 96 at every stage (CIFAR-10: 16 channels a group). The paper's presets "
-            "keep 16 channels a group where the width is 768: FFHQ 64 px [96, 96, 96, 96, 48]; FFHQ 256 px [96, 96, "
-            "96, 96, 48, 24, 12]; ImageNet (width 1536) 96 at every stage."
+            "width times expansion. None: 16 channels a group, as in the paper's CIFAR-10 and FFHQ presets (768 "
+            "wide: 96 groups; 384: 48), or fewer channels where a block's inner width is not a multiple of 16. The "
+            "paper's ImageNet presets (1536 wide) keep 96 groups of 32."
         ),
     )
     expansion: int = Field(
@@ -114,17 +124,18 @@ class Stages:
 
 def stages_of(params: R3GANParams, data: DataSpec) -> Stages:
     channels, height, width = data.shape
-    if height != width or height not in SIDES:
+    if height != width or height not in PAPER_WIDTHS:
         raise ParamsError(
             f"architecture 'r3gan' cannot take images of shape {channels}x{height}x{width}: it takes square images "
-            f"of side {', '.join(map(str, SIDES))} (any number of channels)"
+            f"of side {', '.join(map(str, PAPER_WIDTHS))} (any number of channels)"
         )
     base = 7 if height == 28 else 4
     count = int(math.log2(height // base)) + 1
     meaning = f"one per stage, {base}x{base} to {height}x{height}"
-    widths = per_stage(params.widths, PAPER_WIDTH, count, "widths", meaning)
-    blocks = per_stage(params.blocks, PAPER_BLOCKS, count, "blocks", meaning)
-    cardinality = per_stage(params.cardinality, PAPER_CARDINALITY, count, "cardinality", meaning)
+    widths = per_stage(params.widths, PAPER_WIDTHS[height], "widths", meaning)
+    blocks = per_stage(params.blocks, (PAPER_BLOCKS,) * count, "blocks", meaning)
+    groups = tuple(paper_groups(stage_width * params.expansion) for stage_width in widths)
+    cardinality = per_stage(params.cardinality, groups, "cardinality", meaning)
     for stage, (stage_width, groups) in enumerate(zip(widths, cardinality, strict=True)):
         inner = stage_width * params.expansion
         if inner % groups:
@@ -136,12 +147,17 @@ def stages_of(params: R3GANParams, data: DataSpec) -> Stages:
     return Stages(base, widths, blocks, cardinality, params.expansion)
 
 
-def per_stage(given: list[int] | None, paper: int, needed: int, field: str, meaning: str) -> tuple[int, ...]:
+def per_stage(given: list[int] | None, paper: tuple[int, ...], field: str, meaning: str) -> tuple[int, ...]:
     if given is None:
-        return (paper,) * needed
-    if len(given) != needed:
-        raise ParamsError(f"params.{field}: given {given} ({len(given)} entries), but it needs {needed}: {meaning}")
+        return paper
+    if len(given) != len(paper):
+        raise ParamsError(f"params.{field}: given {given} ({len(given)} entries), but it needs {len(paper)}: {meaning}")
     return tuple(given)
+
+
+def paper_groups(inner_width: int) -> int:
+    """Groups of CHANNELS_PER_GROUP channels; where they do not divide the width, groups as wide as do."""
+    return inner_width // math.gcd(inner_width, CHANNELS_PER_GROUP)
 
 
 def clamped_to_signed_unit(images: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,10 @@ labels (G(z, y), D(x, y)), as training calls them; the label checks skip uncondi
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 import torch
@@ -185,19 +186,30 @@ def _separating_scores(
 
 
 def check_gradients_reach_every_parameter(component: Component) -> None:
-    """A step on D(G(z)) reaches every generator parameter; a step on D(x) every discriminator one."""
+    """A step on D(G(z)) reaches every generator parameter; a step on D(x) every discriminator one. Where a
+    zero-initialised layer holds the layers before it back (SkipInit, Fixup, R3GAN's residual branches), they must
+    be reached once the parameters that were reached have taken one step."""
     for models, shape, where in _each_model(component):
         models.generator.train()
         models.discriminator.train()
         # Every label of the class count at least once, so that each class's own parameters get a gradient.
         batch = max(4, models.num_classes or 0)
         labels = _labels(models, batch)
-        fake_output = _discriminator_output(models, _generate(models, torch.randn(batch, models.latent_dim), labels))
-        fake_output.backward()
-        _expect_gradients(models.generator, "generator", "D(G(z))", where)
-        models.discriminator.zero_grad(set_to_none=True)
-        _discriminator_output(models, torch.rand(batch, *shape) * 2 - 1, labels).backward()
-        _expect_gradients(models.discriminator, "discriminator", "D(x)", where)
+        z, real = torch.randn(batch, models.latent_dim), torch.rand(batch, *shape) * 2 - 1
+        _expect_gradients(
+            models.generator,
+            partial(_discriminator_output_of_generated, models, z, labels),
+            f"{where}D(G(z)) gives no gradient to generator parameter(s)",
+        )
+        _expect_gradients(
+            models.discriminator,
+            partial(_discriminator_output, models, real, labels),
+            f"{where}D(x) gives no gradient to discriminator parameter(s)",
+        )
+
+
+def _discriminator_output_of_generated(models: GANModels, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    return _discriminator_output(models, _generate(models, z, labels), labels)
 
 
 def _discriminator_output(models: GANModels, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -207,11 +219,26 @@ def _discriminator_output(models: GANModels, images: torch.Tensor, labels: torch
     return scores.sum() + (class_logits.sum() if class_logits is not None else 0)
 
 
-def _expect_gradients(network: nn.Module, role: str, through: str, where: str = "") -> None:
-    missing = [
-        name for name, p in network.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())
-    ]
-    require(not missing, f"{where}{through} gives no gradient to {role} parameter(s) {', '.join(missing)}")
+def _expect_gradients(network: nn.Module, output: Callable[[], torch.Tensor], failure: str) -> None:
+    missing = _parameters_not_reached(network, output)
+    if missing:
+        _step_what_was_reached(network)
+        missing = _parameters_not_reached(network, output)
+    require(not missing, f"{failure} {', '.join(missing)}")
+
+
+def _parameters_not_reached(network: nn.Module, output: Callable[[], torch.Tensor]) -> list[str]:
+    network.zero_grad(set_to_none=True)
+    output().backward()
+    return [name for name, p in network.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+
+
+def _step_what_was_reached(network: nn.Module, size: float = 1e-2) -> None:
+    """A signed step, so that a tiny gradient still moves its zero-initialised parameter off zero."""
+    with torch.no_grad():
+        for parameter in network.parameters():
+            if parameter.grad is not None:
+                parameter.sub_(size * parameter.grad.sign())
 
 
 def check_train_and_eval_modes(component: Component) -> None:
