@@ -50,6 +50,6 @@ def register_architectures(register: Register) -> None:
         build_r3gan,
         params=R3GANParams,
         summary="R3GAN (Huang et al. 2024): grouped-convolution inverted-bottleneck residual blocks, no "
-        "normalisation, filtered resampling, label embeddings; the paper's CIFAR-10 networks; 28/32/64/128/256 px.",
+        "normalisation, filtered resampling, label embeddings; the paper's preset for each side; 28/32/64/128/256 px.",
         check_params=R3GAN_CONDITIONAL_VARIANTS,
     )
