@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ganforge.contracts import Params, Schedule
 from ganforge.hookspecs import hookimpl
@@ -20,18 +20,22 @@ from ganforge.hookspecs import hookimpl
 MAX_IMAGES = 10**13  # far beyond any run: a bound that keeps the arithmetic exact in floats
 
 
-class ConstantParams(Params):
+class _ScheduleParams(Params):
+    model_config = ConfigDict(allow_inf_nan=False)  # a value is a setting's: never NaN or infinite
+
+
+class ConstantParams(_ScheduleParams):
     value: float = Field(1.0, description="The value at every step.")
 
 
-class RampParams(Params):
+class RampParams(_ScheduleParams):
     start: float = Field(1.0, description="The value until `begin` images have been shown.")
     end: float = Field(0.0, description="The value from `begin + images` images on.")
     images: int = Field(1_000_000, ge=1, le=MAX_IMAGES, description="Images over which the value goes to `end`.")
     begin: int = Field(0, ge=0, le=MAX_IMAGES, description="Images shown before the value starts to change.")
 
 
-class R3GANParams(Params):
+class R3GANParams(_ScheduleParams):
     base: float = Field(2e-4, description="The value after the warm-up, where the cosine decay starts.")
     final: float = Field(5e-5, description="The value reached at `images` images and kept from there on.")
     images: int = Field(
