@@ -10,6 +10,7 @@ once, whatever the setting.
 
 from __future__ import annotations
 
+import math
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ganforge.config.problems import ConfigProblem
 from ganforge.config.schema import EMA_TARGETS, RunConfig
+from ganforge.contracts import describe_value
 from ganforge.registry import Chosen
 
 NETWORKS = ("generator", "discriminator")
@@ -128,7 +130,13 @@ def _conflict(target: str, config: RunConfig) -> str | None:
 
 def _out_of_bounds(target: str, setting: Setting, chosen: Chosen) -> str | None:
     """Where the schedule's least or greatest value is one the setting refuses: which, and why."""
-    for value in chosen.build().extremes():
+    extremes = chosen.build().extremes()
+    if not (isinstance(extremes, tuple) and len(extremes) == 2 and all(_is_finite(value) for value in extremes)):
+        return (
+            f"{chosen.component.describe()}: its extremes() returned {describe_value(extremes)}, not its least and "
+            "greatest value as two finite numbers"
+        )
+    for value in extremes:
         refusal = setting.refusal(value)
         if refusal is not None:
             return (
@@ -136,3 +144,7 @@ def _out_of_bounds(target: str, setting: Setting, chosen: Chosen) -> str | None:
                 f"{refusal[0].lower()}{refusal[1:]}"
             )
     return None
+
+
+def _is_finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -57,7 +57,7 @@ class ScheduledSettings:
                 loss_params[target.removeprefix(LOSS_PARAMS)] = value
         if loss_params:
             loss = self.step.loss
-            loss.params = loss.params.model_copy(update=loss_params)  # type: ignore[attr-defined]
+            loss.params = loss.params.model_copy(update=loss_params)  # type: ignore[attr-defined]  # resolve.py checked it
 
     def record(self) -> dict[str, float]:
         """For a logged line: the value each scheduled setting took in the last step."""

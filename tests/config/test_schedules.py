@@ -5,9 +5,9 @@ import pytest
 import torch.nn.functional as F
 from pydantic import Field
 
-from ganforge import GANLoss, Params, hookimpl
+from ganforge import GANLoss, Params, Schedule, hookimpl
 from ganforge.components import architectures, datasets, losses, schedules
-from ganforge.config import validate_config
+from ganforge.config import InvalidConfigError, validate_config
 from ganforge.config.resolve import check_with_built_components
 from ganforge.errors import UsageError
 from ganforge.testing import isolated_registry
@@ -145,3 +145,38 @@ def test_a_loss_that_keeps_no_params_cannot_take_a_schedule_and_is_told_so():
     resolved = validate_config(raw, registry)  # a float field of its params: a target, by the registry
     with pytest.raises(UsageError, match="loss 'copying' keeps no params model as `params`"):
         check_with_built_components(resolved)
+
+
+class UnboundedSchedule(Schedule):
+    """A schedule whose extremes() breaks its contract: its bounds cannot be checked."""
+
+    def __init__(self, params):
+        pass
+
+    def __call__(self, images):
+        return 1.0
+
+    def extremes(self):
+        return (0.0, float("inf"))
+
+
+class UnboundedPlugin:
+    @hookimpl
+    def register_schedules(self, register):
+        register("unbounded", UnboundedSchedule)
+
+
+def test_a_plugin_schedule_whose_extremes_are_not_two_finite_numbers_is_refused_naming_it():
+    registry = isolated_registry(datasets, architectures, losses, UnboundedPlugin(), distribution="ganforge-odd")
+    raw = {
+        "name": "odd",
+        "data": {"name": "synthetic"},
+        "model": {"name": "mlp"},
+        "schedules": {"optim.generator.lr": {"name": "unbounded"}},
+        "eval": {"metrics": []},
+    }
+    with pytest.raises(InvalidConfigError) as refused_config:
+        validate_config(raw, registry)
+    message = str(refused_config.value)
+    assert "schedules.optim.generator.lr: schedule 'unbounded' of plugin" in message
+    assert "its extremes() returned tuple (0.0, inf), not its least and greatest value as two finite numbers" in message
