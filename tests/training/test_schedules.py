@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from ganforge.checkpoints.format import load_checkpoint
 from ganforge.registry import Kind
 from ganforge.training.batches import ShardedOrder
-from tests.runs import assert_same_weights, metrics, run, train, without_timing
+from tests.runs import SMOKE, assert_same_weights, metrics, run, train, without_timing
+from tests.training.test_distributed import ganforge, succeeded
 
 BATCH = 32  # the smoke example's batch: 256 images, 8 steps an epoch
 EPOCH_IMAGES = 256
@@ -154,3 +155,21 @@ def test_images_shown_counts_every_image_of_every_step_taken_mid_epoch_too(world
     resumed = ShardedOrder(100, BATCH, torch.Generator().manual_seed(0), rank=0, world_size=world_size)
     resumed.load_state_dict({"epoch_step": 2, "rng": {"data": torch.Generator().manual_seed(0).get_state()}})
     assert resumed.images_shown(1) == shown // 2 + 2 * BATCH  # an epoch, and two steps of the next
+
+
+@pytest.mark.slow
+def test_two_processes_take_the_values_of_one_and_resume_to_the_weights_of_an_unstopped_run(scheduled_runs, tmp_path):
+    """Schedules read the global image count: every process, and a two-process run, takes one process's values."""
+    launch = ["run", str(SMOKE), "--nproc", "2", "--quiet", *(part for o in SCHEDULED for part in ("--set", o))]
+    succeeded(ganforge(tmp_path, *launch, "--set", "name=straight", "--set", "train.epochs=3"))
+    succeeded(ganforge(tmp_path, *launch, "--set", "name=stopped", "--set", "train.epochs=1"))
+    stopped, straight = tmp_path / "runs" / "stopped", tmp_path / "runs" / "straight"
+    succeeded(ganforge(tmp_path, "run", "--resume", stopped, "--nproc", "2", "--quiet", "--set", "train.epochs=3"))
+    assert_same_weights(straight / "checkpoints" / "last.pt", stopped / "checkpoints" / "last.pt")
+    assert without_timing(metrics(stopped)) == without_timing(metrics(straight))
+
+    def scheduled(run_dir):
+        return [{k: v for k, v in line.items() if k.startswith("schedule/")} for line in metrics(run_dir)]
+
+    one_process, _ = scheduled_runs
+    assert scheduled(straight) == scheduled(one_process) and scheduled(straight)[0]
