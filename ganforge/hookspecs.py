@@ -60,5 +60,10 @@ def register_loggers(register: Register) -> None:
 
 
 @hookspec
+def register_schedules(register: Register) -> None:
+    """Register schedules of a setting over training; ``factory(params) -> Schedule`` (a value per images shown)."""
+
+
+@hookspec
 def register_commands(app: typer.Typer) -> None:
     """Add commands to the ``ganforge`` command line (a typer app)."""

@@ -44,6 +44,7 @@ REGISTERING_HOOKS: dict[str, Kind] = {
     "register_metrics": Kind.METRIC,
     "register_augmentations": Kind.AUGMENTATION,
     "register_loggers": Kind.LOGGER,
+    "register_schedules": Kind.SCHEDULE,
 }
 
 

@@ -41,6 +41,7 @@ class Kind(StrEnum):
     METRIC = "metric"
     AUGMENTATION = "augmentation"
     LOGGER = "logger"
+    SCHEDULE = "schedule"
 
     @property
     def plural(self) -> str:

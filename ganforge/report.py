@@ -23,6 +23,7 @@ import yaml
 
 from ganforge.config.overrides import flattened
 from ganforge.errors import UsageError
+from ganforge.report_schedules import scheduled_targets, schedules_figure, schedules_table
 from ganforge.training.run_folder import RunFolder
 
 MAX_CHARTED = 6  # evaluation values charted (all are in the tables)
@@ -295,6 +296,7 @@ def render(runs: Sequence[RunView], generated: str, directions: Mapping[str, str
     if len(runs) > 1:
         sections += _differences_section(runs)
     sections += _curves_section(runs)
+    sections += _schedules_section(runs)
     sections += _evaluations_section(runs, directions)
     samples, grids = _samples_section(runs)
     sections += samples
@@ -338,6 +340,22 @@ def _curves_section(runs: Sequence[RunView]) -> list[str]:
     if not any(run.steps for run in runs):
         return ["<h2>Training curves</h2>", "<p>No training line logged yet.</p>"]
     return ["<h2>Training curves</h2>", f"<img class='chart' alt='training curves' src='{_curves_chart(runs)}'>"]
+
+
+def _schedules_section(runs: Sequence[RunView]) -> list[str]:
+    """Where a run scheduled settings (``schedules:``): their values over the steps, and a table of each."""
+    targets = scheduled_targets(runs)
+    if not targets:
+        return []
+    names = {
+        f"{run.name}/{t}": str(s.get("name", "")) for run in runs for t, s in run.config.get("schedules", {}).items()
+    }
+    chart = _figure_uri(schedules_figure(runs, targets, COLOURS))
+    return [
+        "<h2>Scheduled settings</h2>",
+        f"<img class='chart' alt='scheduled settings' src='{chart}'>",
+        schedules_table(runs, targets, names),
+    ]
 
 
 def _evaluations_section(runs: Sequence[RunView], directions: Mapping[str, str | None]) -> list[str]:

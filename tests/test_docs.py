@@ -112,3 +112,16 @@ def test_the_guide_s_logger_passes_the_logger_checks_and_follows_a_run(tmp_path)
     logger.log({"event": "step", "epoch": 1, "step": 4, "d_loss": 1.0})
     logger.log({"event": "eval", "epoch": 1, "step": 8, "fid": 3.5})
     assert (tmp_path / "evaluations.jsonl").read_text() == '{"step": 8, "fid": 3.5}\n'
+
+
+def test_the_guide_s_schedule_passes_the_schedule_checks_and_steps_down():
+    from ganforge.registry import Kind
+    from ganforge.testing import check_component, isolated_registry
+
+    module = guide_module("# src/mygan/schedules.py", "mygan_schedules")
+    component = isolated_registry(module, distribution="mygan").get(Kind.SCHEDULE, "step_decay")
+    results = check_component(component)
+    assert [r.status for r in results] == ["passed"] * len(results), results
+    schedule = component.build({"start": 8.0, "every": 10, "drops": 2})
+    assert [schedule(images) for images in (0, 9, 10, 25, 10**6)] == [8.0, 8.0, 4.0, 2.0, 2.0]
+    assert schedule.extremes() == (2.0, 8.0)

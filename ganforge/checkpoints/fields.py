@@ -197,6 +197,7 @@ class CheckpointFields(_Fields):
     rng: RunRandomState
     processes: list[ProcessFields] | None = None
     adaptive_augmentation: AdaptiveAugmentationFields | None = None
+    schedules: dict[str, float] | None = None  # the scheduled settings' values at the save point, where any
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], which: str) -> None:

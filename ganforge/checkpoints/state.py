@@ -3,7 +3,8 @@
 Fabric's shape: the trainer names its parts; ``compose_checkpoint`` asks each for its
 ``state_dict()``, and a resume hands each part the whole dict to take its own keys from
 (``load_state_dict``). The parts: the training step (networks, optimisers, gradient scalers, the
-EMA copy, ADA, the noise generators: training/step.py), the batch order with its mid-epoch position
+EMA copy, ADA, the noise generators: training/step.py), the scheduled values the next step takes
+(training/scheduling.py), the batch order with its mid-epoch position
 (training/batches.py), the run's progress (epoch, step, best: ``RunProgress`` here), the count of
 metrics.jsonl's lines (the run folder's metrics file), and each process's own part, gathered onto
 rank 0 (training/process_state.py). The layout is the one ganforge has always saved, so older
@@ -37,6 +38,7 @@ CHECKPOINT_LAYOUT = (
     "grad_scalers",
     "rng",
     "adaptive_augmentation",
+    "schedules",
     "best",
     "metrics_records",
     "processes",

@@ -176,7 +176,7 @@ def validate(
         warnings = machine_warnings(resolved)
     except GanforgeError as error:  # the architecture cannot take the dataset's images, and the like
         raise ConfigError(f"{config} is invalid: {error}") from None
-    chosen = [*resolved.chosen().values(), *resolved.augmentations, *resolved.metrics]
+    chosen = [*resolved.chosen().values(), *resolved.augmentations, *resolved.metrics, *resolved.schedules.values()]
     names = ", ".join(f"{c.component.kind.value} {c.component.name} ({c.component.provider})" for c in chosen)
     console.print(f"{config}: valid; {names}", highlight=False)
     for warning in warnings:

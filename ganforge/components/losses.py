@@ -64,32 +64,35 @@ class WassersteinParams(Params):
 
 
 class _ZeroCentredMixin:
-    """R1 at real images and R2 at generated ones, each where its gamma is above 0."""
+    """R1 at real images and R2 at generated ones, each where its gamma is above 0.
 
-    r1_gamma: float
-    r2_gamma: float
+    The gammas are read from ``self.params`` at each call, so that a schedule can drive them."""
+
+    params: ZeroCentredParams | LogisticParams | LeastSquaresParams
+
+    def __init__(self, params: ZeroCentredParams | LogisticParams | LeastSquaresParams) -> None:
+        self.params = params
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         terms = []
-        if self.r1_gamma > 0:
-            terms.append(r1_penalty(discriminator, real, self.r1_gamma))
-        if self.r2_gamma > 0:
-            terms.append(r2_penalty(discriminator, fake, self.r2_gamma))
+        if self.params.r1_gamma > 0:
+            terms.append(r1_penalty(discriminator, real, self.params.r1_gamma))
+        if self.params.r2_gamma > 0:
+            terms.append(r2_penalty(discriminator, fake, self.params.r2_gamma))
         return torch.stack(terms).sum() if terms else None
 
 
 class _LogisticLoss(_ZeroCentredMixin, GANLoss):
     """The discriminator side shared by minimax and non-saturating: BCE on logits."""
 
-    def __init__(self, params: LogisticParams) -> None:
-        self.real_target = 1.0 - params.label_smoothing
-        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
+    params: LogisticParams
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         # BCE(sigmoid(s), t) = t * softplus(-s) + (1 - t) * softplus(s)
         real_term = F.softplus(-real_scores)
-        if self.real_target != 1.0:
-            real_term = self.real_target * real_term + (1.0 - self.real_target) * F.softplus(real_scores)
+        real_target = 1.0 - self.params.label_smoothing
+        if real_target != 1.0:
+            real_term = real_target * real_term + (1.0 - real_target) * F.softplus(real_scores)
         return real_term.mean() + F.softplus(fake_scores).mean()
 
     def probability(self, scores: torch.Tensor) -> torch.Tensor:
@@ -114,9 +117,6 @@ class NonSaturating(_LogisticLoss):
 class Hinge(_ZeroCentredMixin, GANLoss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D margins at +-1, G maximises D(G(z))."""
 
-    def __init__(self, params: ZeroCentredParams) -> None:
-        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
-
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
 
@@ -135,9 +135,6 @@ class RelativisticPairing(_ZeroCentredMixin, GANLoss):
 
     decision_threshold = None
     generator_reads_real_scores = True
-
-    def __init__(self, params: ZeroCentredParams) -> None:
-        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         return F.softplus(fake_scores - _paired(real_scores, fake_scores)).mean()
@@ -161,7 +158,7 @@ class Wasserstein(GANLoss):
     decision_threshold = None  # a critic's scores are only meaningful relative to each other
 
     def __init__(self, params: WassersteinParams) -> None:
-        self.gradient_penalty = params.gradient_penalty
+        self.params = params  # read at each call: a schedule may drive gradient_penalty
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         return fake_scores.mean() - real_scores.mean()
@@ -170,22 +167,20 @@ class Wasserstein(GANLoss):
         return -fake_scores.mean()
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        if self.gradient_penalty <= 0:
+        if self.params.gradient_penalty <= 0:
             return None
-        return gradient_penalty(discriminator, real, fake, self.gradient_penalty)
+        return gradient_penalty(discriminator, real, fake, self.params.gradient_penalty)
 
 
 class LeastSquares(_ZeroCentredMixin, GANLoss):
     """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls fake to 1."""
 
     decision_threshold = 0.5
-
-    def __init__(self, params: LeastSquaresParams) -> None:
-        self.real_target = 1.0 - params.label_smoothing
-        self.r1_gamma, self.r2_gamma = params.r1_gamma, params.r2_gamma
+    params: LeastSquaresParams
 
     def discriminator_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (real_scores - self.real_target).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
+        real_target = 1.0 - self.params.label_smoothing
+        return 0.5 * (real_scores - real_target).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
 
     def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
         return 0.5 * (fake_scores - 1.0).pow(2).mean()

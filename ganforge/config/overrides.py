@@ -14,6 +14,9 @@ from typing import Any
 from ganforge.config.yaml_reader import load_yaml_text
 from ganforge.errors import ConfigError, quote, shorten
 
+# Sections whose keys are dotted settings themselves (``schedules: {optim.generator.lr: ...}``).
+DOTTED_KEY_SECTIONS = ("schedules",)
+
 
 def parse_overrides(assignments: Iterable[str], option: str = "override") -> list[tuple[list[str], Any]]:
     """``train.epochs=5`` into (["train", "epochs"], 5); values are read as YAML, within a config's bounds.
@@ -37,6 +40,7 @@ def apply_overrides(
 ) -> dict[str, Any]:
     """Set each dotted key of ``overrides`` in ``raw``, making missing sections; ``option`` as for parse_overrides."""
     for path, value in overrides:
+        path = _dotted_keys_joined(raw, path)
         target = raw
         for depth, part in enumerate(path[:-1]):
             existing = target.setdefault(part, {})
@@ -46,6 +50,22 @@ def apply_overrides(
             target = existing
         target[path[-1]] = value
     return raw
+
+
+def _dotted_keys_joined(raw: Mapping[str, Any], path: list[str]) -> list[str]:
+    """In a section keyed by dotted settings (``schedules``), the parts that name one key, joined into it.
+
+    The key is the longest run of parts that names an entry there already (``schedules.optim.generator.lr.
+    params.end`` edits that entry's params); where none does, the rest of the path names a new entry.
+    """
+    if len(path) < 2 or path[0] not in DOTTED_KEY_SECTIONS:
+        return path
+    section = raw.get(path[0])
+    existing = section if isinstance(section, Mapping) else {}
+    for end in range(len(path), 1, -1):
+        if ".".join(path[1:end]) in existing:
+            return [path[0], ".".join(path[1:end]), *path[end:]]
+    return [path[0], ".".join(path[1:])]
 
 
 def flattened(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -15,12 +15,12 @@ builds them (the training step, the trainer), and by ``ganforge validate`` throu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ganforge.config.overrides import apply_overrides, parse_overrides
 from ganforge.config.problems import (
@@ -30,12 +30,14 @@ from ganforge.config.problems import (
     renamed_by_overrides,
     schema_problem,
 )
+from ganforge.config.schedule_targets import LOSS_PARAMS, schedule_problems
 from ganforge.config.schema import (
     COMPONENT_ENTRY,
     COMPONENT_SECTIONS,
     MAX_AUGMENTATIONS,
     MAX_LOGGERS,
     MAX_METRICS,
+    MAX_SCHEDULES,
     ComponentConfig,
     RunConfig,
     as_component_config,
@@ -57,6 +59,7 @@ class ResolvedRun:
     metrics: tuple[Chosen, ...]
     augmentations: tuple[Chosen, ...]
     loggers: tuple[Chosen, ...]
+    schedules: Mapping[str, Chosen] = field(default_factory=dict)  # by the setting each drives
 
     def chosen(self) -> dict[str, Chosen]:
         return {section: getattr(self, section) for section in COMPONENT_SECTIONS}
@@ -76,6 +79,10 @@ class ResolvedRun:
         data["output"]["loggers"] = [
             {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")} for chosen in self.loggers
         ]
+        data["schedules"] = {
+            target: {"name": chosen.component.name, "params": chosen.params.model_dump(mode="json")}
+            for target, chosen in self.schedules.items()
+        }
         return data
 
 
@@ -128,9 +135,11 @@ def validate_config(raw: Mapping[str, Any], registry: Registry, source: str = "c
     augmentations = tuple(chosen[("augment", "pipeline", index)] for index in range(len(config.augment.pipeline)))
     loggers = tuple(chosen[("output", "loggers", index)] for index in range(len(config.output.loggers)))
     parts = (chosen[("data",)], chosen[("model",)], chosen[("loss",)])
-    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers)
+    schedules = {target: chosen[("schedules", target)] for target in config.schedules}
+    resolved = ResolvedRun(config, *parts, metrics, augmentations, loggers, schedules)
     checks = (_check_best, _check_metric_needs)
     problems = [problem for check in checks if (problem := check(resolved)) is not None]
+    problems += schedule_problems(config, resolved.loss, schedules)
     if problems:
         raise InvalidConfigError(source, problems)
     return resolved
@@ -145,11 +154,13 @@ def _named_components(
     metrics: list[str | ComponentConfig | None]
     augmentations: list[str | ComponentConfig | None]
     loggers: list[str | ComponentConfig | None]
+    schedules: dict[str, ComponentConfig | None]
     if config is not None:
         sections = {section: getattr(config, section) for section in COMPONENT_SECTIONS}
         metrics = list(config.eval.metrics)
         augmentations = list(config.augment.pipeline)
         loggers = list(config.output.loggers)
+        schedules = dict(config.schedules)
     else:
         sections = {
             section: _well_formed(ComponentConfig.model_validate, raw.get(section)) for section in COMPONENT_SECTIONS
@@ -157,10 +168,12 @@ def _named_components(
         metrics = _well_formed_entries(raw.get("eval"), "metrics", MAX_METRICS)
         augmentations = _well_formed_entries(raw.get("augment"), "pipeline", MAX_AUGMENTATIONS)
         loggers = _well_formed_entries(raw.get("output"), "loggers", MAX_LOGGERS)
+        schedules = _well_formed_schedules(raw.get("schedules"))
     named = [(kind, (section,), sections[section]) for section, kind in COMPONENT_SECTIONS.items()]
     named += [(Kind.METRIC, ("eval", "metrics", index), metric) for index, metric in enumerate(metrics)]
     named += [(Kind.AUGMENTATION, ("augment", "pipeline", index), entry) for index, entry in enumerate(augmentations)]
     named += [(Kind.LOGGER, ("output", "loggers", index), entry) for index, entry in enumerate(loggers)]
+    named += [(Kind.SCHEDULE, ("schedules", target), entry) for target, entry in schedules.items()]
     return [(kind, location, as_component_config(entry)) for kind, location, entry in named if entry is not None]
 
 
@@ -170,6 +183,14 @@ def _well_formed_entries(section: Any, key: str, most: int) -> list[str | Compon
     if not isinstance(listed, list):
         return []
     return [_well_formed(COMPONENT_ENTRY.validate_python, item) for item in listed[:most]]
+
+
+def _well_formed_schedules(section: Any) -> dict[str, ComponentConfig | None]:
+    """The entries of ``schedules`` by target, None for each malformed one."""
+    if not isinstance(section, Mapping):
+        return {}
+    entries = list(section.items())[:MAX_SCHEDULES]
+    return {str(target): _well_formed(ComponentConfig.model_validate, entry) for target, entry in entries}
 
 
 def _well_formed(validate: Any, value: Any) -> Any:
@@ -290,6 +311,13 @@ def check_the_loss_fits(config: RunConfig, loss: GANLoss) -> None:
     """What the rest of the config asks of the loss beyond its contract (the training step asks it too)."""
     if config.augment.adaptive is not None:
         require_a_threshold(config.loss.name, loss.decision_threshold)
+    scheduled = sorted(target for target in config.schedules if target.startswith(LOSS_PARAMS))
+    if scheduled and not isinstance(getattr(loss, "params", None), BaseModel):
+        raise UsageError(
+            f"schedules.{scheduled[0]}: loss {config.loss.name!r} keeps no params model as `params`, which the "
+            "trainer sets before each step, so its params cannot follow a schedule (see docs/plugins.md); "
+            "fix its value in loss.params instead"
+        )
     train = config.train
     if loss.generator_reads_real_scores and train.fresh_generator_batch() not in (None, train.batch_size):
         raise UsageError(

@@ -25,6 +25,8 @@ MAX_METRICS = 64
 MAX_AUGMENTATIONS = 16
 MAX_LOGGERS = 16
 MAX_PATH_LENGTH = 4096
+MAX_SCHEDULES = 32
+EMA_TARGETS = ("train.ema_decay", "train.ema_half_life")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEVICE_SETTING = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,4})?)$")
 DEVICES_ACCEPTED = "auto, cpu, cuda, cuda:N or mps"
@@ -37,6 +39,7 @@ class Strict(BaseModel):
 
 
 ComponentName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
+ScheduleTarget = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 class ComponentConfig(Strict):
@@ -96,6 +99,14 @@ class TrainConfig(Strict):
     ema_decay: float | None = Field(
         None, ge=0.0, lt=1.0, description="Decay of an exponential moving average of G's weights, used for samples."
     )
+    ema_half_life: float | None = Field(
+        None,
+        ge=0.0,
+        le=1e13,
+        description="The EMA of G's weights set as StyleGAN and R3GAN do: the images shown over which an old "
+        "weight's share halves; each update's decay is 0.5 ** (batch_size * n_critic / ema_half_life). "
+        "Instead of ema_decay.",
+    )
     generated_labels: Literal["uniform", "data"] = Field(
         "uniform",
         description="Conditional models: the classes of each step's generated images, drawn uniformly or in the "
@@ -150,6 +161,12 @@ class TrainConfig(Strict):
         "(SyncBatchNorm) instead of each process's share.",
     )
 
+    def ema_decay_per_update(self) -> float | None:
+        """The decay of each EMA update (one per G step), from ema_decay or ema_half_life; None: no EMA."""
+        if self.ema_half_life is not None:
+            return ema_decay_of_half_life(self.ema_half_life, self.batch_size * self.n_critic)
+        return self.ema_decay
+
     def fresh_generator_batch(self) -> int | None:
         """How many noise vectors G's step draws afresh (global); None where it reuses D's generated batch."""
         if self.generator_batch == "reuse":
@@ -162,6 +179,11 @@ class TrainConfig(Strict):
         if not DEVICE_SETTING.match(device):
             raise ValueError(f"not a device ganforge trains on; accepted: {DEVICES_ACCEPTED}")
         return device
+
+
+def ema_decay_of_half_life(half_life: float, images_per_update: int) -> float:
+    """The decay per EMA update that halves an old weight's share every ``half_life`` images (0: no averaging)."""
+    return 0.5 ** (images_per_update / half_life) if half_life > 0 else 0.0
 
 
 class OutputConfig(Strict):
@@ -268,6 +290,13 @@ class RunConfig(Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    schedules: dict[ScheduleTarget, ComponentConfig] = Field(
+        default_factory=dict,
+        max_length=MAX_SCHEDULES,
+        description="Settings that change during training, each a function of the real images shown: the "
+        "setting (optim.generator.lr, loss.params.r1_gamma, ...; see docs/schedules.md) to a schedule, "
+        "{name, params}; see `ganforge list schedules`.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -278,6 +307,11 @@ class RunConfig(Strict):
                 "starting with a letter or digit (so not empty, '.', '..' or a path)"
             )
         return name
+
+    def keeps_ema(self) -> bool:
+        """Whether G's weights are averaged: an EMA set by train.ema_decay or ema_half_life, or scheduled."""
+        settings = (self.train.ema_decay, self.train.ema_half_life)
+        return any(value is not None for value in settings) or any(target in self.schedules for target in EMA_TARGETS)
 
     def run_dir(self) -> Path:
         return self.output.dir if self.output.dir is not None else DEFAULT_RUNS_DIR / self.name

@@ -49,6 +49,9 @@ Loss factory ``(params) -> GANLoss``
     plain discriminator (it may differentiate twice) and ``fake`` still attached to G's graph.
   - ``probability(scores)`` is elementwise (any shape), or returns None where the objective has no
     probability; ``decision_threshold`` is the score above which D calls an image real, or None.
+  - A loss whose params a schedule may drive (``schedules: {loss.params.r1_gamma: ...}``) keeps the
+    params it was built with as ``self.params`` and reads the driven fields from it when called:
+    before each step the trainer sets ``loss.params`` to a copy holding the scheduled values.
 
 Dataset factory ``(params, root: Path) -> LoadedDataset``
   - Items are ``(image, label)``: a float32 image of ``spec.shape`` in [-1, 1] and an int label in
@@ -91,6 +94,10 @@ Metric factory ``(params) -> GANMetric``
     two identical sets score. ``sample_needs()`` is the fewest images ``compute`` takes: ganforge
     never calls it with fewer.
 
+Schedule factory ``(params) -> Schedule``
+  - ``schedule(images) -> float`` depends on ``images`` (the real images shown to D so far, all
+    processes together) alone; ``extremes()`` is the least and greatest value it ever returns.
+
 Every factory
   - takes its params already validated by the params model it registered (best a :class:`Params`
     subclass: unknown keys are errors, values frozen; the contract checks want a default for every
@@ -124,6 +131,7 @@ from ganforge.contracts.conventions import (
     Params,
     RunLogger,
     SampleNeeds,
+    Schedule,
     declares_param,
     discriminate,
     discriminator_output,
@@ -183,6 +191,7 @@ __all__ = [
     "Params",
     "RunLogger",
     "SampleNeeds",
+    "Schedule",
     "all_finite",
     "are_class_logits",
     "are_scores",

@@ -283,6 +283,23 @@ class Augmentation:
         raise NotImplementedError
 
 
+class Schedule:
+    """A setting's value over training (``schedules:`` in a config), a pure function of the images shown.
+
+    ``schedule(images)`` returns the value for the step taken after ``images`` real images (all
+    processes together) have been shown to D. It depends on ``images`` alone (no state, no random
+    draw), so a resumed run and every process of a distributed one compute the same values.
+    ``extremes()`` returns the least and greatest value it takes for any ``images >= 0``: ganforge
+    checks both against the bounds of the setting it drives before the run starts.
+    """
+
+    def __call__(self, images: int) -> float:
+        raise NotImplementedError
+
+    def extremes(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+
 LoggerOutcome = Literal["finished", "interrupted", "failed"]
 
 

@@ -25,6 +25,7 @@ from ganforge.contracts.conventions import (
     GANModels,
     LoadedDataset,
     RunLogger,
+    Schedule,
 )
 from ganforge.errors import UsageError
 
@@ -125,6 +126,7 @@ CONTRACT_TYPES: dict[str, type] = {
     "metric": GANMetric,
     "augmentation": Augmentation,
     "logger": RunLogger,
+    "schedule": Schedule,
 }
 CONTRACTS = {
     "architecture": (
@@ -136,6 +138,7 @@ CONTRACTS = {
     "metric": "a metric factory returns a GANMetric",
     "augmentation": "an augmentation factory returns an Augmentation",
     "logger": "a logger factory returns a RunLogger",
+    "schedule": "a schedule factory returns a Schedule",
 }
 
 

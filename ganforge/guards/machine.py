@@ -137,7 +137,7 @@ def models_needs(run: ResolvedRun, spec: DataSpec, device: torch.device) -> list
     trainable = _trainable_bytes(generator) + _trainable_bytes(discriminator)
     parameters = _count(generator) + _count(discriminator)
     latent_dim = int(models.latent_dim)
-    ema = _tensor_bytes(generator) if run.config.train.ema_decay is not None else 0
+    ema = _tensor_bytes(generator) if run.config.keeps_ema() else 0
     what = (
         f"the models ({parameters:,} parameters, with gradients and Adam's state"
         f"{' and an EMA copy of G' if ema else ''})"

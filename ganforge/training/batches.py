@@ -132,6 +132,12 @@ class ShardedOrder:
     def step_taken(self) -> None:
         self.steps_taken += 1
 
+    def images_shown(self, epochs_finished: int) -> int:
+        """The real images shown to D so far, all processes together, after ``epochs_finished`` whole epochs and
+        this one's steps: where the run stands decides it alone, so a resumed run counts as one never stopped."""
+        per_epoch = (self.steps - 1) * self.batch_size + self.last_batch
+        return epochs_finished * per_epoch + self.steps_taken * self.batch_size
+
     def finish_epoch(self) -> None:
         self.steps_taken = 0
 

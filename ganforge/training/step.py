@@ -70,7 +70,7 @@ class GANStep:
         self.class_loss_weight = train.class_loss_weight if models.class_logits else 0.0
         self.loss, self.statistics, self.reporter = loss, statistics, reporter
         self.processes, self.device = processes, processes.device
-        self.n_critic, self.ema_decay = train.n_critic, train.ema_decay
+        self.n_critic, self.ema_decay = train.n_critic, train.ema_decay_per_update()
         self.penalty_every = train.penalty_every
         check_the_loss_fits(config, loss)
         self.fresh_generator_batch = generator_batch_share(train.fresh_generator_batch(), processes.world_size)
@@ -92,7 +92,7 @@ class GANStep:
             self.step_generator = torch.compile(self.eager_generator)
             self.step_discriminator = torch.compile(self.eager_discriminator)
         self._compiled_batch_sizes: set[int] = set()
-        self.ema_generator = ema_copy(generator) if train.ema_decay is not None else None
+        self.ema_generator = ema_copy(generator) if config.keeps_ema() else None
         self.optimizer_g = make_adam(generator, config.optim.generator, self.device)
         self.optimizer_d = make_adam(discriminator, config.optim.discriminator, self.device)
         self.scaler_g = self.speed.grad_scaler()

@@ -37,6 +37,7 @@ from ganforge.training.progress import Reporter, SilentReporter
 from ganforge.training.run_components import build_components
 from ganforge.training.run_folder import RunFolder
 from ganforge.training.run_loggers import RunLoggers
+from ganforge.training.scheduling import ScheduledSettings
 from ganforge.training.statistics import EPOCH, WINDOW, TrainingStatistics, divergence_error, weights_finite
 from ganforge.training.step import GANStep
 
@@ -87,6 +88,7 @@ class Trainer:
         self.evaluation = self._prepare_evaluation(run) if config.eval.every and self.is_main else None
         self.real_grid, self.real_grid_labels = first_images(parts.data.dataset, SAMPLE_GRID_SIZE, self.num_classes)
         self.progress = RunProgress()
+        self.schedules = ScheduledSettings(run, self.gan_step, lambda: self.order.images_shown(self.progress.epoch))
         self.description = run_description(self.resolved_config, self.spec, self.latent_dim)
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
         self._last_saved = time.monotonic()
@@ -97,7 +99,7 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint saved by any number of processes (or mid-epoch)."""
-        load_checkpoint_state([self.gan_step, self.order, self.progress, self.own_state], state)
+        load_checkpoint_state([self.gan_step, self.order, self.progress, self.own_state, self.schedules], state)
         self._saved()  # what was loaded is the last good checkpoint
 
     def checkpoint_state(self) -> dict[str, Any] | None:
@@ -105,7 +107,7 @@ class Trainer:
         every_process = self.own_state.gather()
         if every_process is None:
             return None
-        parts = [self.progress, self.gan_step, self.order, self.folder.metrics]  # rng: the noise, then the data
+        parts = [self.progress, self.gan_step, self.schedules, self.order, self.folder.metrics]  # rng: noise, data
         return compose_checkpoint(self.description, parts, every_process)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -150,6 +152,7 @@ class Trainer:
                 self.statistics.reset(row)
         epoch_start = window_start = time.perf_counter()
         for real, labels in self.batches:
+            self.schedules.apply()
             self.gan_step.train_on(real, labels, self.progress.step)
             self.progress.step += 1
             self.order.step_taken()
@@ -243,7 +246,7 @@ class Trainer:
         """Collective: every process logs the same lines, for their statistics are summed over all of them."""
         step = self.progress.step
         record, finite = self.statistics.all_reduce_record(event, row, self.progress.epoch_in_progress, step, seconds)
-        record.update(self.gan_step.augmentation_record())
+        record |= self.gan_step.augmentation_record() | self.schedules.record()
         self._log(record)
         if not finite:
             losses = "every step was skipped for non-finite losses" if self.skip_nonfinite else "non-finite losses"

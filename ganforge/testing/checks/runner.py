@@ -14,7 +14,7 @@ import torch
 
 from ganforge.contracts import ContractViolation
 from ganforge.registry import Component, Kind
-from ganforge.testing.checks import architectures, augmentations, datasets, loggers, losses, metrics
+from ganforge.testing.checks import architectures, augmentations, datasets, loggers, losses, metrics, schedules
 from ganforge.testing.checks.common import (
     Check,
     CheckSkipped,
@@ -71,6 +71,12 @@ CHECKS: dict[Kind, tuple[Check, ...]] = {
         check_params_json_round_trip,
         loggers.check_logger_follows_a_run,
         loggers.check_logger_follows_a_resumed_run,
+    ),
+    Kind.SCHEDULE: (
+        check_default_params,
+        check_params_json_round_trip,
+        schedules.check_schedule_stays_within_its_extremes,
+        schedules.check_schedule_depends_on_images_alone,
     ),
 }
 
