@@ -177,7 +177,10 @@ def validate(
     except GanforgeError as error:  # the architecture cannot take the dataset's images, and the like
         raise ConfigError(f"{config} is invalid: {error}") from None
     chosen = [*resolved.chosen().values(), *resolved.augmentations, *resolved.metrics, *resolved.schedules.values()]
-    names = ", ".join(f"{c.component.kind.value} {c.component.name} ({c.component.provider})" for c in chosen)
+    # dict.fromkeys: one mention of a component named twice (the same schedule for several settings)
+    names = ", ".join(
+        dict.fromkeys(f"{c.component.kind.value} {c.component.name} ({c.component.provider})" for c in chosen)
+    )
     console.print(f"{config}: valid; {names}", highlight=False)
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
