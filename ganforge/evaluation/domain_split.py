@@ -5,7 +5,9 @@ gives its train and test splits. Any other dataset is partitioned once, seeded: 
 a fixed permutation is held out. A ``limit`` param is set to None: the domain is the whole dataset.
 What a dataset must do for this is stated in ganforge/contracts/ (dataset factory). The domain
 classifier learns from the training side and is tested on the held-out side, which is also the
-real set that generated images are compared with.
+real set that generated images are compared with. A dataset scored channel by channel with another
+dataset's classifier (``LoadedDataset.channel_classifier``: Stacked MNIST) brings that dataset's
+domain with it, loaded the same way, so its classifier is the one that dataset is scored with.
 """
 
 from __future__ import annotations
