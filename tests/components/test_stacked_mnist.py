@@ -133,6 +133,17 @@ def test_channel_features_are_the_channels_side_by_side_and_classes_their_produc
     assert network.fingerprint() != classifier.fingerprint()
 
 
+def test_a_32_pixel_stack_is_read_as_the_28_pixel_digits_it_pads(registry, mnist_root, tmp_path):
+    component = registry.get(Kind.DATASET, "stacked_mnist")
+    small = load_domain(component, {"count": 30}, mnist_root, registry)
+    padded = load_domain(component, {"count": 30, "size": 32}, mnist_root, registry)
+    assert padded.channel_domain is not None and padded.channel_domain.spec.shape == (1, 28, 28)
+    seen_small = domain_features(small, torch.device("cpu"), tmp_path).extract(small.held_out)
+    seen_padded = domain_features(padded, torch.device("cpu"), tmp_path).extract(padded.held_out)
+    assert torch.equal(seen_small.features, seen_padded.features)
+    assert torch.equal(seen_small.probabilities, seen_padded.probabilities)
+
+
 def channel_set(images: ImageSet, channel: int) -> ImageSet:
     return ImageSet(images.images[:, channel : channel + 1].clone(), None, f"channel {channel}")
 
