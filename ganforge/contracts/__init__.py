@@ -82,6 +82,10 @@ Dataset factory ``(params, root: Path) -> LoadedDataset``
   - Optional methods of the params model, read before loading (:func:`estimate_of`):
     ``data_spec() -> DataSpec`` and ``loading_bytes() -> int``, the images the dataset will give
     and the most memory loading takes. Without them, nothing of the dataset is weighed before it loads.
+  - A dataset whose channels are images of another dataset (Stacked MNIST: three MNIST digits as R, G
+    and B) may set ``LoadedDataset.channel_classifier`` (:class:`ChannelClassifier`): evaluation then
+    reads each channel with that dataset's domain classifier (the same cached network) instead of
+    training one of its own.
 
 Metric factory ``(params) -> GANMetric``
   - A metric compares two image sets as a feature network sees them (:class:`FeatureSet`:
@@ -115,6 +119,7 @@ from ganforge.contracts.conventions import (
     TEST_SPLIT,
     TRAIN_SPLIT,
     Augmentation,
+    ChannelClassifier,
     DataSpec,
     FeatureNetworkName,
     FeatureSet,
@@ -174,6 +179,7 @@ __all__ = [
     "TEST_SPLIT",
     "TRAIN_SPLIT",
     "Augmentation",
+    "ChannelClassifier",
     "ContractViolation",
     "DataSpec",
     "FeatureNetworkName",

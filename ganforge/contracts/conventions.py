@@ -222,12 +222,28 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+@dataclass(frozen=True)
+class ChannelClassifier:
+    """Score a dataset's images one channel at a time with another dataset's domain classifier.
+
+    ``dataset`` is that dataset's registered name and ``params`` its params (Stacked MNIST: ``mnist``,
+    whose digits are its channels). The classifier is the very one that dataset is scored with, from
+    the same cache. The dataset declaring it has ``K ** C`` classes for a classifier of ``K`` classes
+    and ``C`` channels, channel 0 the most significant digit of the label.
+    """
+
+    dataset: str
+    params: Mapping[str, Any]
+
+
 @dataclass
 class LoadedDataset:
-    """A dataset of ``(image, label)`` items and its spec."""
+    """A dataset of ``(image, label)`` items and its spec; ``channel_classifier`` where its images are scored
+    channel by channel with another dataset's classifier (else its own classifier is trained)."""
 
     dataset: Dataset
     spec: DataSpec
+    channel_classifier: ChannelClassifier | None = None
 
 
 class GANLoss:

@@ -5,7 +5,9 @@ gives its train and test splits. Any other dataset is partitioned once, seeded: 
 a fixed permutation is held out. A ``limit`` param is set to None: the domain is the whole dataset.
 What a dataset must do for this is stated in ganforge/contracts/ (dataset factory). The domain
 classifier learns from the training side and is tested on the held-out side, which is also the
-real set that generated images are compared with.
+real set that generated images are compared with. A dataset scored channel by channel with another
+dataset's classifier (``LoadedDataset.channel_classifier``: Stacked MNIST) brings that dataset's
+domain with it, loaded the same way, so its classifier is the one that dataset is scored with.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ganforge.contracts import (
     SPLIT_PARAM,
     TEST_SPLIT,
     TRAIN_SPLIT,
+    ChannelClassifier,
     DataSpec,
     ImageTensorDataset,
     LoadedDataset,
@@ -33,9 +36,9 @@ from ganforge.contracts import (
     declares_param,
     to_uint8,
 )
-from ganforge.errors import ParamsError
+from ganforge.errors import ParamsError, UsageError
 from ganforge.evaluation.digests import tensor_digest
-from ganforge.registry import Component
+from ganforge.registry import Component, Kind, Registry
 
 HELD_OUT_FRACTION = 6  # one image in six is held out where a dataset has no test split
 PARTITION_SEED = 0
@@ -103,13 +106,19 @@ class Domain:
     spec: DataSpec
     train: ImageSet
     held_out: ImageSet
+    # The domain whose classifier reads this one's images channel by channel (LoadedDataset.channel_classifier).
+    channel_domain: Domain | None = None
 
     @property
     def labelled(self) -> bool:
         return self.spec.num_classes is not None and self.train.labels is not None
 
 
-def load_domain(component: Component, params: BaseModel | dict[str, Any] | None, root: Path) -> Domain:
+def load_domain(
+    component: Component, params: BaseModel | dict[str, Any] | None, root: Path, registry: Registry | None = None
+) -> Domain:
+    """The dataset's training and held-out images; for a dataset scored channel by channel with another
+    dataset's classifier, that dataset's domain too, found in ``registry`` (by default the installed plugins')."""
     params = _whole_dataset(component, component.parse_params(params))
     name = component.qualified_name
     test_params = _test_split_params(component, params)
@@ -129,7 +138,26 @@ def load_domain(component: Component, params: BaseModel | dict[str, Any] | None,
     # Whether files may be downloaded does not change the images: it must not change the domain's identity
     # (the key of its cached classifier and floor).
     recorded.pop(DOWNLOAD_PARAM, None)
-    return Domain(name, recorded, train_loaded.spec, train, held_out)
+    channel_domain = _channel_domain(train_loaded.channel_classifier, name, root, registry)
+    return Domain(name, recorded, train_loaded.spec, train, held_out, channel_domain)
+
+
+def _channel_domain(
+    declared: ChannelClassifier | None, dataset: str, root: Path, registry: Registry | None
+) -> Domain | None:
+    if declared is None:
+        return None
+    if registry is None:
+        from ganforge.plugins import default_plugins
+
+        registry = default_plugins().registry
+    try:
+        component = registry.get(Kind.DATASET, declared.dataset)
+    except UsageError as error:
+        raise UsageError(
+            f"dataset {dataset} is scored channel by channel with dataset {declared.dataset!r}'s classifier: {error}"
+        ) from None
+    return load_domain(component, dict(declared.params), root, registry)
 
 
 def _whole_dataset(component: Component, params: BaseModel) -> BaseModel:

@@ -181,6 +181,19 @@ def class_histogram(probabilities: torch.Tensor) -> torch.Tensor:
     return counts.to(torch.float64) / probabilities.shape[0]
 
 
+def modes_and_kl(probabilities: torch.Tensor) -> tuple[int, float]:
+    """(modes reached, KL(p_gen || uniform)): the published mode-collapse counts (Metz et al. 2017, PacGAN).
+
+    A mode (class) is reached when at least one sample's most probable class is it. KL(p || U) =
+    sum_c p(c) log(K p(c)) over the classes with p(c) > 0 (0 log 0 = 0): 0 for a uniform histogram,
+    log K when every sample falls in one class. Unlike ``mode_coverage`` nothing is compared with the
+    real set: the modes of a dataset such as Stacked MNIST are equally likely by construction.
+    """
+    histogram = class_histogram(probabilities)
+    reached = histogram[histogram > 0]
+    return len(reached), float((reached * (reached * len(histogram)).log()).sum())
+
+
 def mode_coverage(
     generated_probabilities: torch.Tensor, real_probabilities: torch.Tensor, *, min_share: float = 0.1
 ) -> tuple[float, int, float]:

@@ -101,7 +101,7 @@ def score_checkpoint(
     except UsageError as error:
         raise CheckpointError(f"{checkpoint.path} was trained on dataset {trained_on['name']!r}: {error}") from None
     params = {**trained_on["params"], **(data_params or {})}
-    domain = load_domain(data, data.parse_params(params), scoring.data_root)
+    domain = load_domain(data, data.parse_params(params), scoring.data_root, registry)
     described = f"{count} samples (noise seed {seed}) from {checkpoint.describe()}"
     described += classes_described(checkpoint.num_classes)
     labels = checkpoint.balanced_labels(count)
@@ -143,7 +143,7 @@ def score_real_data(
 
 def _named_domain(dataset: str, registry: Registry, params: Mapping[str, Any] | None, data_root: Path) -> Domain:
     data = registry.get(Kind.DATASET, dataset)
-    return load_domain(data, data.parse_params(dict(params or {})), data_root)
+    return load_domain(data, data.parse_params(dict(params or {})), data_root, registry)
 
 
 def _score(

@@ -26,7 +26,7 @@ from ganforge.config.resolve import first_metric_short_of_images
 from ganforge.config.schema import DEFAULT_EVAL_SAMPLES
 from ganforge.contracts import FEATURE_NETWORKS, DataSpec, FeatureSet, GANMetric, Goal
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.evaluation.domain_classifier import domain_classifier
+from ganforge.evaluation.channels import classified_domain, domain_features
 from ganforge.evaluation.domain_split import Domain, ImageSet, load_domain, to_uint8
 from ganforge.evaluation.floor_cache import FloorCache, FloorProtocol
 from ganforge.registry import Chosen, Kind, Registry
@@ -244,9 +244,13 @@ def describe_feature_networks(protocol: Mapping[str, Any]) -> list[str]:
     if isinstance(domain, Mapping):
         accuracy = domain.get("test_accuracy")
         accuracy_text = f"{accuracy:.2%}" if isinstance(accuracy, float) else "unknown"
+        per_channel = domain.get("per_channel")
+        applied = (
+            f", reading each of the {per_channel.get('channels')} channels" if isinstance(per_channel, Mapping) else ""
+        )
         lines.append(
             f"feature network: {domain.get('architecture')} trained on {domain.get('trained_on')}, test accuracy "
-            f"{accuracy_text} ({domain.get('file', 'not cached')})"
+            f"{accuracy_text} ({domain.get('file', 'not cached')}){applied}"
         )
     inception = protocol.get(PROTOCOL_KEYS["inception"])
     if isinstance(inception, Mapping):
@@ -314,7 +318,7 @@ def evaluate_domain(
 
         networks["inception"] = inception_network(device, cache_dir, log)
     if "domain" in needed.values():
-        networks["domain"] = domain_classifier(domain, device, cache_dir, log=log)
+        networks["domain"] = domain_features(domain, device, cache_dir, log=log)
     return Evaluation(domain, networks, metrics, samples, cache_dir=cache_dir, log=log)
 
 
@@ -327,7 +331,7 @@ def check_feature_networks(domain: Domain, needed: Mapping[str, str]) -> None:
                 f"metric {name} asks for {network!r} features; the feature networks are {', '.join(FEATURE_NETWORKS)}"
             )
     domain_metrics = [name for name, network in needed.items() if network == "domain"]
-    if domain_metrics and not domain.labelled:
+    if domain_metrics and not classified_domain(domain).labelled:
         raise UsageError(
             f"dataset {domain.dataset} has no labels, so ganforge cannot train the domain classifier that metrics "
             f"{', '.join(domain_metrics)} compare with; score it with the Inception metrics instead, "

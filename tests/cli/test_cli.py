@@ -14,7 +14,7 @@ from tests.plugin_fixtures import architecture_plugin, install_distribution, plu
 BUILTINS = {
     "architecture": {"mlp", "dcgan", "resnet", "r3gan"},
     "loss": {"minimax", "non_saturating", "hinge", "wasserstein", "least_squares"},
-    "dataset": {"mnist", "fashion_mnist", "cifar10", "image_folder", "synthetic"},
+    "dataset": {"mnist", "fashion_mnist", "stacked_mnist", "cifar10", "image_folder", "synthetic"},
 }
 
 

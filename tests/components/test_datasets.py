@@ -45,7 +45,7 @@ def test_default_data_root_falls_back_to_the_user_cache(monkeypatch, tmp_path):
 
 # --- registration -------------------------------------------------------------------------------
 
-ALL_DATASETS = ("mnist", "fashion_mnist", "cifar10", "image_folder", "prepared", "synthetic")
+ALL_DATASETS = ("mnist", "fashion_mnist", "stacked_mnist", "cifar10", "image_folder", "prepared", "synthetic")
 
 
 @pytest.mark.parametrize("name", ALL_DATASETS)
@@ -370,6 +370,7 @@ def test_every_dataset_pickles(registry, tmp_path, class_folders, monkeypatch):
     loaded = {
         "mnist": build(registry, "mnist", {}, tmp_path),
         "fashion_mnist": build(registry, "fashion_mnist", {}, tmp_path),
+        "stacked_mnist": build(registry, "stacked_mnist", {"count": 10}, tmp_path),
         "cifar10": build(registry, "cifar10", {}, tmp_path),
         "image_folder": build(registry, "image_folder", {"path": str(class_folders), "size": 4}, tmp_path),
         # Memory-mapped: a worker maps the file again rather than receive the images.

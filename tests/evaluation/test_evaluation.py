@@ -47,11 +47,11 @@ def test_real_floor_of_a_dataset_without_a_test_split_uses_a_held_out_sixth(app)
     assert report["scores"] == floor
     assert set(floor) == {
         "fid", "kid", "kid_std", "classifier_score", "classifier_score_std", "precision", "recall",
-        "mode_coverage", "modes_covered", "mode_kl",
+        "modes", "modes_kl", "mode_coverage", "modes_covered", "mode_kl",
         # Real images have their labels: the class-by-class metrics score them too (each class against its own).
         "class_accuracy", "class_accuracy_min", "intra_fid", "intra_fid_max",
     }  # fmt: skip
-    assert floor["modes_covered"] == 4 and floor["mode_coverage"] == 1.0
+    assert floor["modes_covered"] == 4 and floor["mode_coverage"] == 1.0 and floor["modes"] == 4
     assert report["goals"]["fid"] == "lower" and report["goals"]["precision"] == "higher"
 
 

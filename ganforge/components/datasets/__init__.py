@@ -1,8 +1,8 @@
 """ganforge's built-in datasets, one module per family, registered here through the datasets hook.
 
-``mnist`` (MNIST and Fashion-MNIST, read by ``idx``), ``cifar10``, ``image_folder``, ``prepared`` and
-``synthetic``; ``params`` holds what their params share. Every factory has the signature
-``factory(params, root: Path) -> LoadedDataset``. Each returns an
+``mnist`` (MNIST and Fashion-MNIST, read by ``idx``), ``stacked_mnist`` (built from MNIST's files),
+``cifar10``, ``image_folder``, ``prepared`` and ``synthetic``; ``params`` holds what their params share.
+Every factory has the signature ``factory(params, root: Path) -> LoadedDataset``. Each returns an
 :class:`~ganforge.contracts.ImageTensorDataset` (uint8 images, int64 labels); ``image_folder`` and
 ``prepared`` a :class:`~ganforge.contracts.MappedImageDataset` where the images do not fit in memory.
 """
@@ -18,6 +18,7 @@ from ganforge.components.datasets.image_folder import (
 )
 from ganforge.components.datasets.mnist import load_fashion_mnist, load_mnist
 from ganforge.components.datasets.params import SplitDatasetParams
+from ganforge.components.datasets.stacked_mnist import StackedMNISTParams, load_stacked_mnist
 from ganforge.components.datasets.synthetic import SyntheticParams, load_synthetic
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
@@ -36,6 +37,12 @@ def register_datasets(register: Register) -> None:
         load_fashion_mnist,
         params=SplitDatasetParams,
         summary="Fashion-MNIST clothing, 28x28 grayscale, 10 classes (IDX files, downloaded when missing).",
+    )
+    register(
+        "stacked_mnist",
+        load_stacked_mnist,
+        params=StackedMNISTParams,
+        summary="Stacked MNIST: three MNIST digits as R, G and B, 1,000 classes (modes); scored per channel.",
     )
     register(
         "cifar10",

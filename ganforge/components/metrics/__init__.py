@@ -1,6 +1,6 @@
 """ganforge's built-in metrics, one module per family.
 
-``domain.py`` (fid, kid, classifier_score, precision_recall) and ``modes.py`` (mode_coverage,
+``domain.py`` (fid, kid, classifier_score, precision_recall) and ``modes.py`` (modes, mode_coverage,
 class_accuracy, intra_fid) score on the domain classifier ganforge trains, and are registered here:
 this package is the plugin ``metrics``. ``inception.py`` (torch-fidelity's scores on Inception-v3)
 registers itself, as the plugin ``inception_metrics``: ``ganforge plugins`` lists the two apart,
@@ -18,7 +18,7 @@ from ganforge.components.metrics.domain import (
     PrecisionRecall,
     PrecisionRecallParams,
 )
-from ganforge.components.metrics.modes import ClassAccuracy, IntraClassFID, ModeCoverage, ModeCoverageParams
+from ganforge.components.metrics.modes import ClassAccuracy, IntraClassFID, ModeCoverage, ModeCoverageParams, Modes
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
 
@@ -43,6 +43,11 @@ def register_metrics(register: Register) -> None:
         PrecisionRecall,
         params=PrecisionRecallParams,
         summary="Improved precision and recall, k-NN manifolds (Kynkaanniemi et al. 2019); higher is better.",
+    )
+    register(
+        "modes",
+        Modes,
+        summary="Classes that receive at least one sample, and KL(class histogram || uniform): Stacked MNIST's counts.",
     )
     register(
         "mode_coverage",

@@ -1,9 +1,15 @@
-"""The metrics that read classes: mode_coverage, and for class-conditional generators class_accuracy and intra_fid.
+"""The metrics that read classes: modes, mode_coverage, and for conditional generators class_accuracy and intra_fid.
 
 They ask of the generated images which classes they fall in (through the feature network's class
 probabilities) or compare them class by class (the labels a conditional generator was given), where
-the metrics in ``domain.py`` compare two distributions whole. A new metric that counts the modes
-a generator reaches belongs here.
+the metrics in ``domain.py`` compare two distributions whole.
+
+``modes`` and ``mode_coverage`` both count the classes generated images fall in, and differ in what
+they compare with. ``modes`` is the published mode-collapse protocol (Stacked MNIST: Metz et al.
+2017, Srivastava et al. 2017, Lin et al. 2018): the classes that receive at least one sample, and
+KL(generated histogram || uniform); it reads the generated images alone. ``mode_coverage`` compares
+with the real set: a class is covered when it gets at least ``min_share`` of its real share, and its
+KL is from the real histogram, so it suits datasets whose classes are not equally frequent.
 """
 
 from __future__ import annotations
@@ -49,6 +55,22 @@ class ModeCoverage(GANMetric):
             min_share=self.params.min_share,
         )
         return {"mode_coverage": fraction, "modes_covered": float(covered), "mode_kl": kl}
+
+
+class Modes(GANMetric):
+    """Classes that receive at least one sample, and KL(generated class histogram || uniform)."""
+
+    goals: ClassVar[dict[str, Goal]] = {"modes": Goal("higher"), "modes_kl": Goal("lower", ideal=0.0)}
+    needs_probabilities = True
+
+    def __init__(self, params: NoParams) -> None:
+        self.params = params
+
+    def compute(self, generated: FeatureSet, real: FeatureSet) -> dict[str, float]:
+        from ganforge.evaluation import maths
+
+        reached, divergence = maths.modes_and_kl(class_probabilities(generated, "modes"))
+        return {"modes": float(reached), "modes_kl": divergence}
 
 
 class ClassAccuracy(GANMetric):
