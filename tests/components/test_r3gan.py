@@ -276,15 +276,20 @@ def test_a_few_steps_through_the_command_line_at_28_px(app, workdir):
 
 
 @pytest.mark.slow
-def test_ganforge_check_passes_with_the_papers_presets_at_32_64_and_128_px(app):
-    shapes = ["--shape", "3x32x32", "--shape", "3x64x64", "--shape", "3x128x128"]
-    result = CliRunner().invoke(app, ["check", "architecture:r3gan", *shapes, "--json"])
+def test_ganforge_check_passes_at_the_papers_cifar10_widths(app):
+    # At 64 and 128 px the paper's widths run at under one image a second on a CPU (benchmarks/architectures.py):
+    # there the kit runs on r3gan's own code at narrow widths (below); the full widths wait for a GPU.
+    result = CliRunner().invoke(app, ["check", "architecture:r3gan", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     statuses = {r["check"]: r["status"] for r in payload["results"]}
-    assert payload["passed"]
-    assert {status for check, status in statuses.items()} <= {"passed", "skipped"}  # skipped: CUDA, without a GPU
+    assert payload["passed"] and set(statuses.values()) <= {"passed", "skipped"}  # skipped: CUDA, without a GPU
     assert statuses["check_gradients_reach_every_parameter"] == "passed"
+
+
+@parametrize_with_checks([NARROW_COMPONENT])
+def test_the_contract_kit_passes_at_64_and_128_px_at_narrow_widths(component, check):
+    assert_check(component, check, shapes=[(3, 64, 64), (3, 128, 128)])
 
 
 def test_each_side_defaults_to_the_papers_preset_for_it(registry):
