@@ -63,8 +63,11 @@ def open_regular_file(path: Path) -> int:
         if error.errno == errno.ELOOP:
             raise FileRefusedError(errno.ELOOP, "is a symbolic link", str(path)) from None
         raise
-    if not stat.S_ISREG(os.fstat(handle).st_mode):
+    mode = os.fstat(handle).st_mode
+    if not stat.S_ISREG(mode):
         os.close(handle)
+        if stat.S_ISDIR(mode):
+            raise FileRefusedError(errno.EISDIR, "is a folder", str(path))
         raise FileRefusedError(errno.EINVAL, "is not a regular file", str(path))
     return handle
 

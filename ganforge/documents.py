@@ -1,0 +1,117 @@
+"""The one reader of the structured files ganforge did not just write itself: bounded, typed, and never a traceback.
+
+A run folder's config.yaml and metrics.jsonl, an export's manifest, a prepared dataset's manifest:
+each may have been edited by hand, damaged, or made by someone hostile. Each is read here, in
+three steps that each fail with a message naming the file (and the field):
+
+1. the bytes (:func:`read_document_bytes`): a regular file reached without a symbolic link, at
+   most ``limit`` bytes, so that a link to a secret, a FIFO or ``/dev/zero`` is refused before
+   anything is read;
+2. the text as plain data (:func:`parse_json`, or the config reader's bounded YAML), nested at
+   most ``MAX_DEPTH`` deep, so that no parser recursion can overflow;
+3. the data against a pydantic model (:func:`validated`): what the reader uses is typed, and a
+   wrong type is named with its field.
+
+Configs keep their own reader (config/yaml_reader.py), whose bounds this module reuses for YAML.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+from itertools import accumulate
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ganforge.config.yaml_reader import load_yaml_text
+from ganforge.errors import ConfigError, DataError, GanforgeError, describe_validation_error, quote
+from ganforge.files import FileRefusedError, read_bounded
+
+MAX_DEPTH = 64  # arrays and objects inside each other: far above any record ganforge writes
+
+Model = TypeVar("Model", bound=BaseModel)
+
+# A JSON string, escapes included: dropped before brackets are counted, since brackets inside strings do not nest.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_REFUSALS = {
+    errno.ELOOP: "is a symbolic link; ganforge does not read through links",
+    errno.EINVAL: "is not a regular file (a FIFO, a device or a socket)",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOENT: "does not exist",
+}
+
+
+def read_document_bytes(path: Path, limit: int, what: str, error: type[GanforgeError] = DataError) -> bytes:
+    """The bytes of ``what`` at ``path``: a regular file, not reached through a link, of at most ``limit`` bytes."""
+    try:
+        return read_bounded(path, limit)
+    except FileRefusedError as refused:
+        reason = f"is larger than {limit:,} bytes" if refused.errno == errno.EFBIG else _REFUSALS[refused.errno]
+        raise error(f"{what} {path} {reason}") from None
+    except OSError as failed:
+        reason = _REFUSALS.get(failed.errno or 0, f"cannot be read: {failed.strerror or failed}")
+        raise error(f"{what} {path} {reason}") from None
+
+
+def decode_text(data: bytes, where: str, error: type[GanforgeError] = DataError) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as failed:
+        raise error(f"{where} is not UTF-8 text (byte {failed.start}: {failed.reason})") from None
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (brackets inside strings not counted), without parsing."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    steps = (1 if bracket in "[{" else -1 for bracket in brackets)
+    return max(accumulate(steps, initial=0))
+
+
+def parse_json(text: str, where: str, error: type[GanforgeError] = DataError) -> Any:
+    """JSON text as plain data; nesting deeper than ``MAX_DEPTH`` is refused before the parser sees it."""
+    if nesting_depth(text) > MAX_DEPTH:
+        raise error(f"{where} nests arrays or objects more than {MAX_DEPTH} deep; ganforge writes none that deep")
+    try:
+        return json.loads(text)
+    except ValueError as failed:  # JSONDecodeError, and an integer of more digits than Python converts
+        raise error(f"{where} is not JSON: {str(failed).splitlines()[0]}") from None
+
+
+def parse_yaml(text: str, where: str, error: type[GanforgeError] = DataError) -> Any:
+    """YAML text as plain data, within the config reader's bounds (size, values, nesting, aliases)."""
+    try:
+        return load_yaml_text(text, where)
+    except ConfigError as failed:
+        raise error(str(failed)) from None
+
+
+def validated(data: Any, model: type[Model], where: str, error: type[GanforgeError] = DataError) -> Model:
+    """``data`` as ``model``, or an error naming ``where`` and each field that is wrong."""
+    if not isinstance(data, dict):
+        raise error(f"{where} is not a mapping of fields: it is {quote(data)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as failed:
+        raise error(f"{where} is not valid:\n{describe_validation_error(failed, model=model)}") from None
+
+
+def read_json_document(
+    path: Path, model: type[Model], *, what: str, limit: int, error: type[GanforgeError] = DataError
+) -> Model:
+    """A JSON file read through every step above."""
+    where = f"{what} {path}"
+    text = decode_text(read_document_bytes(path, limit, what, error), where, error)
+    return validated(parse_json(text, where, error), model, where, error)
+
+
+def read_yaml_document(
+    path: Path, model: type[Model], *, what: str, limit: int, error: type[GanforgeError] = DataError
+) -> Model:
+    """A YAML file read through every step above."""
+    where = f"{what} {path}"
+    text = decode_text(read_document_bytes(path, limit, what, error), where, error)
+    return validated(parse_yaml(text, where, error), model, where, error)
