@@ -12,7 +12,7 @@ three steps that each fail with a message naming the file (and the field):
 3. the data against a pydantic model (:func:`validated`): what the reader uses is typed, and a
    wrong type is named with its field.
 
-Configs keep their own reader (config/yaml_reader.py), whose bounds this module reuses for YAML.
+YAML is read by yaml_reader.py, within the bounds a run config is read with.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ganforge.config.yaml_reader import load_yaml_text
 from ganforge.errors import ConfigError, DataError, GanforgeError, describe_validation_error, quote
 from ganforge.files import FileRefusedError, read_bounded
+from ganforge.yaml_reader import load_yaml_text
 
 MAX_DEPTH = 64  # arrays and objects inside each other: far above any record ganforge writes
 
@@ -45,16 +45,23 @@ _REFUSALS = {
 }
 
 
-def read_document_bytes(path: Path, limit: int, what: str, error: type[GanforgeError] = DataError) -> bytes:
-    """The bytes of ``what`` at ``path``: a regular file, not reached through a link, of at most ``limit`` bytes."""
+def read_document_bytes(
+    path: Path, limit: int, what: str, error: type[GanforgeError] = DataError, *, follow_links: bool = False
+) -> bytes:
+    """The bytes of ``what`` at ``path``: a regular file of at most ``limit`` bytes, not reached through a link
+    unless ``follow_links`` (a file the user named on the command line, not one found inside a folder)."""
     try:
-        return read_bounded(path, limit)
+        return read_bounded(path, limit, follow_links=follow_links)
     except FileRefusedError as refused:
-        reason = f"is larger than {limit:,} bytes" if refused.errno == errno.EFBIG else _REFUSALS[refused.errno]
+        reason = f"is larger than {size_text(limit)}" if refused.errno == errno.EFBIG else _REFUSALS[refused.errno]
         raise error(f"{what} {path} {reason}") from None
     except OSError as failed:
         reason = _REFUSALS.get(failed.errno or 0, f"cannot be read: {failed.strerror or failed}")
         raise error(f"{what} {path} {reason}") from None
+
+
+def size_text(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
 
 
 def decode_text(data: bytes, where: str, error: type[GanforgeError] = DataError) -> str:
@@ -108,10 +115,23 @@ def read_json_document(
     return validated(parse_json(text, where, error), model, where, error)
 
 
+def read_yaml_mapping(
+    path: Path, *, what: str, limit: int, error: type[GanforgeError] = DataError, follow_links: bool = False
+) -> dict[str, Any]:
+    """A YAML file's top-level mapping (an empty file is an empty one), its bytes and text bounded as above."""
+    where = f"{what} {path}"
+    text = decode_text(read_document_bytes(path, limit, what, error, follow_links=follow_links), where, error)
+    data = parse_yaml(text, where, error)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{where}: expected a mapping of sections at the top, got {type(data).__name__}")
+    return data
+
+
 def read_yaml_document(
     path: Path, model: type[Model], *, what: str, limit: int, error: type[GanforgeError] = DataError
 ) -> Model:
     """A YAML file read through every step above."""
     where = f"{what} {path}"
-    text = decode_text(read_document_bytes(path, limit, what, error), where, error)
-    return validated(parse_yaml(text, where, error), model, where, error)
+    return validated(read_yaml_mapping(path, what=what, limit=limit, error=error), model, where, error)

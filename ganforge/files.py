@@ -54,11 +54,12 @@ class FileRefusedError(OSError):
     """A file ganforge will not read: a link, not a regular file (a FIFO, a device), or larger than asked."""
 
 
-def open_regular_file(path: Path) -> int:
+def open_regular_file(path: Path, *, follow_links: bool = False) -> int:
     """A read-only descriptor of ``path``, which must be a regular file reached without a symbolic link at its
-    last part; O_NONBLOCK so that a FIFO put in its place cannot hang the open."""
+    last part (unless ``follow_links``: a file the user named); O_NONBLOCK so that a FIFO cannot hang the open."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        handle = os.open(path, flags)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise FileRefusedError(errno.ELOOP, "is a symbolic link", str(path)) from None
@@ -72,9 +73,9 @@ def open_regular_file(path: Path) -> int:
     return handle
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
+def read_bounded(path: Path, limit: int, *, follow_links: bool = False) -> bytes:
     """The whole of a regular file of at most ``limit`` bytes (see :func:`open_regular_file`)."""
-    with os.fdopen(open_regular_file(path), "rb") as file:
+    with os.fdopen(open_regular_file(path, follow_links=follow_links), "rb") as file:
         if os.fstat(file.fileno()).st_size > limit:
             raise FileRefusedError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
         data = file.read(limit + 1)

@@ -10,7 +10,7 @@ models, and why one is refused; the rest is imported from the submodule that hol
 from ganforge.config.problems import InvalidConfigError, LeftoverParams
 from ganforge.config.resolve import ResolvedRun, load_config, validate_config
 from ganforge.config.schema import OptimizerConfig, RunConfig, TrainConfig
-from ganforge.config.yaml_reader import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
+from ganforge.yaml_reader import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
 
 __all__ = [
     "MAX_CONFIG_BYTES",

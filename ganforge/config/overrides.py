@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ganforge.config.yaml_reader import load_yaml_text
 from ganforge.errors import ConfigError, quote, shorten
+from ganforge.yaml_reader import load_yaml_text
 
 # Sections whose keys are dotted settings themselves (``schedules: {optim.generator.lr: ...}``).
 DOTTED_KEY_SECTIONS = ("schedules",)

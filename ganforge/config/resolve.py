@@ -42,10 +42,11 @@ from ganforge.config.schema import (
     RunConfig,
     as_component_config,
 )
-from ganforge.config.yaml_reader import read_yaml
 from ganforge.contracts import DataSpec, GANLoss, GANModels, estimate_of
-from ganforge.errors import GanforgeError, ParamsError, UsageError
+from ganforge.documents import read_yaml_mapping
+from ganforge.errors import ConfigError, GanforgeError, ParamsError, UsageError
 from ganforge.registry import Chosen, Kind, Registry
+from ganforge.yaml_reader import MAX_CONFIG_BYTES
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def load_config(
     apart in the error (``InvalidConfigError.leftover_params``).
     """
     path = Path(path)
-    raw = read_yaml(path)
+    raw = read_yaml_mapping(path, what="config", limit=MAX_CONFIG_BYTES, error=ConfigError, follow_links=True)
     parsed = parse_overrides(overrides, overrides_option)
     renamed = renamed_by_overrides(raw, parsed)
     raw = apply_overrides(raw, parsed, overrides_option)

@@ -57,7 +57,7 @@ def test_bad_configs_exit_2_naming_the_field(app, workdir, text, overrides, expe
 def test_a_missing_config_file(app, workdir):
     result = CliRunner().invoke(app, ["validate", "nowhere.yaml"])
     assert result.exit_code == 2
-    assert "cannot read config nowhere.yaml" in result.stderr
+    assert "config nowhere.yaml does not exist" in result.stderr
 
 
 def test_validate_accepts_a_good_config_and_writes_nothing(app, workdir):

@@ -1,16 +1,15 @@
-"""The config reader: YAML's plain types only, within bounds that a hostile file cannot pass.
+"""YAML's plain types only, within bounds that a hostile text cannot pass.
 
-A config is read from a file (``read_yaml``) or from the value of a ``--set`` (``load_yaml_text``).
-Both go through one loader that builds what ``yaml.safe_load`` builds, refuses a key written twice
-in one mapping, and counts what the text expands to while it is composed: an alias stands for a
-copy of its value, so a few hundred bytes of nested aliases could otherwise stand for billions of
-values. Each bound below is far above any real config, and stops a hostile one (an alias bomb, a
-huge or deeply nested file) in well under a second.
+Every YAML text ganforge reads comes here: a config file's and a run folder's config.yaml (their
+bytes read by documents.py) and a ``--set`` value. One loader builds what ``yaml.safe_load``
+builds, refuses a key written twice in one mapping, and counts what the text expands to while it
+is composed: an alias stands for a copy of its value, so a few hundred bytes of nested aliases
+could otherwise stand for billions of values. Each bound below is far above any real config, and
+stops a hostile one (an alias bomb, a huge or deeply nested file) in well under a second.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,29 +19,6 @@ from ganforge.errors import ConfigError, quote, shorten
 MAX_CONFIG_BYTES = 2**20
 MAX_CONFIG_VALUES = 10_000  # every value of the file, each use of an alias counting all it stands for
 MAX_CONFIG_DEPTH = 50  # collections inside collections
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A config file's top-level mapping, read within the bounds above (size, values, nesting)."""
-    try:
-        with Path(path).open("rb") as file:
-            data = file.read(MAX_CONFIG_BYTES + 1)
-    except OSError as error:
-        raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; a run config is a few kilobytes of YAML"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"config {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
-    raw = load_yaml_text(text, f"config {path}")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path}: expected a mapping of sections at the top, got {type(raw).__name__}")
-    return raw
 
 
 def load_yaml_text(text: str, where: str) -> Any:
