@@ -2,6 +2,7 @@
 messages that quote hostile input. Each is refused quickly, naming the file and line; never a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -193,3 +194,11 @@ def test_every_message_that_quotes_the_input_stays_short(app, workdir, text, ove
     stderr = refused(app, write(workdir, text), *overrides)
     assert expected in stderr
     assert len(stderr) < LONGEST_MESSAGE, len(stderr)
+
+
+def test_a_fifo_or_device_named_as_a_config_is_refused_without_reading_it(app, workdir):
+    fifo = workdir / "config.yaml"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        stderr = refused(app, path)
+        assert f"config {path} is not a regular file" in stderr
