@@ -95,6 +95,9 @@ MLFLOW_REFUSED = re.compile(r"[^\w\-. :/]+")
 MLFLOW_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 MLFLOW_BATCH = 100  # params per log_batch call (MLflow's limit)
 RUN_DIR_TAG = "ganforge.run_dir"
+# MLflow's own defaults (a 120 s timeout, 7 retries backing off) make an unreachable tracking server a failure
+# after about 250 s; these make it one after seconds, where the user has not set them.
+MLFLOW_HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
 
 
 def mlflow_name(key: str) -> str:
@@ -107,6 +110,8 @@ class MLflowLogger(RunLogger):
 
     def __init__(self, params: MLflowParams) -> None:
         require("mlflow", "mlflow", "ganforge[mlflow]")
+        for name, value in MLFLOW_HTTP_BOUNDS.items():
+            os.environ.setdefault(name, value)
         self.params = params
         self.client: Any = None
         self.run_id = ""

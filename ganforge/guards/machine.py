@@ -24,6 +24,7 @@ from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
 from ganforge.guards.memory import available_bytes, device_free_bytes, readable_bytes
 from ganforge.training.batches import copied_to_gpu
+from ganforge.training.run_loggers import build_logger
 
 FLOAT32_BYTES = 4
 OPTIMIZER_COPIES = 3  # per trainable parameter: its gradient and Adam's two moments
@@ -80,9 +81,12 @@ def machine_warnings(run: ResolvedRun) -> list[str]:
         warnings.append(inception)
     for logger in run.loggers:
         try:
-            logger.build()
+            failure = build_logger(logger)[1]
         except UsageError as error:  # its package is not installed here
             warnings.append(f"output.loggers: {error}; `ganforge run` would refuse this config on this machine")
+            continue
+        if failure:
+            warnings.append(f"output.loggers: {failure}; `ganforge run` would go on without it")
     return warnings
 
 

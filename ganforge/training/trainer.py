@@ -133,7 +133,7 @@ class Trainer:
                     self._end_of_epoch()
                     self._pause_if_asked(at_logged_line=True)  # last.pt was just saved: a stop only
             outcome = "finished"
-        except RunInterrupted:
+        except (RunInterrupted, KeyboardInterrupt):  # saved on a signal, or stopped at once by a second one
             outcome = "interrupted"
             raise
         finally:
