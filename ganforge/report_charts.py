@@ -59,7 +59,7 @@ def curves_chart(runs: Sequence[RunView]) -> str:
             for index, run in enumerate(runs):
                 colour = COLOURS[index % len(COLOURS)]
                 for key, style in zip(keys, ("-", "--"), strict=True):
-                    points = [(r["step"], r[key]) for r in run.steps if isinstance(r.get(key), int | float)]
+                    points = [(r["step"], float(r[key])) for r in run.steps if isinstance(r.get(key), int | float)]
                     if points:
                         label = f"{key} ({run.name})" if len(runs) > 1 else key
                         axis.plot(*zip(*points, strict=True), style, color=colour, label=label, linewidth=1.2)
@@ -78,7 +78,7 @@ def evaluation_chart(runs: Sequence[RunView], keys: Sequence[str]) -> str:
         for axis, key in zip(axes[0], keys, strict=True):
             for index, run in enumerate(runs):
                 colour = COLOURS[index % len(COLOURS)]
-                points = [(r["epoch"], r[key]) for r in run.evaluations if isinstance(r.get(key), int | float)]
+                points = [(r["epoch"], float(r[key])) for r in run.evaluations if isinstance(r.get(key), int | float)]
                 if points:
                     axis.plot(*zip(*points, strict=True), "o-", color=colour, label=run.name, markersize=4)
                     floor = run.evaluations[-1].get("floor", {}).get(key)

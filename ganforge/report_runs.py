@@ -101,8 +101,7 @@ def read_run(path: Path) -> RunView:
     settings = validated(config, RunConfigSeen, where)
     records = list(folder.metrics.read())
     notes: list[str] = []
-    grids = [(epoch, png) for epoch, grid in _epoch_grids(folder, notes) if (png := _read_grid(grid, notes))]
-    real = folder.samples / "real.png"
+    grids, real = _grids(folder, notes)
     best = folder.best_checkpoint_path
     return RunView(
         path=path,
@@ -111,26 +110,28 @@ def read_run(path: Path) -> RunView:
         settings=settings,
         records=records,
         grids=grids,
-        real_grid=_read_grid(real, notes) if os.path.lexists(real) else None,
+        real_grid=real,
         best_checkpoint=best if best.is_file() else None,
         notes=notes,
     )
 
 
-def _epoch_grids(folder: RunFolder, notes: list[str]) -> list[tuple[int, Path]]:
-    """The run's epoch grids to show, oldest first: all, or MAX_GRIDS of them evenly spaced (the last kept)."""
+def _grids(folder: RunFolder, notes: list[str]) -> tuple[list[tuple[int, bytes]], bytes | None]:
+    """The run's epoch grids (oldest first: all, or MAX_GRIDS evenly spaced, the last kept) and its real grid."""
     if folder.samples.is_symlink():
         notes.append(f"{folder.samples} is a symbolic link; its sample grids are left out (ganforge reads no link)")
-        return []
-    grids = sorted(
+        return [], None
+    found = sorted(
         (int(match.group(1)), grid)
         for grid in folder.samples.glob("epoch_*.png")
         if (match := EPOCH_GRID.fullmatch(grid.name))
     )
-    if len(grids) <= MAX_GRIDS:
-        return grids
-    stride = (len(grids) - 1) / (MAX_GRIDS - 1)
-    return [grids[round(index * stride)] for index in range(MAX_GRIDS)]
+    if len(found) > MAX_GRIDS:
+        stride = (len(found) - 1) / (MAX_GRIDS - 1)
+        found = [found[round(index * stride)] for index in range(MAX_GRIDS)]
+    grids = [(epoch, png) for epoch, grid in found if (png := _read_grid(grid, notes)) is not None]
+    real = folder.samples / "real.png"
+    return grids, _read_grid(real, notes) if os.path.lexists(real) else None
 
 
 def _read_grid(path: Path, notes: list[str]) -> bytes | None:

@@ -37,7 +37,7 @@ def scheduled_targets(runs: Sequence[LoggedRun]) -> list[str]:
 
 def _points(run: LoggedRun, target: str) -> list[tuple[int, float]]:
     key = RECORD_PREFIX + target
-    return [(record["step"], record[key]) for record in run.steps if isinstance(record.get(key), int | float)]
+    return [(record["step"], float(record[key])) for record in run.steps if isinstance(record.get(key), int | float)]
 
 
 def schedules_figure(runs: Sequence[LoggedRun], targets: Sequence[str], colours: Sequence[str]) -> Any:

@@ -43,7 +43,13 @@ def metrics_lines(epochs: int = 3) -> list[dict]:
     lines = []
     for epoch in range(1, epochs + 1):
         step = 10 * epoch
-        values = {"d_loss": 1.0 / epoch, "g_loss": 0.7, "D(x)": 0.6, "D(G(z))": 0.4, "schedule/optim.generator.lr": 1e-4}
+        values = {
+            "d_loss": 1.0 / epoch,
+            "g_loss": 0.7,
+            "D(x)": 0.6,
+            "D(G(z))": 0.4,
+            "schedule/optim.generator.lr": 1e-4,
+        }
         lines.append({"event": "step", "epoch": epoch, "step": step - 5, **values})
         lines.append({"event": "epoch", "epoch": epoch, "step": step, **values})
         lines.append({"event": "eval", "epoch": epoch, "step": step, "fid": 50.0 / epoch, "floor": {"fid": 1.5}})
@@ -106,6 +112,7 @@ def test_a_samples_folder_or_real_grid_that_is_a_link_is_left_out(app, tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "epoch_0001.png").write_bytes(SECRET)
+    (outside / "real.png").write_bytes(SECRET)
     (tmp_path / "secret").write_bytes(SECRET)
     (run / "samples").rename(tmp_path / "moved")
     (run / "samples").symlink_to(outside)
