@@ -17,6 +17,9 @@ from ganforge.report_runs import RunView
 
 # Panels of training curves, each drawn where a run logs its first value: an ACGAN's class head has the third.
 CURVES = (("d_loss", "g_loss"), ("D(x)", "D(G(z))"), ("class_acc_real", "class_acc_fake"))
+# matplotlib cannot scale an axis to values far beyond this (1e308 beside -1e308 fails): larger ones are left off the
+# charts, and stay in the tables.
+CHARTABLE = 1e100
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -30,6 +33,11 @@ def drawing() -> Iterator[Any]:
 
     with matplotlib.rc_context({"text.parse_math": False}):
         yield plt
+
+
+def chartable(value: Any) -> bool:
+    """A logged value a chart can draw: a number within CHARTABLE (NaN and the infinities: gaps, as matplotlib's)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and not abs(value) > CHARTABLE
 
 
 def png_uri(data: bytes) -> str:
@@ -59,7 +67,7 @@ def curves_chart(runs: Sequence[RunView]) -> str:
             for index, run in enumerate(runs):
                 colour = COLOURS[index % len(COLOURS)]
                 for key, style in zip(keys, ("-", "--"), strict=True):
-                    points = [(r["step"], float(r[key])) for r in run.steps if isinstance(r.get(key), int | float)]
+                    points = [(r["step"], float(r[key])) for r in run.steps if chartable(r.get(key))]
                     if points:
                         label = f"{key} ({run.name})" if len(runs) > 1 else key
                         axis.plot(*zip(*points, strict=True), style, color=colour, label=label, linewidth=1.2)
@@ -78,11 +86,11 @@ def evaluation_chart(runs: Sequence[RunView], keys: Sequence[str]) -> str:
         for axis, key in zip(axes[0], keys, strict=True):
             for index, run in enumerate(runs):
                 colour = COLOURS[index % len(COLOURS)]
-                points = [(r["epoch"], float(r[key])) for r in run.evaluations if isinstance(r.get(key), int | float)]
+                points = [(r["epoch"], float(r[key])) for r in run.evaluations if chartable(r.get(key))]
                 if points:
                     axis.plot(*zip(*points, strict=True), "o-", color=colour, label=run.name, markersize=4)
                     floor = run.evaluations[-1].get("floor", {}).get(key)
-                    if isinstance(floor, int | float):
+                    if chartable(floor):
                         axis.axhline(floor, color=colour, linestyle=":", linewidth=1)
             axis.set_title(f"{key} (dotted: real floor)", fontsize=9)
             axis.set_xlabel("epoch")

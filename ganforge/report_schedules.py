@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ganforge.config.schedule_targets import RECORD_PREFIX
-from ganforge.report_charts import drawing
+from ganforge.report_charts import chartable, drawing
 
 PANELS_PER_ROW = 3
 
@@ -37,7 +37,7 @@ def scheduled_targets(runs: Sequence[LoggedRun]) -> list[str]:
 
 def _points(run: LoggedRun, target: str) -> list[tuple[int, float]]:
     key = RECORD_PREFIX + target
-    return [(record["step"], float(record[key])) for record in run.steps if isinstance(record.get(key), int | float)]
+    return [(record["step"], float(record[key])) for record in run.steps if chartable(record.get(key))]
 
 
 def schedules_figure(runs: Sequence[LoggedRun], targets: Sequence[str], colours: Sequence[str]) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -151,7 +152,7 @@ ALIAS_BOMB = "name: bomb\n" + "".join(
 @pytest.mark.parametrize(
     ("config", "named"),
     [
-        ("name: deep\ntrain: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested more than 50 deep"),
+        ("name: deep\ntrain: " + "[" * 50_000 + "]" * 50_000 + "\n", "maximum nesting depth"),
         (ALIAS_BOMB, "alias"),
         ("name: x\ntrain: 5\n", "train: Input should be"),
         ("name: x\neval: 5\n", "eval: Input should be"),
@@ -235,3 +236,16 @@ def test_metrics_that_are_a_link_or_a_fifo_are_refused(app, tmp_path):
     metrics.symlink_to("/dev/zero")
     result = report(app, run, out=tmp_path / "report.html", exit_code=1)
     assert f"metrics file {metrics} is a symbolic link" in result.stderr
+
+
+def test_values_at_a_floats_limits_are_left_off_the_charts_and_kept_in_the_tables(app, tmp_path):
+    lines = metrics_lines()
+    lines[0]["d_loss"], lines[3]["d_loss"], lines[1]["g_loss"] = 1e308, -1e308, 2**70  # matplotlib fails on 1e308
+    lines[2]["fid"], lines[5]["fid"], lines[8]["floor"]["fid"] = 1e308, -1e308, math.inf
+    lines[3]["schedule/optim.generator.lr"] = -1e308
+    run = make_run(tmp_path / "run", lines=lines)
+    out = tmp_path / "report.html"
+    report(app, run, out=out)
+    page = out.read_text()
+    assert "<td>1e+308</td>" in page and "<td>-1e+308</td>" in page and "<td>inf</td>" in page
+    assert "alt='training curves'" in page and "alt='evaluations'" in page and "alt='scheduled settings'" in page
