@@ -4,8 +4,9 @@ A run folder's config.yaml and metrics.jsonl, an export's manifest, a prepared d
 each may have been edited by hand, damaged, or made by someone hostile. Each is read here, in
 three steps that each fail with a message naming the file (and the field):
 
-1. the bytes (:func:`read_document_bytes`): a regular file reached without a symbolic link, at
-   most ``limit`` bytes, so that a link to a secret, a FIFO or ``/dev/zero`` is refused before
+1. the bytes (:func:`read_document_bytes`, or :func:`read_document_lines` for a file of one record
+   a line): a regular file reached without a symbolic link, at most ``limit`` bytes (and a line at
+   most ``line_limit``), so that a link to a secret, a FIFO or ``/dev/zero`` is refused before
    anything is read;
 2. the text as plain data (:func:`parse_json`, or the config reader's bounded YAML), nested at
    most ``MAX_DEPTH`` deep, so that no parser recursion can overflow;
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
+from collections.abc import Iterator
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +30,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ganforge.errors import ConfigError, DataError, GanforgeError, describe_validation_error, quote
-from ganforge.files import FileRefusedError, read_bounded
+from ganforge.files import FileRefusedError, open_regular_file, read_bounded
 from ganforge.yaml_reader import load_yaml_text
 
 MAX_DEPTH = 64  # arrays and objects inside each other: far above any record ganforge writes
@@ -52,12 +55,37 @@ def read_document_bytes(
     unless ``follow_links`` (a file the user named on the command line, not one found inside a folder)."""
     try:
         return read_bounded(path, limit, follow_links=follow_links)
-    except FileRefusedError as refused:
-        reason = f"is larger than {size_text(limit)}" if refused.errno == errno.EFBIG else _REFUSALS[refused.errno]
-        raise error(f"{what} {path} {reason}") from None
+    except OSError as failed:  # FileRefusedError among them
+        raise _refusal(failed, path, limit, what, error) from None
+
+
+def read_document_lines(
+    path: Path, *, what: str, limit: int, line_limit: int, error: type[GanforgeError] = DataError
+) -> Iterator[tuple[int, bytes]]:
+    """Each line of ``what`` at ``path`` with its number (from 1) and its newline (none on a last line cut short):
+    a regular file, not reached through a link, of at most ``limit`` bytes, no line longer than ``line_limit``."""
+    try:
+        stream = os.fdopen(open_regular_file(path), "rb")
     except OSError as failed:
-        reason = _REFUSALS.get(failed.errno or 0, f"cannot be read: {failed.strerror or failed}")
-        raise error(f"{what} {path} {reason}") from None
+        raise _refusal(failed, path, limit, what, error) from None
+    with stream:
+        if os.fstat(stream.fileno()).st_size > limit:
+            raise _refusal(FileRefusedError(errno.EFBIG, "too large"), path, limit, what, error)
+        total, number = 0, 0
+        while line := stream.readline(line_limit + 1):
+            number, total = number + 1, total + len(line)
+            if len(line) > line_limit:
+                raise error(f"{path}, line {number}, is longer than {line_limit:,} bytes; ganforge writes none so long")
+            if total > limit:  # grown since the check
+                raise _refusal(FileRefusedError(errno.EFBIG, "too large"), path, limit, what, error)
+            yield number, line
+
+
+def _refusal(failed: OSError, path: Path, limit: int, what: str, error: type[GanforgeError]) -> GanforgeError:
+    if failed.errno == errno.EFBIG:
+        return error(f"{what} {path} is larger than {size_text(limit)}")
+    reason = _REFUSALS.get(failed.errno or 0, f"cannot be read: {failed.strerror or failed}")
+    return error(f"{what} {path} {reason}")
 
 
 def size_text(limit: int) -> str:

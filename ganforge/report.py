@@ -9,156 +9,20 @@ error it meets, on ``<body>`` (``data-ready``, ``data-errors``), for people and 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ganforge.config.overrides import flattened
 from ganforge.errors import UsageError
+from ganforge.report_charts import COLOURS, curves_chart, evaluation_chart, figure_uri, png_uri
+from ganforge.report_runs import RunView
 from ganforge.report_schedules import scheduled_targets, schedules_figure, schedules_table
-from ganforge.training.run_folder import RunFolder
 
 MAX_CHARTED = 6  # evaluation values charted (all are in the tables)
-MAX_GRIDS = 60  # per run: epochs between are left out (evenly), the last always kept
-EPOCH_GRID = re.compile(r"epoch_(\d+)\.png")
-# Panels of training curves, each drawn where a run logs its first value: an ACGAN's class head has the third.
-CURVES = (("d_loss", "g_loss"), ("D(x)", "D(G(z))"), ("class_acc_real", "class_acc_fake"))
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-
-
-@dataclass
-class RunView:
-    """What the report shows of one run folder."""
-
-    path: Path
-    name: str
-    config: dict[str, Any]
-    records: list[dict[str, Any]]
-    grids: list[tuple[int, Path]]  # (epoch, PNG), oldest first
-    real_grid: Path | None
-    best_checkpoint: Path | None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def steps(self) -> list[dict[str, Any]]:
-        return [record for record in self.records if record["event"] == "step"]
-
-    @property
-    def evaluations(self) -> list[dict[str, Any]]:
-        return [record for record in self.records if record["event"] == "eval"]
-
-    @property
-    def status(self) -> str:
-        planned = self.config.get("train", {}).get("epochs")
-        done = max((record["epoch"] for record in self.records if record["event"] == "epoch"), default=0)
-        if planned is None:
-            return f"{done} epochs"
-        return (
-            f"finished: {done} of {planned} epochs" if done >= planned else f"in progress: {done} of {planned} epochs"
-        )
-
-
-def read_run(path: Path) -> RunView:
-    """A run folder as the report shows it; an error naming the folder when it is not one."""
-    folder = RunFolder(path)
-    if not folder.config_path.is_file():
-        raise UsageError(f"{path}: not a ganforge run folder (it has no config.yaml)")
-    try:
-        config = yaml.safe_load(folder.config_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UsageError(f"{folder.config_path}: not a readable config ({error})") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"{folder.config_path}: not a config (a mapping of sections)")
-    records = list(folder.metrics.read())
-    grids = sorted(
-        (int(match.group(1)), grid)
-        for grid in folder.samples.glob("epoch_*.png")
-        if (match := EPOCH_GRID.fullmatch(grid.name))
-    )
-    real = folder.samples / "real.png"
-    best = folder.best_checkpoint_path
-    return RunView(
-        path=path,
-        name=str(config.get("name", path.name)),
-        config=config,
-        records=records,
-        grids=grids,
-        real_grid=real if real.is_file() else None,
-        best_checkpoint=best if best.is_file() else None,
-    )
-
-
-def _png_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _figure_uri(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    return _png_uri(buffer.getvalue())
-
-
-def _curves_chart(runs: Sequence[RunView]) -> str:
-    """Losses, D's outputs and (for an ACGAN) its class head's accuracy over the steps, every run in the same
-    axes (one colour per run)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [keys for keys in CURVES if any(keys[0] in record for run in runs for record in run.steps)]
-    panels = panels or list(CURVES[:2])  # a run with no step logged yet: empty axes, titled
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for axis, keys in zip(axes[0], panels, strict=True):
-        for index, run in enumerate(runs):
-            colour = COLOURS[index % len(COLOURS)]
-            for key, style in zip(keys, ("-", "--"), strict=True):
-                points = [(r["step"], r[key]) for r in run.steps if isinstance(r.get(key), int | float)]
-                if points:
-                    label = f"{key} ({run.name})" if len(runs) > 1 else key
-                    axis.plot(*zip(*points, strict=True), style, color=colour, label=label, linewidth=1.2)
-        axis.set_xlabel("step")
-        axis.set_title(" and ".join(keys))
-        axis.grid(alpha=0.3)
-        if axis.lines:
-            axis.legend(fontsize=8)
-    return _figure_uri(figure)
-
-
-def _evaluation_chart(runs: Sequence[RunView], keys: Sequence[str]) -> str:
-    """Each evaluation value over the epochs, every run in the same axes, its real floor dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
-    for axis, key in zip(axes[0], keys, strict=True):
-        for index, run in enumerate(runs):
-            colour = COLOURS[index % len(COLOURS)]
-            points = [(r["epoch"], r[key]) for r in run.evaluations if isinstance(r.get(key), int | float)]
-            if points:
-                axis.plot(*zip(*points, strict=True), "o-", color=colour, label=run.name, markersize=4)
-                floor = run.evaluations[-1].get("floor", {}).get(key)
-                if isinstance(floor, int | float):
-                    axis.axhline(floor, color=colour, linestyle=":", linewidth=1)
-        axis.set_title(f"{key} (dotted: real floor)", fontsize=9)
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-        if len(runs) > 1 and axis.lines:
-            axis.legend(fontsize=8)
-    return _figure_uri(figure)
 
 
 def config_differences(runs: Sequence[RunView]) -> list[tuple[str, list[str]]]:
@@ -174,13 +38,6 @@ def config_differences(runs: Sequence[RunView]) -> list[tuple[str, list[str]]]:
                 (key, ["(not set)" if value is missing else json.dumps(value, default=str) for value in values])
             )
     return rows
-
-
-def _kept_grids(grids: list[tuple[int, Path]]) -> list[tuple[int, Path]]:
-    if len(grids) <= MAX_GRIDS:
-        return grids
-    stride = (len(grids) - 1) / (MAX_GRIDS - 1)
-    return [grids[round(index * stride)] for index in range(MAX_GRIDS)]
 
 
 def _evaluation_keys(runs: Sequence[RunView]) -> list[str]:
@@ -214,7 +71,7 @@ def _number(value: Any) -> str:
 
 
 def _best_line(run: RunView, directions: Mapping[str, str | None]) -> str:
-    best_key = run.config.get("eval", {}).get("best")
+    best_key = run.settings.eval.best
     scored = [record for record in run.evaluations if isinstance(record.get(best_key), int | float)]
     if not best_key or not scored or directions.get(best_key) is None:
         return ""
@@ -229,17 +86,16 @@ def _best_line(run: RunView, directions: Mapping[str, str | None]) -> str:
 
 def _grids_section(run: RunView, index: int) -> tuple[str, list[str]]:
     """The run's grids with a slider over its epochs, and their data URIs (for the script)."""
-    kept = _kept_grids(run.grids)
-    uris = [_png_uri(path.read_bytes()) for _, path in kept]
+    uris = [png_uri(png) for _, png in run.grids]
     parts = []
     if run.real_grid is not None:
         parts.append(
-            f"<figure><img class='grid' alt='real images' src='{_png_uri(run.real_grid.read_bytes())}'>"
+            f"<figure><img class='grid' alt='real images' src='{png_uri(run.real_grid)}'>"
             "<figcaption>real images</figcaption></figure>"
         )
-    if kept:
-        epochs = [epoch for epoch, _ in kept]
-        last = len(kept) - 1
+    if run.grids:
+        epochs = [epoch for epoch, _ in run.grids]
+        last = len(run.grids) - 1
         parts.append(
             f"<figure><img class='grid' id='grid-{index}' alt='generated images' src='{uris[last]}'>"
             f"<figcaption>generated, epoch <span id='epoch-{index}'>{epochs[last]}</span></figcaption>"
@@ -339,7 +195,7 @@ def _differences_section(runs: Sequence[RunView]) -> list[str]:
 def _curves_section(runs: Sequence[RunView]) -> list[str]:
     if not any(run.steps for run in runs):
         return ["<h2>Training curves</h2>", "<p>No training line logged yet.</p>"]
-    return ["<h2>Training curves</h2>", f"<img class='chart' alt='training curves' src='{_curves_chart(runs)}'>"]
+    return ["<h2>Training curves</h2>", f"<img class='chart' alt='training curves' src='{curves_chart(runs)}'>"]
 
 
 def _schedules_section(runs: Sequence[RunView]) -> list[str]:
@@ -348,9 +204,9 @@ def _schedules_section(runs: Sequence[RunView]) -> list[str]:
     if not targets:
         return []
     names = {
-        f"{run.name}/{t}": str(s.get("name", "")) for run in runs for t, s in run.config.get("schedules", {}).items()
+        f"{run.name}/{target}": schedule.name for run in runs for target, schedule in run.settings.schedules.items()
     }
-    chart = _figure_uri(schedules_figure(runs, targets, COLOURS))
+    chart = figure_uri(schedules_figure(runs, targets, COLOURS))
     return [
         "<h2>Scheduled settings</h2>",
         f"<img class='chart' alt='scheduled settings' src='{chart}'>",
@@ -364,7 +220,7 @@ def _evaluations_section(runs: Sequence[RunView], directions: Mapping[str, str |
     section = ["<h2>Evaluations</h2>"]
     charted = [key for key in keys if directions.get(key) is not None][:MAX_CHARTED]
     if charted:
-        section.append(f"<img class='chart' alt='evaluations' src='{_evaluation_chart(runs, charted)}'>")
+        section.append(f"<img class='chart' alt='evaluations' src='{evaluation_chart(runs, charted)}'>")
     for run in runs:
         prefix = f"{html.escape(run.name)}: " if len(runs) > 1 else ""
         section.append(

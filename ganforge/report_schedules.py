@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ganforge.config.schedule_targets import RECORD_PREFIX
+from ganforge.report_charts import chartable, drawing
 
 PANELS_PER_ROW = 3
 
@@ -36,19 +37,21 @@ def scheduled_targets(runs: Sequence[LoggedRun]) -> list[str]:
 
 def _points(run: LoggedRun, target: str) -> list[tuple[int, float]]:
     key = RECORD_PREFIX + target
-    return [(record["step"], record[key]) for record in run.steps if isinstance(record.get(key), int | float)]
+    return [(record["step"], float(record[key])) for record in run.steps if chartable(record.get(key))]
 
 
 def schedules_figure(runs: Sequence[LoggedRun], targets: Sequence[str], colours: Sequence[str]) -> Any:
     """A matplotlib figure: a panel per setting, its values over the steps, a colour per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = min(PANELS_PER_ROW, len(targets))
     rows = -(-len(targets) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3 * rows), squeeze=False)
+    with drawing() as plt:
+        figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3 * rows), squeeze=False)
+        _draw_panels(axes, runs, targets, colours)
+        figure.tight_layout()
+    return figure
+
+
+def _draw_panels(axes: Any, runs: Sequence[LoggedRun], targets: Sequence[str], colours: Sequence[str]) -> None:
     for place, axis in enumerate(axes.flat):
         if place >= len(targets):
             axis.set_visible(False)
@@ -62,8 +65,6 @@ def schedules_figure(runs: Sequence[LoggedRun], targets: Sequence[str], colours:
         axis.grid(alpha=0.3)
         if len(runs) > 1 and axis.lines:
             axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
 
 
 def schedules_table(runs: Sequence[LoggedRun], targets: Sequence[str], names: Mapping[str, str]) -> str:

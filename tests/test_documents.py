@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from ganforge.documents import MAX_DEPTH, nesting_depth, read_json_document, read_yaml_document
+from ganforge.documents import MAX_DEPTH, nesting_depth, read_document_lines, read_json_document, read_yaml_document
 from ganforge.errors import DataError, UsageError
 
 
@@ -92,3 +92,25 @@ def test_a_yaml_alias_bomb_is_refused_by_the_config_readers_bounds(tmp_path: Pat
     with pytest.raises(DataError) as raised:
         read_yaml_document(path, Record, what="run config", limit=1 << 20)
     assert str(path) in str(raised.value)
+
+
+def lines_of(path: Path, limit: int = 1000, line_limit: int = 100) -> list[tuple[int, bytes]]:
+    return list(read_document_lines(path, what="records", limit=limit, line_limit=line_limit))
+
+
+def test_a_file_of_lines_is_read_a_line_at_a_time_within_both_bounds(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n{"b": 2')  # a blank line, and a last line without its newline
+    assert lines_of(path) == [(1, b'{"a": 1}\n'), (2, b"\n"), (3, b'{"b": 2')]
+    path.write_bytes(b"short\n" + b"x" * 101 + b"\n")
+    with pytest.raises(DataError, match=rf"{path}, line 2, is longer than 100 bytes"):
+        lines_of(path)
+    path.write_bytes(b"x\n" * 600)
+    with pytest.raises(DataError, match="larger than 1,000 bytes"):
+        lines_of(path)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(path)
+    for refused, expected in ((link, "is a symbolic link"), (Path("/dev/zero"), "is not a regular file")):
+        with pytest.raises(DataError) as raised:
+            lines_of(refused)
+        assert f"records {refused} {expected}" in str(raised.value)

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ganforge import __version__
-from ganforge.cli.render import console
+from ganforge.cli.render import console, err_console
 from ganforge.files import write_atomically
 from ganforge.outputs import check_output_file, reported_write_failure
 from ganforge.plugins import Plugins
@@ -22,7 +23,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (self-contained).")],
 ) -> None:
     """Write one HTML page of runs: configs, curves, evaluations beside the floor, sample grids over the epochs."""
-    from ganforge.report import read_run, render
+    from ganforge.report import render
+    from ganforge.report_runs import read_run
 
     read = [path for run in runs for path in (run / "config.yaml", run / "metrics.jsonl", *run.glob("samples/*.png"))]
     check_output_file(out, "--out", inputs=read)
@@ -33,6 +35,8 @@ def report(
         for key, goal in component.build({}).goals.items()
     }
     views = [read_run(run) for run in runs]
+    for note in (note for view in views for note in view.notes):
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     page = render(views, f"Written by ganforge {__version__} on {stamp}.", directions)
     with reported_write_failure(out, "--out"):

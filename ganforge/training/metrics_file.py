@@ -10,19 +10,49 @@ the lines its checkpoint counted. Loggers (training/run_loggers.py) only follow 
 from __future__ import annotations
 
 import json
+import os
 import reprlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from ganforge.documents import decode_text, parse_json, read_document_lines, validated
 from ganforge.errors import DataError
 from ganforge.files import append_whole, reporting_write_failures, write_atomically
 
 METRICS_NAME = "metrics.jsonl"
+# Far above any real run (a line is a few hundred bytes, an evaluation's a few kilobytes): bounds for a hostile file.
+MAX_LINE_BYTES = 1 << 20
+MAX_METRICS_BYTES = 1 << 30
+MAX_COUNT = 2**63 - 1  # an epoch or step beyond what any tensor or array holds
+EVENTS = ("step", "epoch", "eval")
+
+# A logged value: a number (int or float; NaN and infinity too), never a boolean or text; null where it was not finite.
+Number = Annotated[float, Strict()]
+
+
+class LoggedLine(BaseModel):
+    """A step's or an epoch's line: its values are numbers or null, under names that plugins may add to."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Number | None]
+    event: str
+    epoch: int
+    step: int
+
+
+class EvaluationLine(LoggedLine):
+    """An evaluation's line: each metric's value, and the real floor (each metric's value for real images) and the
+    protocol they were measured with."""
+
+    floor: dict[str, Number | None] = Field(default_factory=dict)
+    protocol: dict[str, Any] = Field(default_factory=dict)
 
 
 def metrics_record_problem(record: Any) -> str | None:
-    """What keeps a JSON value from being a metrics.jsonl record; None for a record."""
+    """What keeps a JSON value from being a metrics.jsonl record (its event, epoch and step); None for a record."""
     if not isinstance(record, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(record), "a number")
         return f"it is {kind}, not an object"
@@ -33,7 +63,20 @@ def metrics_record_problem(record: Any) -> str | None:
         if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
             wanted = "a string" if kind is str else "a whole number >= 0"
             return f'its "{key}" is {reprlib.repr(value)}, not {wanted}'
+        if kind is int and value > MAX_COUNT:
+            return f'its "{key}" is {reprlib.repr(value)}, more than any run counts ({MAX_COUNT:,})'
+    if record["event"] not in EVENTS:
+        return f'its "event" is {reprlib.repr(record["event"])}, not one of {", ".join(EVENTS)}'
     return None
+
+
+def checked_record(data: Any, where: str) -> dict[str, Any]:
+    """A line's JSON value as a metrics record, checked field by field: a DataError naming ``where`` and the field."""
+    problem = metrics_record_problem(data)
+    if problem is not None:
+        raise DataError(f"{where} is not a metrics record: {problem}")
+    validated(data, EvaluationLine if data["event"] == "eval" else LoggedLine, where)
+    return data
 
 
 class MetricsFile:
@@ -56,27 +99,25 @@ class MetricsFile:
     def read(self) -> Iterator[dict[str, Any]]:
         """The logged records; a last line cut short (the process was killed while appending it) is left out.
 
-        A line that is not a record (not JSON, or JSON that is not an object with an event, epoch
-        and step) is a DataError naming the file and the line.
+        The file is read through the bounded reader (a regular file, no link, bounded in size and
+        line length). A line that is not a record (not UTF-8, not JSON, nested too deep, or JSON
+        that is not an object with an event, epoch and step and numbers for values) is a
+        DataError naming the file, the line and the field.
         """
-        if not self.path.exists():
+        if not os.path.lexists(self.path):
             return
-        if not self.path.is_file():
-            raise DataError(f"{self.path} is not a file")
-        with self.path.open(encoding="utf-8", errors="replace") as stream:
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    if line.endswith("\n"):  # a whole line that is not JSON: damage, not a cut-off write
-                        raise DataError(f"{self.path}, line {number}, is not a JSON record") from None
-                    continue
-                problem = metrics_record_problem(record)
-                if problem is not None:
-                    raise DataError(f"{self.path}, line {number}, is not a metrics record: {problem}")
-                yield record
+        lines = read_document_lines(self.path, what="metrics file", limit=MAX_METRICS_BYTES, line_limit=MAX_LINE_BYTES)
+        for number, line in lines:
+            if not line.strip():
+                continue
+            where = f"{self.path}, line {number},"
+            try:
+                data = parse_json(decode_text(line, where), where)
+            except DataError:
+                if line.endswith(b"\n"):  # a whole line that is not JSON: damage, not a cut-off write
+                    raise
+                return
+            yield checked_record(data, where)
 
     def cut_back(self, step: int, records: int | None = None) -> None:
         """On resume: forget lines logged after the checkpoint was saved, since those steps run again.
