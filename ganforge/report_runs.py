@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ganforge.config.yaml_reader import MAX_CONFIG_BYTES
 from ganforge.documents import decode_text, parse_yaml, read_document_bytes, validated
 from ganforge.errors import DataError, UsageError
 from ganforge.training.run_folder import RunFolder
+from ganforge.yaml_reader import MAX_CONFIG_BYTES
 
 MAX_GRIDS = 60  # per run: epochs between are left out (evenly), the last always kept
 MAX_GRID_BYTES = 16 << 20  # a 10x10 grid of 256-pixel colour images is a few MB of PNG
