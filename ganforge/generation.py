@@ -7,6 +7,7 @@ in training.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,44 +223,59 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
         bad = non_finite_tensor(weights)
         if bad is not None:
             raise CheckpointError(f"{path}: its {which} tensor {bad!r} holds NaN or infinite values")
-    component, models, spec = build_saved_model(path, saved, registry)
+    component, spec = saved_architecture(path, saved, registry)
+    weighed = _build(path, component, saved, spec, on_meta=True)
+    if weighed is not None:  # the weights' shapes, then the memory, checked before anything is allocated
+        _load_weights(path, which, component, weighed.generator, weights)
+        check_request_fits(
+            f"{path}: building its {component.name} architecture",
+            sum(_tensor_bytes(network) for network in (weighed.generator, weighed.discriminator)),
+            advice="its config's model.params ask for networks this machine cannot hold",
+        )
+    models = _build(path, component, saved, spec)
+    assert models is not None
+    _load_weights(path, which, component, models.generator, weights)
+    return CheckpointGenerator(path, saved, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
+
+
+def saved_architecture(path: Path, saved: SavedGenerator, registry: Registry) -> tuple[Component, DataSpec]:
+    """The architecture a saved config names, and the saved data spec it is built for."""
+    model, names = saved.config.model, saved.data_spec.class_names
+    spec = DataSpec(tuple(saved.data_spec.shape), saved.data_spec.num_classes, tuple(names) if names else None)
     try:
-        models.generator.load_state_dict(weights)
+        return registry.get(Kind.ARCHITECTURE, model.name), spec
+    except UsageError as error:
+        raise CheckpointError(f"{path} was made with architecture {model.name!r}: {error}") from None
+
+
+def _build(
+    path: Path, component: Component, saved: SavedGenerator, spec: DataSpec, *, on_meta: bool = False
+) -> GANModels | None:
+    """The saved config's networks, untrained; ``on_meta``, on the meta device, which allocates nothing (None
+    where the factory does what the meta device cannot)."""
+    try:
+        if not on_meta:
+            return component.build(saved.config.model.params, spec)
+        with torch.device("meta"):
+            return component.build(saved.config.model.params, spec)
+    except GanforgeError as error:
+        raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
+    except Exception:
+        if on_meta:
+            return None
+        raise
+
+
+def _load_weights(path: Path, which: str, component: Component, generator: nn.Module, weights: Any) -> None:
+    try:
+        with warnings.catch_warnings():  # into the meta device, a copy is a no-op, as meant: only shapes are checked
+            warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
+            generator.load_state_dict(weights)
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"{path}: its {which} weights do not fit the {component.name} architecture that its own config "
             f"describes: {weights_mismatch(error)}"
         ) from None
-    return CheckpointGenerator(path, saved, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
-
-
-def build_saved_model(path: Path, saved: SavedGenerator, registry: Registry) -> tuple[Component, GANModels, DataSpec]:
-    """The architecture a saved config names, built (untrained) for the saved data spec, once this machine is seen
-    to have the memory its weights take (weighed on the meta device, which allocates nothing)."""
-    model, names = saved.config.model, saved.data_spec.class_names
-    spec = DataSpec(tuple(saved.data_spec.shape), saved.data_spec.num_classes, tuple(names) if names else None)
-    try:
-        component = registry.get(Kind.ARCHITECTURE, model.name)
-    except UsageError as error:
-        raise CheckpointError(f"{path} was made with architecture {model.name!r}: {error}") from None
-    try:
-        with torch.device("meta"):
-            weighed: GANModels | None = component.build(model.params, spec)
-    except GanforgeError as error:
-        raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
-    except Exception:  # a factory that does what the meta device cannot: built unweighed, as before
-        weighed = None
-    if weighed is not None:
-        check_request_fits(
-            f"{path}: building its {model.name} architecture",
-            sum(_tensor_bytes(network) for network in (weighed.generator, weighed.discriminator)),
-            advice="its config's model.params ask for networks this machine cannot hold",
-        )
-    try:
-        models = component.build(model.params, spec)
-    except GanforgeError as error:
-        raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
-    return component, models, spec
 
 
 def _tensor_bytes(network: nn.Module) -> int:
