@@ -44,7 +44,7 @@ CARD = "README.md"
 # float32 parameters, over ten times the largest ganforge trains.
 WEIGHTS_LIMIT = 4 << 30
 # An absolute path of the exporting machine inside a text (its cache, its data folder): every part but the last.
-_MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\"()]+/)+(?=[^\s/'\"()]+)")
+_MACHINE_PATH = re.compile(r"(?<![\w.~:/])/(?:[^\s/'\"()]+/)+(?=[^\s/'\"()]+)")
 
 
 def is_export(path: Path) -> bool:

@@ -21,7 +21,7 @@ from ganforge.checkpoints.format import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.exports import WEIGHTS, is_export, non_finite_tensor, read_export
+from ganforge.exports import MANIFEST, WEIGHTS, ExportError, is_export, non_finite_tensor, read_export
 from ganforge.guards.memory import check_request_fits
 from ganforge.registry import Component, Kind, Registry
 
@@ -213,13 +213,13 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
                 "generator as trained"
             )
         weights: dict[str, Any] = contents.weights
-        which = str(path / WEIGHTS)
+        which, declared_latent_dim = str(path / WEIGHTS), contents.manifest.latent_dim
     else:
         state = load_checkpoint(path)  # which checks the fields read here
         saved = SavedGenerator.model_validate(state)
         uses_ema = bool(use_ema and state.get("ema_generator"))
         which = "ema_generator" if uses_ema else "generator"
-        weights = state[which]
+        weights, declared_latent_dim = state[which], None
         bad = non_finite_tensor(weights)
         if bad is not None:
             raise CheckpointError(f"{path}: its {which} tensor {bad!r} holds NaN or infinite values")
@@ -235,6 +235,11 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
     models = _build(path, component, saved, spec)
     assert models is not None
     _load_weights(path, which, component, models.generator, weights)
+    if declared_latent_dim not in (None, models.latent_dim):
+        raise ExportError(
+            f"{path / MANIFEST}: latent_dim is {declared_latent_dim}, but the {component.name} architecture its "
+            f"config describes reads noise of dimension {models.latent_dim}"
+        )
     return CheckpointGenerator(path, saved, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
 
 
