@@ -46,11 +46,16 @@ def placed(manifest, path, change):
     return copy
 
 
-def mutation(manifest, text: bytes, rng: random.Random):
-    """One hostile manifest: its bytes, and the place whose name a refusal must give (None where there is none)."""
-    kind = rng.choice(["wrong type", "wrong type", "missing", "huge", "extra key", "deep", "not utf-8", "cut off"])
+def mutation(manifest, text: bytes, rng: random.Random, path=None, kind=None):
+    """One hostile manifest: its bytes, and the place whose name a refusal must give (None where there is none).
+
+    Without a ``path``, a top-level field is drawn first, then a place inside it: the config's many sections,
+    which sampling does not read, would otherwise draw most mutations."""
+    kind = kind or rng.choice(["wrong type", "wrong type", "missing", "huge", "extra key", "deep", "not utf-8", "cut"])
     everywhere = list(paths(manifest))
-    path = rng.choice(everywhere)
+    if path is None:
+        top = rng.choice(list(manifest))
+        path = rng.choice([place for place in everywhere if place[0] == top])
     if kind == "wrong type":
         value = rng.choice(WRONG_VALUES)
         changed = placed(manifest, path, lambda parent, key: parent.__setitem__(key, value))
@@ -84,9 +89,11 @@ def _at(value, path):
 
 
 def mutations(export, count):
+    """A wrong type at every place of the manifest, in turn, then mutations of every kind at places drawn."""
     text = (export / MANIFEST).read_bytes()
     manifest, rng = json.loads(text), random.Random(SEED)
-    return [mutation(manifest, text, rng) for _ in range(count)]
+    sweep = [mutation(manifest, text, rng, path, "wrong type") for path in paths(manifest)]
+    return (sweep + [mutation(manifest, text, rng) for _ in range(count)])[:count]
 
 
 def named(message: str, place) -> bool:
