@@ -7,6 +7,7 @@ in training.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.checkpoints.fields import SavedGenerator
 from ganforge.checkpoints.format import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line
-from ganforge.exports import WEIGHTS, is_export, read_export
+from ganforge.exports import MANIFEST, WEIGHTS, ExportError, is_export, non_finite_tensor, read_export
+from ganforge.guards.memory import check_request_fits
 from ganforge.registry import Component, Kind, Registry
 
 # Images made by one call of the generator: the device holds one chunk at a time.
@@ -70,7 +73,7 @@ class CheckpointGenerator:
     """A checkpoint's generator (its EMA copy where the run kept one and it is asked for)."""
 
     path: Path
-    state: dict[str, Any]
+    saved: SavedGenerator  # its config, data spec, epoch and step, typed
     generator: nn.Module
     latent_dim: int
     spec: DataSpec
@@ -164,7 +167,7 @@ class CheckpointGenerator:
 
     def describe(self) -> str:
         which = "EMA generator" if self.uses_ema else "generator"
-        return f"{self.path} (epoch {self.state.get('epoch')}, step {self.state.get('step')}, {which})"
+        return f"{self.path} (epoch {self.saved.epoch}, step {self.saved.step}, {which})"
 
 
 def classes_described(num_classes: int | None) -> str:
@@ -202,47 +205,86 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
     any mismatch names the file."""
     path = Path(path)
     if is_export(path):
-        contents = read_export(path)
-        state: dict[str, Any] = contents.manifest
-        uses_ema = state["generator"] == "ema"
+        contents = read_export(path)  # which checks every field, and that the weights are finite
+        saved, uses_ema = contents.manifest.saved_generator(), contents.manifest.generator == "ema"
         if uses_ema and not use_ema:
             raise UsageError(
                 f"--no-ema: {path} holds one generator, the EMA copy; export the checkpoint with --no-ema for the "
                 "generator as trained"
             )
-        weights: dict[str, torch.Tensor] = contents.weights
-        which = str(path / WEIGHTS)
+        weights: dict[str, Any] = contents.weights
+        which, declared_latent_dim = str(path / WEIGHTS), contents.manifest.latent_dim
     else:
         state = load_checkpoint(path)  # which checks the fields read here
+        saved = SavedGenerator.model_validate(state)
         uses_ema = bool(use_ema and state.get("ema_generator"))
         which = "ema_generator" if uses_ema else "generator"
-        weights = state[which]
-    component, models, spec = build_saved_model(path, state, registry)
+        weights, declared_latent_dim = state[which], None
+        bad = non_finite_tensor(weights)
+        if bad is not None:
+            raise CheckpointError(f"{path}: its {which} tensor {bad!r} holds NaN or infinite values")
+    component, spec = saved_architecture(path, saved, registry)
+    weighed = _build(path, component, saved, spec, on_meta=True)
+    if weighed is not None:  # the weights' shapes, then the memory, checked before anything is allocated
+        _load_weights(path, which, component, weighed.generator, weights)
+        check_request_fits(
+            f"{path}: building its {component.name} architecture",
+            sum(_tensor_bytes(network) for network in (weighed.generator, weighed.discriminator)),
+            advice="its config's model.params ask for networks this machine cannot hold",
+        )
+    models = _build(path, component, saved, spec)
+    assert models is not None
+    _load_weights(path, which, component, models.generator, weights)
+    if declared_latent_dim not in (None, models.latent_dim):
+        raise ExportError(
+            f"{path / MANIFEST}: latent_dim is {declared_latent_dim}, but the {component.name} architecture its "
+            f"config describes reads noise of dimension {models.latent_dim}"
+        )
+    return CheckpointGenerator(path, saved, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
+
+
+def saved_architecture(path: Path, saved: SavedGenerator, registry: Registry) -> tuple[Component, DataSpec]:
+    """The architecture a saved config names, and the saved data spec it is built for."""
+    model, names = saved.config.model, saved.data_spec.class_names
+    spec = DataSpec(tuple(saved.data_spec.shape), saved.data_spec.num_classes, tuple(names) if names else None)
     try:
-        models.generator.load_state_dict(weights)
+        return registry.get(Kind.ARCHITECTURE, model.name), spec
+    except UsageError as error:
+        raise CheckpointError(f"{path} was made with architecture {model.name!r}: {error}") from None
+
+
+def _build(
+    path: Path, component: Component, saved: SavedGenerator, spec: DataSpec, *, on_meta: bool = False
+) -> GANModels | None:
+    """The saved config's networks, untrained; ``on_meta``, on the meta device, which allocates nothing (None
+    where the factory does what the meta device cannot)."""
+    try:
+        if not on_meta:
+            return component.build(saved.config.model.params, spec)
+        with torch.device("meta"):
+            return component.build(saved.config.model.params, spec)
+    except GanforgeError as error:
+        raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
+    except Exception:
+        if on_meta:
+            return None
+        raise
+
+
+def _load_weights(path: Path, which: str, component: Component, generator: nn.Module, weights: Any) -> None:
+    try:
+        with warnings.catch_warnings():  # into the meta device, a copy is a no-op, as meant: only shapes are checked
+            warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
+            generator.load_state_dict(weights)
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"{path}: its {which} weights do not fit the {component.name} architecture that its own config "
             f"describes: {weights_mismatch(error)}"
         ) from None
-    return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
 
 
-def build_saved_model(path: Path, state: dict[str, Any], registry: Registry) -> tuple[Component, GANModels, DataSpec]:
-    """The architecture a saved config names, built (untrained) for the saved data spec."""
-    model = state["config"]["model"]
-    saved_spec = state["data_spec"]
-    names = saved_spec.get("class_names")
-    spec = DataSpec(tuple(saved_spec["shape"]), saved_spec["num_classes"], tuple(names) if names else None)
-    try:
-        component = registry.get(Kind.ARCHITECTURE, model["name"])
-    except UsageError as error:
-        raise CheckpointError(f"{path} was made with architecture {model['name']!r}: {error}") from None
-    try:
-        models = component.build(model["params"], spec)
-    except GanforgeError as error:
-        raise CheckpointError(f"{path}: its config's model does not build: {error}") from None
-    return component, models, spec
+def _tensor_bytes(network: nn.Module) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in (*network.parameters(), *network.buffers()))
 
 
 def weights_mismatch(error: Exception, limit: int = 400) -> str:

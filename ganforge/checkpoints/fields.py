@@ -20,12 +20,24 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from ganforge.imagesets.prepared import MAX_CLASSES
 
 # Shapes beyond this are not images ganforge could train on; refusing them keeps a crafted
 # checkpoint from making an architecture allocate terabytes.
 MAX_IMAGE_VALUES = 1 << 28
 MAX_REPORTED_PROBLEMS = 3
+MAX_CLASS_NAME = 1024  # characters of one class name (a folder name is at most 255 bytes)
 
 # The running statistics a checkpoint keeps: D's per-step values, summed in this order.
 STAT_KEYS = ("d_loss", "D(x)", "D(G(z))", "d_acc_real", "d_acc_fake")
@@ -91,8 +103,18 @@ def _plausible_image(shape: list[int]) -> list[int]:
 
 class DataSpecFields(_Fields):
     shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3), AfterValidator(_plausible_image)]
-    num_classes: PositiveInt | None
-    class_names: list[str] | None = None  # checkpoints from before class names had none
+    # Bounded, as the shape is: a class count is the size of a label embedding that the architecture allocates.
+    num_classes: Annotated[int, Field(gt=0, le=MAX_CLASSES)] | None
+    class_names: list[Annotated[str, Field(max_length=MAX_CLASS_NAME)]] | None = None  # older checkpoints have none
+
+    @model_validator(mode="after")
+    def _one_name_per_class(self) -> DataSpecFields:
+        # `sample --class NAME` turns a name's position into a label: a name past the last class is no label.
+        if self.class_names is not None and len(self.class_names) != (self.num_classes or 0):
+            raise ValueError(
+                f"class_names names {len(self.class_names)} classes, but num_classes is {self.num_classes}"
+            )
+        return self
 
 
 class NoiseRandomState(_Fields):
@@ -198,6 +220,19 @@ class CheckpointFields(_Fields):
     processes: list[ProcessFields] | None = None
     adaptive_augmentation: AdaptiveAugmentationFields | None = None
     schedules: dict[str, float] | None = None  # the scheduled settings' values at the save point, where any
+    ganforge_version: str | None = None
+
+
+class SavedGenerator(_Fields):
+    """What ``sample``, ``eval`` and ``export`` read about a saved generator, a checkpoint's or an export's."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    config: ConfigFields
+    data_spec: DataSpecFields
+    epoch: NonNegativeInt
+    step: NonNegativeInt
+    ganforge_version: str | None = None  # of the ganforge that trained it
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], which: str) -> None:

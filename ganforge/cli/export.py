@@ -11,7 +11,9 @@ import typer
 from ganforge import __version__
 from ganforge.cli.render import console
 from ganforge.devices import resolve_device
+from ganforge.documents import validated
 from ganforge.errors import UsageError
+from ganforge.export_manifest import ExportError, ScoresRecord
 from ganforge.exports import GeneratorToExport, is_export, write_export
 from ganforge.generation import CheckpointGenerator, load_generator
 from ganforge.grids import save_grid
@@ -41,18 +43,16 @@ def export(
     check_output_folder(out, "--out")
     torch_device = resolve_device(device, option="--device")
     loaded = load_generator(checkpoint, plugins.registry, use_ema=ema)
-    provider = plugins.registry.get(Kind.ARCHITECTURE, loaded.state["config"]["model"]["name"]).provider
+    model_name = loaded.saved.config.model.name
+    provider = plugins.registry.get(Kind.ARCHITECTURE, model_name).provider
     source = GeneratorToExport(
         generator=loaded.generator,
-        state=loaded.state,
+        saved=loaded.saved,
+        latent_dim=loaded.latent_dim,
         uses_ema=loaded.uses_ema,
         num_classes=loaded.num_classes,
-        architecture={
-            "name": loaded.state["config"]["model"]["name"],
-            "distribution": provider.distribution,
-            "version": provider.version,
-        },
-        scores=evaluation_at(checkpoint, loaded.state["step"]),
+        architecture={"name": model_name, "distribution": provider.distribution, "version": provider.version},
+        scores=evaluation_at(checkpoint, loaded.saved.step),
     )
     with reported_write_failure(out, "--out"):
         write_export(source, out, lambda path: draw_grid(loaded, path, torch_device), __version__)
@@ -69,7 +69,8 @@ def draw_grid(loaded: CheckpointGenerator, path: Path, device: Any) -> None:
 
 
 def evaluation_at(checkpoint: Path, step: int) -> Mapping[str, Any] | None:
-    """The run's evaluation of the checkpoint's step (values, floor, protocol), where the run folder logged one."""
+    """The run's evaluation of the checkpoint's step (values, floor, protocol), where the run folder logged one;
+    an ExportError names the line's field that the manifest could not hold."""
     run = checkpoint.parent.parent
     if checkpoint.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
         return None
@@ -79,10 +80,13 @@ def evaluation_at(checkpoint: Path, step: int) -> Mapping[str, Any] | None:
             found = record
     if found is None:
         return None
-    return {
-        "epoch": found["epoch"],
-        "step": found["step"],
+    scores = {
+        "epoch": found.get("epoch"),
+        "step": found.get("step"),
         "values": evaluation_values(found),
         "floor": found["floor"],
         "protocol": found.get("protocol", {}),
     }
+    where = f"the evaluation at step {step} in {RunFolder(run).metrics.path}"
+    validated(scores, ScoresRecord, where, ExportError)
+    return scores

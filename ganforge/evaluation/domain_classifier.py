@@ -161,7 +161,10 @@ def domain_classifier(
             _save(path, module, record, domain.spec)
         except OSError as error:  # the scores do not need the cache; the next evaluation trains it again
             log(f"warning: cannot cache the domain classifier as {path}: {error.strerror or error}")
-    return FeatureNetwork(module, {**record, "file": str(path)}, device)
+    network = FeatureNetwork(module, {**record, "file": str(path)}, device)
+    # Names the network wherever the file is (an export's card cites it, not this machine's cache folder).
+    network.protocol["weights_sha256"] = network.fingerprint()["weights"]
+    return network
 
 
 def check_labelled(domain: Domain) -> None:

@@ -95,12 +95,12 @@ def score_checkpoint(
         )
     except UsageError as error:
         raise ImageCountError(count, str(error)) from None
-    trained_on = checkpoint.state["config"]["data"]
+    trained_on = checkpoint.saved.config.data
     try:
-        data = registry.get(Kind.DATASET, trained_on["name"])
+        data = registry.get(Kind.DATASET, trained_on.name)
     except UsageError as error:
-        raise CheckpointError(f"{checkpoint.path} was trained on dataset {trained_on['name']!r}: {error}") from None
-    params = {**trained_on["params"], **(data_params or {})}
+        raise CheckpointError(f"{checkpoint.path} was trained on dataset {trained_on.name!r}: {error}") from None
+    params = {**trained_on.params, **(data_params or {})}
     domain = load_domain(data, data.parse_params(params), scoring.data_root, registry)
     described = f"{count} samples (noise seed {seed}) from {checkpoint.describe()}"
     described += classes_described(checkpoint.num_classes)

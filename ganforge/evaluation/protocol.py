@@ -248,9 +248,10 @@ def describe_feature_networks(protocol: Mapping[str, Any]) -> list[str]:
         applied = (
             f", reading each of the {per_channel.get('channels')} channels" if isinstance(per_channel, Mapping) else ""
         )
+        digest = f", weights SHA-256 {domain['weights_sha256']}" if domain.get("weights_sha256") else ""
         lines.append(
             f"feature network: {domain.get('architecture')} trained on {domain.get('trained_on')}, test accuracy "
-            f"{accuracy_text} ({domain.get('file', 'not cached')}){applied}"
+            f"{accuracy_text} ({domain.get('file', 'not cached')}{digest}){applied}"
         )
     inception = protocol.get(PROTOCOL_KEYS["inception"])
     if isinstance(inception, Mapping):

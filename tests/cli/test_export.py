@@ -4,6 +4,7 @@ export as they read the checkpoint, in a fresh process too."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,7 +79,12 @@ def test_eval_scores_the_export_as_it_scores_the_checkpoint_and_as_the_run_did(a
     evaluation = [record for record in logged if record["event"] == "eval"][-1]
     assert manifest["scores"]["values"]["fid"] == evaluation["fid"]
     assert manifest["scores"]["floor"] == evaluation["floor"]
-    assert manifest["scores"]["protocol"] == evaluation["protocol"]
+    cached = Path(evaluation["protocol"]["feature_network"]["file"])
+    assert cached.is_absolute()  # the run's own record says where this machine keeps it; the export does not
+    assert manifest["scores"]["protocol"] == {
+        **evaluation["protocol"],
+        "feature_network": {**evaluation["protocol"]["feature_network"], "file": cached.name},
+    }
     assert from_export["fid"] == pytest.approx(evaluation["fid"], rel=1e-4)  # the same 64 images, the same seed
 
 
@@ -111,6 +117,19 @@ def test_the_model_card_says_what_the_generator_is_how_it_scored_and_how_to_use_
     assert "ganforge sample . --n 16 --out grid.png --class 0" in card
     assert manifest["files"]["generator.safetensors"] in card
     assert "![samples](samples.png)" in card and "generator_conditioning: batch_norm" in card
+
+
+def test_the_card_and_manifest_name_the_feature_network_not_where_this_machine_keeps_it(exported, conditional_run):
+    logged = [json.loads(line) for line in (conditional_run / "metrics.jsonl").read_text().splitlines()]
+    network = [record for record in logged if record["event"] == "eval"][-1]
+    cached = Path(network["protocol"]["feature_network"]["file"])
+    card = (exported / "README.md").read_text(encoding="utf-8")
+    manifest_text = (exported / "ganforge.json").read_text(encoding="utf-8")
+    for text in (card, manifest_text):
+        assert str(cached.parent) not in text and str(conditional_run) not in text
+    digest = network["protocol"]["feature_network"]["weights_sha256"]
+    assert "ganforge-cnn-v1 trained on" in card and f"({cached.name}, weights SHA-256 {digest})" in card
+    assert "dir" not in json.loads(manifest_text)["config"]["output"]  # the run folder's path stays here
 
 
 def test_altered_weights_are_refused_naming_the_file(app, exported, tmp_path):
