@@ -35,6 +35,8 @@ from ganforge.files import (
     write_atomically,
 )
 from ganforge.grids import save_grid
+from ganforge.marks import RUN_LOCK_NAME as LOCK_NAME
+from ganforge.marks import RUN_MARKER_NAME as MARKER_NAME
 from ganforge.training.metrics_file import METRICS_NAME, MetricsFile
 
 
@@ -44,8 +46,6 @@ def evaluation_values(record: dict[str, Any]) -> dict[str, float]:
 
 
 # What ganforge writes in a run folder, and nothing else: --overwrite removes these and refuses the rest.
-MARKER_NAME = ".ganforge-run"
-LOCK_NAME = ".ganforge-lock"
 MARKER = {"format": "ganforge-run-folder", "version": 1}
 TOP_FILES = frozenset({"config.yaml", METRICS_NAME, "plot.png", MARKER_NAME, LOCK_NAME})
 TOP_TEMPORARY = re.compile(r"\.(?:config\.yaml|metrics\.jsonl|plot\.png|\.ganforge-run)\..+\.tmp")
