@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,10 +109,10 @@ class GeneratorToExport:
     scores: Mapping[str, Any] | None  # the evaluation record of this step (values, floor, protocol), if any
 
 
-def write_export(
-    source: GeneratorToExport, out: Path, draw_grid: Callable[[Path], None], ganforge_version: str
+def fill_export(
+    source: GeneratorToExport, folder: Path, draw_grid: Callable[[Path], None], ganforge_version: str
 ) -> None:
-    """Write the export folder whole: into a hidden folder beside ``out``, renamed to it at the end.
+    """Write the files of an export into ``folder``, a fresh one (the command renames it into place when done).
 
     Weights that are not all finite are refused before anything is written: such a generator draws no images.
     """
@@ -127,23 +125,12 @@ def write_export(
             f"the generator's tensor {bad!r} holds NaN or infinite values, so it is not exported: the run diverged "
             "before this checkpoint; export an earlier one"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Made with the user's umask, as the files inside are: an export is meant to be shared.
-    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.export"
-    staging.mkdir()
-    try:
-        data = save(weights, metadata={"format": EXPORT_FORMAT})
-        (staging / WEIGHTS).write_bytes(data)
-        manifest = export_manifest(source, hashlib.sha256(data).hexdigest(), ganforge_version)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        draw_grid(staging / GRID)
-        (staging / CARD).write_text(model_card(manifest), encoding="utf-8")
-        if out.is_dir():
-            out.rmdir()  # empty, as checked: the rename needs its place
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    data = save(weights, metadata={"format": EXPORT_FORMAT})
+    (folder / WEIGHTS).write_bytes(data)
+    manifest = export_manifest(source, hashlib.sha256(data).hexdigest(), ganforge_version)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    draw_grid(folder / GRID)
+    (folder / CARD).write_text(model_card(manifest), encoding="utf-8")
 
 
 def export_manifest(source: GeneratorToExport, weights_sha256: str, ganforge_version: str) -> dict[str, Any]:

@@ -135,11 +135,19 @@ class _RecordingStream:
         return getattr(self._stream, name)
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], None], *, inside: Path | None = None) -> None:
+def write_atomically(
+    path: Path,
+    write: Callable[[IO[bytes]], None],
+    *,
+    inside: Path | None = None,
+    before_replace: Callable[[], None] | None = None,
+) -> None:
     """Write to a temporary file beside ``path``, fsync it, rename it over ``path``.
 
     The file gets the mode a plain open() would give it (0666 less the umask). With ``inside``,
-    no part of ``path`` below that folder may be a symbolic link. A failed write raises the
+    no part of ``path`` below that folder may be a symbolic link. ``before_replace`` runs just
+    before the rename and may refuse it by raising (what is at ``path`` may have changed while the
+    file was written); the temporary file is then removed. A failed write raises the
     OSError behind it (ENOSPC for a full disk), whatever the writer turned it into; likewise a
     Ctrl-C during the write stays a KeyboardInterrupt (torch's checkpoint writer, closing its
     archive while the interrupt passes, raises a RuntimeError of its own over it).
@@ -155,6 +163,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], *, inside: 
             write(recording)  # type: ignore[arg-type]
             stream.flush()
             os.fsync(stream.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
@@ -164,6 +174,29 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], *, inside: 
         failed_write = recording.error if recording is not None else None
         if failed_write is not None and failed_write is not error and isinstance(error, Exception):
             raise failed_write from None
+        raise
+
+
+def write_folder_atomically(
+    path: Path, fill: Callable[[Path], None], *, before_replace: Callable[[], None] | None = None
+) -> None:
+    """Fill a hidden folder beside ``path``, then rename it to ``path``, which is missing or an empty folder.
+
+    rename(2) replaces an empty folder in one step, and fails on one that is no longer empty: the
+    folder appears whole or not at all. ``before_replace`` runs just before the rename, as for
+    :func:`write_atomically`; on any failure the hidden folder is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Made with the user's umask, as the files inside are.
+    staging = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    staging.mkdir()
+    try:
+        fill(staging)
+        if before_replace is not None:
+            before_replace()
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import torch
 
 from ganforge.contracts import DataSpec
 from ganforge.files import write_atomically
+from ganforge.marks import png_mark
 
 FLOAT_BYTES = 4
 
 
 def save_grid(images: torch.Tensor, path: Path, columns: int | None = None, *, inside: Path | None = None) -> None:
     """Images in [-1, 1] as one image grid (10 columns for 100 images), written whole or not at all."""
+    write_atomically(path, grid_writer(images, path.suffix, columns), inside=inside)
+
+
+def grid_writer(images: torch.Tensor, suffix: str, columns: int | None = None) -> Callable[[IO[bytes]], None]:
+    """What writes the grid of ``images`` to a stream, in the format of ``suffix``; a PNG carries ganforge's mark."""
     from PIL import Image
 
     picture = Image.fromarray(grid_pixels(images, columns).numpy())
-    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    write_atomically(path, lambda stream: picture.save(stream, format=image_format), inside=inside)
+    image_format = Image.registered_extensions().get(suffix.lower(), "PNG")
+    options = {"pnginfo": png_mark()} if image_format == "PNG" else {}
+    return lambda stream: picture.save(stream, format=image_format, **options)
 
 
 def grid_pixels(images: torch.Tensor, columns: int | None = None) -> torch.Tensor:

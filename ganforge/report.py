@@ -18,6 +18,7 @@ import yaml
 
 from ganforge.config.overrides import flattened
 from ganforge.errors import UsageError
+from ganforge.marks import HTML_GENERATOR
 from ganforge.report_charts import COLOURS, curves_chart, evaluation_chart, figure_uri, png_uri
 from ganforge.report_runs import RunView
 from ganforge.report_schedules import scheduled_targets, schedules_figure, schedules_table
@@ -159,7 +160,7 @@ def render(runs: Sequence[RunView], generated: str, directions: Mapping[str, str
     sections += _configs_section(runs)
     body = "\n".join(sections)
     return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>{HTML_GENERATOR}"
         f"<title>ganforge report: {html.escape(title)}</title><style>{STYLE}</style>"
         f"<script>{ERROR_CATCHER}</script></head>\n<body>\n{body}\n"
         f"<script>var GRIDS = {json.dumps(grids)};\n{SLIDER_SCRIPT}</script>\n</body></html>\n"

@@ -14,10 +14,10 @@ from ganforge.devices import resolve_device
 from ganforge.documents import validated
 from ganforge.errors import UsageError
 from ganforge.export_manifest import ExportError, ScoresRecord
-from ganforge.exports import GeneratorToExport, is_export, write_export
+from ganforge.exports import GeneratorToExport, fill_export, is_export
 from ganforge.generation import CheckpointGenerator, load_generator
 from ganforge.grids import save_grid
-from ganforge.outputs import check_output_folder, reported_write_failure
+from ganforge.outputs import check_output_folder, write_output_folder
 from ganforge.plugins import Plugins
 from ganforge.registry import Kind
 from ganforge.training.run_folder import RunFolder, evaluation_values
@@ -29,7 +29,9 @@ GRID_IMAGES = 100
 def export(
     ctx: typer.Context,
     target: Annotated[Path, typer.Argument(help="A run folder (its checkpoints/last.pt) or a checkpoint file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="A new (or empty) folder for the export.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="A new (or empty) folder for the export, outside any run folder.")
+    ],
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Export the EMA generator when the run kept one.")] = True,
     device: Annotated[
         str, typer.Option("--device", help="Where the sample grid is drawn: auto, cpu, cuda, mps.")
@@ -54,8 +56,11 @@ def export(
         architecture={"name": model_name, "distribution": provider.distribution, "version": provider.version},
         scores=evaluation_at(checkpoint, loaded.saved.step),
     )
-    with reported_write_failure(out, "--out"):
-        write_export(source, out, lambda path: draw_grid(loaded, path, torch_device), __version__)
+    write_output_folder(
+        out,
+        "--out",
+        lambda folder: fill_export(source, folder, lambda path: draw_grid(loaded, path, torch_device), __version__),
+    )
     console.print(f"{loaded.describe()} -> {out}", highlight=False)
 
 

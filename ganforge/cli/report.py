@@ -11,8 +11,8 @@ from rich.markup import escape
 
 from ganforge import __version__
 from ganforge.cli.render import console, err_console
-from ganforge.files import write_atomically
-from ganforge.outputs import check_output_file, reported_write_failure
+from ganforge.marks import REPORT
+from ganforge.outputs import check_output_file, write_output_file
 from ganforge.plugins import Plugins
 from ganforge.registry import Kind
 
@@ -20,14 +20,17 @@ from ganforge.registry import Kind
 def report(
     ctx: typer.Context,
     runs: Annotated[list[Path], typer.Argument(help="Run folders: one, or several to compare (finished or not).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (self-contained).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="The HTML file to write (self-contained); new, or a report ganforge wrote."),
+    ],
 ) -> None:
     """Write one HTML page of runs: configs, curves, evaluations beside the floor, sample grids over the epochs."""
     from ganforge.report import render
     from ganforge.report_runs import read_run
 
     read = [path for run in runs for path in (run / "config.yaml", run / "metrics.jsonl", *run.glob("samples/*.png"))]
-    check_output_file(out, "--out", inputs=read)
+    check_output_file(out, "--out", REPORT, inputs=read)
     plugins: Plugins = ctx.obj
     directions = {
         key: goal.better
@@ -39,6 +42,5 @@ def report(
         err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     page = render(views, f"Written by ganforge {__version__} on {stamp}.", directions)
-    with reported_write_failure(out, "--out"):
-        write_atomically(out, lambda stream: stream.write(page.encode("utf-8")))
+    write_output_file(out, "--out", REPORT, lambda stream: stream.write(page.encode("utf-8")), inputs=read)
     console.print(f"wrote {out} ({len(page.encode('utf-8')) / 1e6:.1f} MB): open it in a browser", highlight=False)

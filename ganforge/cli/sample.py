@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import torch
 import typer
@@ -12,11 +15,11 @@ from ganforge.cli.render import console
 from ganforge.contracts import MAX_SEED
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
-from ganforge.files import write_atomically
 from ganforge.generation import CheckpointGenerator, load_generator
-from ganforge.grids import grid_bytes, save_grid
+from ganforge.grids import FLOAT_BYTES, grid_bytes, grid_writer
 from ganforge.guards.memory import check_request_fits
-from ganforge.outputs import check_output_file, reported_write_failure
+from ganforge.marks import GRID, TENSOR_FILE, OutputMark, mark_tensor_file
+from ganforge.outputs import check_output_file, write_output_file
 from ganforge.plugins import Plugins
 
 
@@ -28,7 +31,10 @@ def sample(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="grid.png for a grid; samples.pt for a tensor. Never an input or a checkpoint."
+            "--out",
+            "-o",
+            help="grid.png for a grid; samples.pt for a tensor. New, or a file ganforge sample wrote; never an input, "
+            "a checkpoint or a file of a run folder.",
         ),
     ],
     n: Annotated[int, typer.Option("--n", min=1, help="How many images.")] = 100,
@@ -63,8 +69,8 @@ def sample(
     ] = None,
 ) -> None:
     """Generate images from a checkpoint alone: no dataset needed."""
+    check_output_file(out, "--out", output_mark(out), inputs=[checkpoint])
     check_sample_options(out, n, truncation, interpolate)
-    check_output_file(out, "--out", inputs=[checkpoint])
     torch_device = resolve_device(device, option="--device")
     plugins: Plugins = ctx.obj
     generator = load_generator(checkpoint, plugins.registry, use_ema=ema)
@@ -72,7 +78,7 @@ def sample(
     check_room_for(generator, n, as_grid=as_grid, device=torch_device)
     labels, columns = labels_and_columns(generator, classes, n, interpolate)
     images = generator.sample(n, seed, torch_device, truncation=truncation, walk_steps=interpolate, labels=labels)
-    write_images(images, out, as_grid=as_grid, columns=columns)
+    write_images(images, out, checkpoint, as_grid=as_grid, columns=columns)
     console.print(f"{n} images {tuple(images.shape[1:])} -> {out}", highlight=False)
 
 
@@ -93,11 +99,16 @@ def check_room_for(generator: CheckpointGenerator, n: int, *, as_grid: bool, dev
     """Refuses, before generating, n images (and their grid) that this machine's memory cannot hold."""
     check_request_fits(
         f"--n {n}: {n:,} images{' in one grid' if as_grid else ''}",
-        generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else 0),
+        generator.host_bytes(n) + (grid_bytes(n, generator.spec) if as_grid else tensor_file_bytes(n, generator)),
         advice="ask for fewer with --n",
         device=device,
         device_bytes=generator.device_bytes(),
     )
+
+
+def tensor_file_bytes(n: int, generator: CheckpointGenerator) -> int:
+    """The tensor file of ``n`` images, held whole in memory before it is written (see tensor_file_writer)."""
+    return FLOAT_BYTES * n * math.prod(generator.spec.shape)
 
 
 def labels_and_columns(
@@ -115,10 +126,20 @@ def labels_and_columns(
     return labels, interpolate
 
 
-def write_images(images: torch.Tensor, out: Path, *, as_grid: bool, columns: int | None) -> None:
-    """The images as a PNG grid, or as a tensor file; written whole or not at all."""
-    with reported_write_failure(out, "--out"):
-        if as_grid:
-            save_grid(images, out, columns=columns)
-        else:
-            write_atomically(out, lambda stream: torch.save(images, stream))
+def output_mark(out: Path) -> OutputMark:
+    """The mark of what --out will hold, by its suffix (checked already): a grid, or a tensor file."""
+    return GRID if out.suffix.lower() == ".png" else TENSOR_FILE
+
+
+def write_images(images: torch.Tensor, out: Path, checkpoint: Path, *, as_grid: bool, columns: int | None) -> None:
+    """The images as a PNG grid, or as a tensor file; written whole or not at all, both marked as ganforge's."""
+    write = grid_writer(images, out.suffix, columns) if as_grid else tensor_file_writer(images)
+    write_output_file(out, "--out", output_mark(out), write, inputs=[checkpoint])
+
+
+def tensor_file_writer(images: torch.Tensor) -> Callable[[IO[bytes]], None]:
+    """What writes ``images`` as torch's file of one tensor, marked (a second copy of them is made in memory)."""
+    archive = io.BytesIO()
+    torch.save(images, archive)
+    mark_tensor_file(archive)
+    return lambda stream: stream.write(archive.getbuffer())

@@ -5,7 +5,7 @@ Every file but metrics.jsonl goes to a temporary file in the same folder, is fsy
 over the old one: a crash leaves either the old file or the new one, never a broken one; a line of
 metrics.jsonl is appended whole or not at all. One process at a time writes a run folder (it holds
 an OS lock on a file in it), nothing is written or deleted through a symbolic link in it, and
---overwrite removes only what a run writes, from a folder a run made.
+--overwrite removes only what a run writes, from a folder a run made (the trackers' folders stay).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from ganforge.files import (
     write_atomically,
 )
 from ganforge.grids import save_grid
+from ganforge.marks import RUN_LOCK_NAME as LOCK_NAME
+from ganforge.marks import RUN_MARKER_NAME as MARKER_NAME
 from ganforge.training.metrics_file import METRICS_NAME, MetricsFile
 
 
@@ -44,8 +46,6 @@ def evaluation_values(record: dict[str, Any]) -> dict[str, float]:
 
 
 # What ganforge writes in a run folder, and nothing else: --overwrite removes these and refuses the rest.
-MARKER_NAME = ".ganforge-run"
-LOCK_NAME = ".ganforge-lock"
 MARKER = {"format": "ganforge-run-folder", "version": 1}
 TOP_FILES = frozenset({"config.yaml", METRICS_NAME, "plot.png", MARKER_NAME, LOCK_NAME})
 TOP_TEMPORARY = re.compile(r"\.(?:config\.yaml|metrics\.jsonl|plot\.png|\.ganforge-run)\..+\.tmp")
@@ -54,8 +54,9 @@ SUBFOLDER_FILES = {
     "checkpoints": re.compile(r"\.?(?:last|best|epoch_\d+)\.pt(?:\..+\.tmp)?"),
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
 }
-# Folders the built-in loggers fill with their trackers' own layouts (mlflow's file store, W&B's offline runs):
-# ganforge's as a whole, for the tracker decides what is inside.
+# Folders the built-in loggers fill with their trackers' own layouts (mlflow's file store, W&B's offline runs).
+# They keep a history of runs by design, and a user may keep files of their own there: --overwrite never
+# deletes them, and the new run adds to them.
 LOGGER_FOLDERS = frozenset({"mlruns", "wandb"})
 EPOCH_CHECKPOINT = re.compile(r"epoch_(\d+)\.pt")
 LISTED_FOREIGN = 8  # foreign entries named in a refusal; the rest are counted
@@ -190,7 +191,8 @@ class RunFolder:
             if leftover:  # another run may have written here between the check and the lock
                 self._check_may_replace(overwrite)
                 for name in leftover:
-                    remove_inside(self.path, self.path / name)
+                    if name not in LOGGER_FOLDERS:
+                        remove_inside(self.path, self.path / name)
             with reporting_write_failures(self.marker_path, self.path):
                 text = json.dumps(MARKER).encode()
                 write_atomically(self.marker_path, lambda stream: stream.write(text), inside=self.path)

@@ -15,7 +15,7 @@ from ganforge.guards.blame import Blame
 from ganforge.guards.preflight import check_components, own_copies
 from ganforge.training.distributed import Processes
 from ganforge.training.progress import Reporter
-from ganforge.training.run_folder import LOCK_NAME, RunFolder
+from ganforge.training.run_folder import LOCK_NAME, LOGGER_FOLDERS, RunFolder
 from ganforge.training.trainer import Trainer
 
 
@@ -148,7 +148,7 @@ def discard_unfinished_run(folder: RunFolder, made: Path | None) -> None:
     if any(folder.checkpoints.glob("*.pt")) or folder.foreign_entries():
         return
     for name in sorted(os.listdir(folder.path)):
-        if name != LOCK_NAME:
+        if name != LOCK_NAME and name not in LOGGER_FOLDERS:  # a tracker's history stays, as with --overwrite
             remove_inside(folder.path, folder.path / name)
     if made is None:
         return
