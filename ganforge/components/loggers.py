@@ -26,7 +26,8 @@ from pydantic import Field
 
 from ganforge.config.overrides import flattened
 from ganforge.contracts import LoggerOutcome, NoParams, Params, RunLogger
-from ganforge.errors import UsageError
+from ganforge.documents import decode_text, read_document_bytes
+from ganforge.errors import GanforgeError, UsageError
 from ganforge.grids import grid_pixels
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Register
@@ -169,11 +170,21 @@ class MLflowLogger(RunLogger):
 
 WANDB_ID_FILE = "ganforge-run-id"
 WANDB_ID_CHARACTERS = string.ascii_lowercase + string.digits
+WANDB_ID_BYTES = 256  # an id is 8 characters; W&B accepts up to 128
 
 
 def new_wandb_id() -> str:
     """A run id as W&B makes them: 8 lowercase letters and digits."""
     return "".join(secrets.choice(WANDB_ID_CHARACTERS) for _ in range(8))
+
+
+def kept_wandb_id(path: Path) -> str:
+    """The W&B run id a resumed run kept; a new one where the file is missing, not a plain file, or not an id."""
+    try:
+        kept = decode_text(read_document_bytes(path, WANDB_ID_BYTES, "W&B run id"), str(path)).strip()
+    except GanforgeError:
+        return new_wandb_id()
+    return kept if kept and set(kept) <= set(WANDB_ID_CHARACTERS) else new_wandb_id()
 
 
 class WandbParams(Params):
@@ -198,7 +209,7 @@ class WandbLogger(RunLogger):
 
         # A resumed run goes on in the W&B run it started, whose id it kept beside W&B's files.
         kept = run_dir / "wandb" / WANDB_ID_FILE
-        run_id = kept.read_text().strip() if resumed and kept.is_file() else new_wandb_id()
+        run_id = kept_wandb_id(kept) if resumed else new_wandb_id()
         # wandb.init replaces sys.exit and sys.excepthook for the whole process, to learn how it ends; this
         # logger says how the run ended itself (finish), and leaves the process as it was.
         exit_function, exception_hook = sys.exit, sys.excepthook

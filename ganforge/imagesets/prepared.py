@@ -16,7 +16,6 @@ have exactly the size the manifest says.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -26,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ganforge.contracts import DataSpec, ImageTensorDataset, LoadedDataset, map_images
+from ganforge.documents import decode_text, parse_json
 from ganforge.errors import DataError, DatasetNotFoundError
 from ganforge.files import open_regular_file, read_bounded
 from ganforge.imagesets.decode import ResizePolicy
@@ -91,7 +91,8 @@ def read_manifest(folder: Path) -> Manifest:
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{folder.absolute()} is not a prepared dataset: no such folder")
     try:
-        return Manifest.model_validate(json.loads(read_bounded(path, MAX_MANIFEST_BYTES)))
+        text = decode_text(read_bounded(path, MAX_MANIFEST_BYTES), f"{path.absolute()}")
+        return Manifest.model_validate(parse_json(text, f"{path.absolute()}"))
     except FileNotFoundError:
         raise DataError(f"{folder.absolute()} is not a prepared dataset: it has no {MANIFEST_FILE}") from None
     except OSError as error:

@@ -22,7 +22,8 @@ import torch
 import yaml
 
 from ganforge.checkpoints.format import load_first_good_checkpoint, save_checkpoint
-from ganforge.errors import UsageError
+from ganforge.documents import decode_text, parse_json, parse_yaml, read_document_bytes
+from ganforge.errors import GanforgeError, UsageError
 from ganforge.files import (
     FolderBusyError,
     FolderLock,
@@ -292,11 +293,11 @@ class RunFolder:
 
     @staticmethod
     def _file_holds(path: Path, test: Any) -> bool:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
-            return False
+        """Whether ``path`` is a regular file (no link, no FIFO) whose text, read bounded, passes ``test``."""
         try:
-            return bool(test(path.read_text()))
-        except (OSError, ValueError, yaml.YAMLError):
+            text = decode_text(read_document_bytes(path, MAX_CONFIG_BYTES, "run file"), str(path))
+            return bool(test(text, str(path)))
+        except GanforgeError:
             return False
 
     # -- writing ----------------------------------------------------------------------------
@@ -359,11 +360,11 @@ def _plotted(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
-def _is_marker(text: str) -> bool:
-    marker = json.loads(text)
+def _is_marker(text: str, where: str) -> bool:
+    marker = parse_json(text, where)
     return isinstance(marker, dict) and marker.get("format") == MARKER["format"]
 
 
-def _is_resolved_run_config(text: str) -> bool:
-    config = yaml.safe_load(text)
+def _is_resolved_run_config(text: str, where: str) -> bool:
+    config = parse_yaml(text, where)
     return isinstance(config, dict) and {"name", "data", "model", "train"} <= config.keys()

@@ -148,7 +148,7 @@ def test_a_manifest_that_disagrees_is_refused_naming_the_file(tmp_path, images, 
     assert str(out) in str(raised.value)
 
 
-@pytest.mark.parametrize("how", ["huge", "link", "not json"])
+@pytest.mark.parametrize("how", ["huge", "link", "not json", "nested too deep"])
 def test_a_manifest_too_large_a_link_or_not_json_is_refused(tmp_path, images, how):
     out = tmp_path / "prepared"
     prepare_dataset(images, out, DecodeOptions(size=4), workers=1)
@@ -159,8 +159,10 @@ def test_a_manifest_too_large_a_link_or_not_json_is_refused(tmp_path, images, ho
         real = tmp_path / "real-manifest.json"
         path.rename(real)
         path.symlink_to(real)
-    else:
+    elif how == "not json":
         path.write_text("{not json")
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)  # json.loads would overflow Python's stack
 
     with pytest.raises(DataError) as raised:
         open_prepared(out)
@@ -168,6 +170,7 @@ def test_a_manifest_too_large_a_link_or_not_json_is_refused(tmp_path, images, ho
     expected = {
         "huge": f"cannot read {path}: is larger than {MAX_MANIFEST_BYTES} bytes",
         "link": f"cannot read {path}: is a symbolic link",
-        "not json": f"{path} is not a prepared dataset's manifest",
+        "not json": f"{path} is not JSON",
+        "nested too deep": f"{path} nests arrays or objects more than 64 deep",
     }[how]
     assert expected in str(raised.value)

@@ -87,6 +87,21 @@ def test_overwrite_refuses_a_folder_ganforge_did_not_make_and_touches_nothing(ap
     assert not (user / LOCK).exists()
 
 
+def test_overwrite_reads_a_folders_marker_and_config_bounded_and_never_through_a_fifo(app, workdir):
+    """What tells a run folder (its marker, an older one's config.yaml) is read through documents.py: an alias
+    bomb as config.yaml, a FIFO as the marker are not a run folder's, refused at once, never a hang."""
+    user = workdir / "looks_like_a_run"
+    user.mkdir()
+    bomb = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    (user / "config.yaml").write_text("\n".join(bomb) + "\n")
+    os.mkfifo(user / ".ganforge-run")
+    before = snapshot(user)
+    output = refused(invoke(app, "run", str(SMOKE), "--quiet", "--overwrite", "--set", "output.dir=looks_like_a_run"))
+    assert "is not a ganforge run folder" in output
+    assert snapshot(user) == before
+
+
 def test_overwrite_never_removes_the_current_directory_or_a_folder_above_it(app, workdir, monkeypatch):
     train(app, "train.epochs=1")
     run_dir = workdir / "runs" / "smoke"
