@@ -99,6 +99,7 @@ class PluginStatus:
     phase: Phase | None = None
     error: str | None = None
     import_seconds: float | None = None
+    refusals: tuple[str, ...] = ()  # what ganforge refused the loaded plugin, e.g. a command name already taken
 
     @property
     def plugin_id(self) -> str:
@@ -135,17 +136,27 @@ class Plugins:
     def failed(self) -> list[PluginStatus]:
         return [status for status in self.statuses if status.state is PluginState.FAILED]
 
-    def register_commands(self, app: Any) -> None:
-        """Let every loaded plugin add its commands to ``app``; a plugin that raises is skipped."""
-        for status in self.statuses:
-            if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
-                continue
-            plugin = self.manager.get_plugin(status.plugin_id)
-            try:
-                with third_party_code():
-                    _call_for_plugin(self.manager, "register_commands", plugin, app=app)
-            except Exception as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
-                _record_failure(status, Phase.COMMANDS, error, self.strict_reason, self.on_failure)
+    def call_hook(self, status: PluginStatus, hook_name: str, phase: Phase, **kwargs: Any) -> bool:
+        """Call one loaded plugin's hook as third-party code; False when it failed (recorded, raised if strict)."""
+        plugin = self.manager.get_plugin(status.plugin_id)
+        try:
+            with third_party_code():
+                _call_for_plugin(self.manager, hook_name, plugin, **kwargs)
+        except Exception as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
+            _record_failure(status, phase, error, self.strict_reason, self.on_failure)
+            return False
+        return True
+
+    def refuse(self, status: PluginStatus, what: str) -> None:
+        """A plugin asked for something ganforge does not allow (``what`` says what, and what stays instead).
+
+        The plugin stays loaded; the refusal is one warning on stderr, or a PluginError in strict mode.
+        """
+        message = f"plugin {status.name!r} from {status.distribution}=={status.version} {what}"
+        status.refusals = (*status.refusals, what)
+        if self.strict_reason:
+            raise PluginError(f"{message} ({self.strict_reason})")
+        print(f"ganforge: warning: {message}", file=sys.stderr)
 
 
 def load_plugins(
