@@ -18,7 +18,7 @@ from torch import nn
 from ganforge.checkpoints.format import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
-from ganforge.errors import GanforgeError, UsageError, first_line
+from ganforge.errors import GanforgeError, UsageError, first_line, quote
 from ganforge.exports import WEIGHTS, is_export, read_export
 from ganforge.registry import Component, Kind, Registry
 
@@ -225,6 +225,12 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
             f"{path}: its {which} weights do not fit the {component.name} architecture that its own config "
             f"describes: {weights_mismatch(error)}"
         ) from None
+    saved_dim = state.get("latent_dim")
+    if saved_dim is not None and saved_dim != models.latent_dim:
+        raise CheckpointError(
+            f"{path}: latent_dim {quote(saved_dim)} contradicts its own config, whose {component.name} architecture "
+            f"draws noise of dimension {models.latent_dim}"
+        )
     return CheckpointGenerator(path, state, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
 
 

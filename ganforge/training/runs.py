@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ganforge.checkpoints.format import checkpoint_metrics_records
+from ganforge.checkpoints.state import EpochPlan, position_contradiction
 from ganforge.config import ResolvedRun
 from ganforge.contracts import GANModels
 from ganforge.errors import GanforgeError, UsageError, first_line
@@ -90,6 +92,7 @@ def resume_run(
             if problems:
                 trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
             state = trainer.processes.from_main(state)
+            check_position(state, path, trainer)
             try:
                 trainer.load_state(state)
             except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
@@ -105,6 +108,21 @@ def resume_run(
         finally:
             folder.release()
     return trainer
+
+
+def check_position(state: dict[str, Any], path: Path | None, trainer: Trainer) -> None:
+    """Where the checkpoint says the run stands fits the config it is resumed with, or the resume is refused;
+    a finished run is told it has nothing left to train."""
+    train = trainer.config.train
+    plan = EpochPlan(trainer.order.count, train.batch_size, trainer.order.steps, train.epochs)
+    problem = position_contradiction(state, plan)
+    if problem is not None:
+        raise UsageError(f"cannot resume from {path or 'the checkpoint'}: {problem}")
+    if state["epoch"] == train.epochs:
+        trainer.reporter.note(
+            f"note: the run has finished its train.epochs {train.epochs} epochs: nothing to train; to train on, "
+            f"resume with --set train.epochs=N, N above {train.epochs}"
+        )
 
 
 def check_before_writing(run: ResolvedRun, trainer: Trainer, blame: Blame) -> None:
