@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ganforge.files import describe_write_failure, write_atomically
+from ganforge.parsing import parse_count
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -144,7 +145,7 @@ def _fetch(url: str, file: RemoteFile, shown_as: Path, out: IO[bytes]) -> None:
     with _opened(url) as response:
         length = response.headers.get("Content-Length")
         digests = _Digests(file)
-        _copy(response, out, digests, int(length) if length and length.isdigit() else None)
+        _copy(response, out, digests, parse_count(length.strip()) if length else None)
     verified = digests.verify()
     print(f"  {file.name}: {digests.size:,} bytes, {verified}", file=sys.stderr, flush=True)
 

@@ -20,6 +20,7 @@ from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
 from ganforge.errors import GanforgeError, UsageError, first_line, quote
 from ganforge.exports import WEIGHTS, is_export, read_export
+from ganforge.parsing import parse_count
 from ganforge.registry import Component, Kind, Registry
 
 # Images made by one call of the generator: the device holds one chunk at a time.
@@ -146,9 +147,10 @@ class CheckpointGenerator:
         by_name = [index for index, name in enumerate(names) if name.lower() == wanted.lower()]
         if by_name:
             return by_name
-        if wanted.isdigit() and int(wanted) < self.num_classes:
-            return [int(wanted)]
-        accepted = f"an index from 0 to {self.num_classes - 1}"
+        index = parse_count(wanted)
+        if index is not None and index < self.num_classes:
+            return [index]
+        accepted = f"an index from 0 to {self.num_classes - 1} (digits 0-9)"
         if names:
             accepted += ", a name (" + ", ".join(names) + ")"
         raise UsageError(f"--class {text!r}: {self.path} has {self.num_classes} classes; give {accepted} or all")
