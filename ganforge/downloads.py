@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ganforge.environment import url_setting
 from ganforge.files import describe_write_failure, write_atomically
 from ganforge.parsing import parse_count
 
@@ -85,7 +86,7 @@ class _MirrorFailed(Exception):
 
 def mirrors(official: Sequence[str]) -> tuple[str, ...]:
     """The base URLs to try in turn: ``$GANFORGE_DOWNLOAD_MIRROR`` alone when it is set, else ``official``."""
-    configured = os.environ.get(MIRROR_ENV, "").strip()
+    configured = url_setting(MIRROR_ENV)
     return (configured,) if configured else tuple(official)
 
 

@@ -14,7 +14,6 @@ apart: when one arrived while a plugin's code ran, loading stops, whatever that 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from typing import Any
 import pluggy
 
 from ganforge import hookspecs
+from ganforge.environment import flag_setting, text_setting
 from ganforge.errors import PluginError, RegistrationError
 from ganforge.guards.third_party import PluginExit, third_party_code
 from ganforge.registry import ComponentCollector, Kind, Provider, Registry
@@ -178,9 +178,9 @@ def load_plugins(
     if sources is None:
         sources = [PluginSource.from_entry_point(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if disabled is None:
-        disabled = [token.strip() for token in os.environ.get(DISABLE_ENV, "").split(",") if token.strip()]
+        disabled = [token.strip() for token in text_setting(DISABLE_ENV).split(",") if token.strip()]
     if strict is None:
-        strict = os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        strict = flag_setting(STRICT_ENV)
         strict_reason = f"{STRICT_ENV} is set" if strict else ""
     else:
         strict_reason = "strict mode: load_plugins(strict=True)" if strict else ""
