@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from ganforge.checkpoints.format import load_checkpoint
-from tests.cli_results import invoke
+from tests.cli_results import invoke, refused
 from tests.runs import SMOKE, craft, metrics, run, train
 
 ROOT = Path(__file__).parents[2]
@@ -225,3 +225,21 @@ def test_a_latent_dim_that_contradicts_the_architecture_is_named(app, checkpoint
             result.stderr
         )
     assert not Path("grid.png").exists() and not Path("ex").exists()
+
+
+@pytest.mark.parametrize("content", [b"ok", b"hi", b"c\n", b"{}", b"", b"\x80\x02"], ids=repr)
+def test_a_file_that_is_no_checkpoint_is_named_so_not_called_code_running(app, workdir, content):
+    notes = workdir / "notes.txt"
+    notes.write_bytes(content)
+    for command in (["sample", notes, "--out", "x.png"], ["eval", notes, "--n", 10], ["export", notes, "--out", "ex"]):
+        output = refused(CliRunner().invoke(app, [str(part) for part in command]))
+        assert f"{notes} is not a ganforge checkpoint: a checkpoint is the zip archive torch.save writes" in output
+        assert "give a checkpoint a run saved (runs/NAME/checkpoints/*.pt) or a folder ganforge export wrote" in output
+        assert "run code" not in output
+    assert not Path("x.png").exists() and not Path("ex").exists()
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_as_a_folder(app, workdir):
+    (workdir / "folder.pt").mkdir()
+    output = refused(CliRunner().invoke(app, ["sample", "folder.pt", "--out", "x.png"]))
+    assert "folder.pt is a folder, not a checkpoint file nor an export; give a checkpoint a run saved" in output
