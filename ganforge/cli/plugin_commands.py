@@ -15,6 +15,7 @@ import typer
 from typer.main import get_command_name, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
 
+from ganforge.errors import first_line, shorten
 from ganforge.plugins import Phase, Plugins, PluginState, PluginStatus
 
 BUILT_IN = "ganforge's built-in command"
@@ -22,15 +23,20 @@ BUILT_IN = "ganforge's built-in command"
 
 def add_plugin_commands(plugins: Plugins, app: typer.Typer) -> None:
     """Let every loaded plugin add its commands to ``app``; a name already taken is refused, the first owner stays."""
+    adding = [
+        status
+        for status in plugins.statuses
+        if status.state is PluginState.LOADED and "register_commands" in status.hooks
+    ]
+    if not adding:
+        return  # the usual case: no built-in's names to read
     owners = {name: BUILT_IN for entry in _entries(app) for name in top_level_names(entry)}
-    for status in plugins.statuses:
-        if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
-            continue
+    for status in adding:
         commands, groups = list(app.registered_commands), list(app.registered_groups)
         known = {id(entry) for entry in (*commands, *groups)}
         called = plugins.call_hook(status, "register_commands", Phase.COMMANDS, app=app)
         added = [entry for entry in _entries(app) if id(entry) not in known] if called else []
-        app.registered_commands[:], app.registered_groups[:] = commands, groups
+        app.registered_commands, app.registered_groups = commands, groups
         for entry in added:
             if _accept(plugins, status, entry, owners):
                 (app.registered_commands if isinstance(entry, CommandInfo) else app.registered_groups).append(entry)
@@ -45,7 +51,10 @@ def top_level_names(entry: CommandInfo | TyperInfo) -> set[str]:
 
 
 def _entries(app: typer.Typer) -> list[Any]:
-    return [*app.registered_commands, *app.registered_groups]
+    try:
+        return [*app.registered_commands, *app.registered_groups]
+    except TypeError:  # a hook put something that is no list in their place: nothing of it is taken
+        return []
 
 
 def _accept(plugins: Plugins, status: PluginStatus, entry: Any, owners: dict[str, str]) -> bool:
@@ -56,7 +65,8 @@ def _accept(plugins: Plugins, status: PluginStatus, entry: Any, owners: dict[str
     try:
         names = top_level_names(entry)
     except Exception as error:  # a malformed entry: typer cannot make a command of it
-        plugins.refuse(status, f"added a command typer cannot build ({type(error).__name__}: {error}); left out")
+        reason = f"{type(error).__name__}: {shorten(first_line(str(error)), 200)}"
+        plugins.refuse(status, f"added a command typer cannot build ({reason}); left out")
         return False
     taken = sorted(name for name in names if name in owners)
     if taken:
