@@ -118,6 +118,12 @@ def check_position(state: dict[str, Any], path: Path | None, trainer: Trainer) -
     problem = position_contradiction(state, plan)
     if problem is not None:
         raise UsageError(f"cannot resume from {path or 'the checkpoint'}: {problem}")
+    best, chosen_by = state.get("best"), trainer.config.eval.best
+    if best is not None and trainer.config.eval.every and chosen_by is not None and best["metric"] != chosen_by:
+        trainer.reporter.note(
+            f"note: best.pt was chosen by {best['metric']} (at epoch {best['epoch']}); eval.best is now {chosen_by}: "
+            f"the next evaluation starts a new best.pt"
+        )
     if state["epoch"] == train.epochs:
         trainer.reporter.note(
             f"note: the run has finished its train.epochs {train.epochs} epochs: nothing to train; to train on, "

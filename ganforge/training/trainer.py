@@ -240,7 +240,9 @@ class Trainer:
         if key is None:
             return False
         goal = self.evaluation.goals()[key]
-        if progress.best is not None and not goal.improves(values[key], progress.best["value"]):
+        # A best kept by another metric (eval.best changed on a resume) is no value to compare with.
+        kept = progress.best if progress.best is not None and progress.best["metric"] == key else None
+        if kept is not None and not goal.improves(values[key], kept["value"]):
             return False
         progress.best = {"metric": key, "value": values[key], "epoch": progress.epoch, "step": progress.step}
         return True

@@ -11,7 +11,7 @@ import pytest
 
 from ganforge.checkpoints.format import load_checkpoint
 from tests.cli_results import invoke, refused
-from tests.runs import craft
+from tests.runs import SMOKE, craft
 
 
 def positioned(epoch, step, epoch_step, epochs):
@@ -74,3 +74,21 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(app, resumable):
     output = " ".join(result.output.split())
     assert "note: the run has finished its train.epochs 1 epochs: nothing to train; to train on, resume with" in output
     assert load_checkpoint(last)["step"] == 8
+
+
+def test_a_best_kept_by_another_metric_is_not_compared_with_the_new_one(app, tmp_path):
+    run = tmp_path / "run"
+    evaluated = ["--set", "eval.every=1", "--set", "eval.samples=64", "--set", "eval.metrics=[fid, precision_recall]"]
+    invoke(app, "run", SMOKE, "--quiet", "--set", "train.epochs=1", "--set", f"output.dir={run}", *evaluated)
+    last = run / "checkpoints" / "last.pt"
+    # A FID of 2.0 kept as the best: read as a precision (higher is better, at most 1), no epoch would ever beat it.
+    craft(last, last, lambda state: state["best"].update(value=2.0))
+    resumed = invoke(
+        app, "run", "--resume", run, "--quiet", "--set", "train.epochs=2", *evaluated, "--set", "eval.best=precision"
+    )
+    output = " ".join(resumed.output.split())
+    assert "note: best.pt was chosen by fid (at epoch 1); eval.best is now precision: the next evaluation starts" in (
+        output
+    )
+    best = load_checkpoint(run / "checkpoints" / "best.pt")["best"]
+    assert (best["metric"], best["epoch"]) == ("precision", 2)
