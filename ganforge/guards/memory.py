@@ -9,6 +9,8 @@ from its config, is :func:`ganforge.guards.machine.check_memory`, built on what 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -30,6 +32,20 @@ def is_allocation_failure(error: BaseException) -> bool:
     if isinstance(error, MemoryError | torch.OutOfMemoryError):
         return True
     return isinstance(error, RuntimeError) and any(text in str(error) for text in ALLOCATOR_FAILURES)
+
+
+@contextmanager
+def naming_allocation_failures(what: str, advice: str) -> Iterator[None]:
+    """An allocation failing inside the block is an :class:`OutOfMemory` saying ``what`` failed and ``advice``."""
+    try:
+        yield
+    except Exception as error:
+        if not is_allocation_failure(error):
+            raise
+        raise OutOfMemory(
+            f"not enough memory: {what} failed to allocate{allocation_asked(error)} (the estimate before it leaves "
+            f"out activations); {advice}"
+        ) from None
 
 
 def allocation_asked(error: BaseException) -> str:

@@ -10,13 +10,14 @@ CUDA's torch.OutOfMemoryError) at a chosen moment.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from typing import ClassVar
 
 import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from ganforge import GANModels
+from ganforge import GANMetric, GANModels, Goal
 from ganforge.cli import create_app
 from ganforge.plugins import PluginSource, load_plugins
 from tests.cli_results import refused
@@ -80,9 +81,25 @@ def register_architectures(register):
     register("oom_in_evaluation", architecture(fail_on_evaluation="cpu"))
 
 
+class GreedyMetric(GANMetric):
+    """A metric whose computation asks for more memory than there is."""
+
+    goals: ClassVar = {"greedy": Goal("lower")}
+
+    def __init__(self, params):
+        pass
+
+    def compute(self, generated, real):
+        raise allocation_failure("cpu")
+
+
+def register_metrics(register):
+    register("greedy", GreedyMetric)
+
+
 @pytest.fixture(scope="module")
 def app():
-    oom = plugin_module("oom", register_architectures=register_architectures)
+    oom = plugin_module("oom", register_architectures=register_architectures, register_metrics=register_metrics)
     sources = [PluginSource.from_entry_point(ep) for ep in entry_points(group="ganforge")]
     sources.append(PluginSource.from_object(oom, "oom", "ganforge-oom", "1.0"))
     return create_app(load_plugins(sources, disabled=[], strict=True))
@@ -125,3 +142,13 @@ def test_an_evaluation_that_does_not_fit_names_eval_samples(app, workdir):
         f"2.0 GiB on cpu with train.batch_size 32, eval.samples {EVAL_SAMPLES}" in output
     )
     assert "start again with a smaller eval.samples (--overwrite --set eval.samples=N)" in output
+
+
+def test_offline_scoring_that_does_not_fit_says_to_score_fewer(app):
+    args = ["eval", "--real", "synthetic", "--data-param", "num_samples=120", "--n", "20", "--metrics", "greedy"]
+    output = refused(CliRunner().invoke(app, args), code=1)
+    assert (
+        "error: not enough memory: scoring 20 images (--n) on cpu failed to allocate 2.0 GiB (the estimate before "
+        "it leaves out activations); score fewer with --n" in output
+    )
+    assert "metric" not in output.split("error:")[1]  # not called the metric's own failure
