@@ -13,6 +13,7 @@ from ganforge.contracts import GANModels
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.files import remove_inside
 from ganforge.guards import startup
+from ganforge.guards.allocation import naming_run_allocation_failures
 from ganforge.guards.blame import Blame
 from ganforge.guards.preflight import check_components, own_copies
 from ganforge.training.distributed import Processes
@@ -59,7 +60,8 @@ def start_run(
                 with startup.interrupts_deferred():  # a Ctrl-C waits: a folder half replaced could not be overwritten
                     folder.create(overwrite)
                     folder.write_config(trainer.resolved_config)
-            trainer.fit()
+            with naming_run_allocation_failures(trainer):
+                trainer.fit()
         except Exception as error:
             if folder.lock is not None and not isinstance(error, GanforgeError):
                 discard_unfinished_run(folder, made)
@@ -104,7 +106,8 @@ def resume_run(
                 with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
                     folder.metrics.cut_back(trainer.progress.step, records=metrics_records)
                     folder.write_config(trainer.resolved_config)
-            trainer.fit()
+            with naming_run_allocation_failures(trainer):
+                trainer.fit()
         finally:
             folder.release()
     return trainer

@@ -28,7 +28,6 @@ from ganforge.devices import resolve_device
 from ganforge.evaluation.protocol import Evaluation, generated_images, prepare_evaluation
 from ganforge.generation import classes_described, generate
 from ganforge.guards import startup
-from ganforge.guards.memory import OutOfMemory, allocation_asked, is_allocation_failure
 from ganforge.training.batches import make_batches
 from ganforge.training.distributed import Processes, batch_share, rank_seed
 from ganforge.training.fixed_inputs import SAMPLE_GRID_SIZE, evaluation_inputs, first_images, sample_grid_inputs
@@ -93,8 +92,7 @@ class Trainer:
         self.description = run_description(self.resolved_config, self.spec, self.latent_dim)
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
         self._last_saved = time.monotonic()
-        self._last_good: str | None = None  # the last checkpoint saved and where it stands, for a divergence message
-        self._stage = "training"  # what the run is doing, for a message on an allocation that fails
+        self.last_good: str | None = None  # the last checkpoint saved, and where it stood: for messages
         self.loggers = RunLoggers(run if self.is_main else None, self.reporter.note)
         if self.processes.distributed:  # each process draws its own noise and dropout
             torch.manual_seed(rank_seed(config.seed, self.processes.rank))
@@ -138,10 +136,6 @@ class Trainer:
         except RunInterrupted:
             outcome = "interrupted"
             raise
-        except Exception as error:
-            if is_allocation_failure(error):
-                raise self._out_of_memory(error) from None
-            raise
         finally:
             self.reporter.finish()
             self.loggers.finish(outcome)
@@ -153,7 +147,6 @@ class Trainer:
         self.gan_step.generator.train()
         self.gan_step.discriminator.train()
         log_every = self.config.train.log_every
-        self._stage = "training"
         if self.order.start_epoch():  # a fresh epoch; one resumed mid-way goes on with its saved statistics
             for row in (WINDOW, EPOCH):
                 self.statistics.reset(row)
@@ -183,15 +176,12 @@ class Trainer:
             self._saved()
             return
         if last or (train.sample_every and self.progress.epoch % train.sample_every == 0):
-            self._stage = "samples"
             samples = self.sample(self.fixed_noise, self.fixed_labels)
             self.folder.save_samples(samples, f"epoch_{self.progress.epoch:04d}.png")
             self.loggers.images("generated", samples, self.progress.step)
         improved = False
         if self.evaluation is not None and (last or self.progress.epoch % self.config.eval.every == 0):
-            self._stage = "evaluation"
             improved = self._evaluate()
-        self._stage = "checkpoint"
         state = self.checkpoint_state()
         assert state is not None
         if train.checkpoint_every and self.progress.epoch % train.checkpoint_every == 0:
@@ -240,9 +230,8 @@ class Trainer:
         if key is None:
             return False
         goal = self.evaluation.goals()[key]
-        # A best kept by another metric (eval.best changed on a resume) is no value to compare with.
-        kept = progress.best if progress.best is not None and progress.best["metric"] == key else None
-        if kept is not None and not goal.improves(values[key], kept["value"]):
+        kept = progress.best if progress.best is not None and progress.best["metric"] == key else None  # eval.best
+        if kept is not None and not goal.improves(values[key], kept["value"]):  # may change on a resume
             return False
         progress.best = {"metric": key, "value": values[key], "epoch": progress.epoch, "step": progress.step}
         return True
@@ -263,7 +252,7 @@ class Trainer:
         if not finite:
             losses = "every step was skipped for non-finite losses" if self.skip_nonfinite else "non-finite losses"
             what = f"{losses} in the steps up to step {step} (epoch {self.progress.epoch_in_progress})"
-            raise divergence_error(what, self._last_good, self.skip_nonfinite)
+            raise divergence_error(what, self.last_good, self.skip_nonfinite)
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
@@ -276,33 +265,7 @@ class Trainer:
         """Before a checkpoint: never save non-finite weights over a good checkpoint."""
         if not weights_finite(self.gan_step.generator, self.gan_step.discriminator):
             what = f"non-finite weights at step {self.progress.step} (epoch {self.progress.epoch_in_progress})"
-            raise divergence_error(what, self._last_good, self.skip_nonfinite)
-
-    def _out_of_memory(self, error: BaseException) -> OutOfMemory:
-        """An allocation that failed in training or evaluation, named like the memory estimate's refusal."""
-        train, evaluation, progress = self.config.train, self.config.eval, self.progress
-        what, lower = {
-            "training": (f"a training step at epoch {progress.epoch_in_progress}, step {progress.step + 1}", "train"),
-            "evaluation": (f"evaluating {evaluation.samples:,} generated images after epoch {progress.epoch}", "eval"),
-            "samples": (f"drawing the sample grid after epoch {progress.epoch}", "train"),
-        }.get(self._stage, (f"saving a checkpoint after step {progress.step}", "train"))
-        setting = "eval.samples" if lower == "eval" else "train.batch_size"
-        evaluated = f", eval.samples {evaluation.samples:,}" if evaluation.every else ""
-        if self._last_good is None:
-            then = (
-                f"no checkpoint was saved before it: start again with a smaller {setting} "
-                f"(--overwrite --set {setting}=N)"
-            )
-        else:
-            then = (
-                f"the last good checkpoint is {self._last_good}: resume with a smaller {setting}, "
-                f"ganforge run --resume {self.folder.path} --set {setting}=N"
-            )
-        return OutOfMemory(
-            f"not enough memory: {what} failed to allocate{allocation_asked(error)} on {self.device} with "
-            f"train.batch_size {train.batch_size}{evaluated} (the estimate before the run leaves out activations); "
-            f"{then}, or a smaller model (model.params)"
-        )
+            raise divergence_error(what, self.last_good, self.skip_nonfinite)
 
     def _pause_if_asked(self, at_logged_line: bool) -> None:
         """Between steps: save last.pt on a stop signal or when train.checkpoint_minutes have passed; then stop."""
@@ -327,7 +290,7 @@ class Trainer:
 
     def _saved(self) -> None:
         self._last_saved = time.monotonic()
-        self._last_good = f"{self.folder.checkpoint_path()} ({self._position()})"
+        self.last_good = f"{self.folder.checkpoint_path()} ({self._position()})"
 
     def _position(self) -> str:
         if self.order.steps_taken:
