@@ -10,6 +10,7 @@ CUDA's torch.OutOfMemoryError) at a chosen moment.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -125,13 +126,13 @@ def test_a_training_step_that_does_not_fit_is_named_with_the_batch_size(app, wor
 
 def test_a_cuda_allocation_failure_after_a_checkpoint_keeps_it_and_says_how_to_resume(app, workdir):
     output = refused(train(app, "cuda_oom_at_step_12"), code=1)
-    run_dir = workdir / "runs" / "smoke"
+    run_dir = Path("runs") / "smoke"  # as the config names it, relative to where ganforge runs
     assert "error: not enough memory: a training step at epoch 2, step 12 failed to allocate 3.00 GiB" in output
     assert f"the last good checkpoint is {run_dir / 'checkpoints' / 'last.pt'} (after epoch 1)" in output
     assert f"resume with a smaller train.batch_size, ganforge run --resume {run_dir} --set train.batch_size=N" in (
         output
     )
-    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(workdir / run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
 
 
 def test_an_evaluation_that_does_not_fit_names_eval_samples(app, workdir):
