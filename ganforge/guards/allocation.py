@@ -50,7 +50,7 @@ def out_of_memory(trainer: Trainer, error: BaseException) -> OutOfMemory:
             f"ganforge run --resume {trainer.folder.path} --set {setting}=N"
         )
     return OutOfMemory(
-        f"not enough memory: {what} failed to allocate{allocation_asked(error)} on {trainer.device} with "
+        f"not enough memory: {what} failed to allocate {allocation_asked(error)} on {trainer.device} with "
         f"{BATCH} {train.batch_size}{evaluated} (the estimate before the run leaves out activations); "
         f"{then}, or a smaller model (model.params)"
     )

@@ -43,17 +43,17 @@ def naming_allocation_failures(what: str, advice: str) -> Iterator[None]:
         if not is_allocation_failure(error):
             raise
         raise OutOfMemory(
-            f"not enough memory: {what} failed to allocate{allocation_asked(error)} (the estimate before it leaves "
+            f"not enough memory: {what} failed to allocate {allocation_asked(error)} (the estimate before it leaves "
             f"out activations); {advice}"
         ) from None
 
 
 def allocation_asked(error: BaseException) -> str:
-    """How much the failed allocation asked for, as the allocator said it (" of 2.0 GiB"); "" where it did not."""
+    """How much the failed allocation asked for, as the allocator said it ("2.0 GiB"); "memory" where it did not."""
     match = ASKED_FOR.search(str(error))
     if match is None:
-        return ""
-    return f" of {readable_bytes(int(match.group(1)))}" if match.group(1) else f" of {match.group(2)}"
+        return "memory"
+    return readable_bytes(int(match.group(1))) if match.group(1) else match.group(2)
 
 
 def available_bytes() -> int | None:
