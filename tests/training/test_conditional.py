@@ -536,7 +536,7 @@ def test_sample_takes_the_class_names_of_the_dataset(app, tmp_path):
     assert torch.equal(by_name, by_index)
     refused = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(tmp_path / "x.png"), "--class", "cow"])
     assert refused.exit_code == 2
-    assert "give an index from 0 to 1, a name (cats, dogs) or all" in refused.output
+    assert "give an index from 0 to 1 (digits 0-9), a name (cats, dogs) or all" in refused.output
 
 
 # -- evaluation class by class --------------------------------------------------------------------
