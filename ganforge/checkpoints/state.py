@@ -146,7 +146,8 @@ def position_contradiction(state: dict[str, Any], plan: EpochPlan) -> str | None
             f"at train.batch_size {plan.batch_size} would skip other images than those trained; resume this "
             f"checkpoint with --set train.batch_size={saved_batch} (or one saved at an epoch's end, epoch_NNNN.pt)"
         )
-    if epoch_step >= plan.steps:
+    # epoch_step == steps: a timed save after an epoch's last step, before its end; the resume ends that epoch.
+    if epoch_step > plan.steps:
         return (
             f"epoch_step: {epoch_step} steps of the epoch in progress, but an epoch of {plan.images} images at "
             f"train.batch_size {plan.batch_size} has {plan.steps} steps"
