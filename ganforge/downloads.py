@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ganforge.environment import url_setting
 from ganforge.files import describe_write_failure, write_atomically
+from ganforge.parsing import parse_count
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -84,7 +86,7 @@ class _MirrorFailed(Exception):
 
 def mirrors(official: Sequence[str]) -> tuple[str, ...]:
     """The base URLs to try in turn: ``$GANFORGE_DOWNLOAD_MIRROR`` alone when it is set, else ``official``."""
-    configured = os.environ.get(MIRROR_ENV, "").strip()
+    configured = url_setting(MIRROR_ENV)
     return (configured,) if configured else tuple(official)
 
 
@@ -144,7 +146,7 @@ def _fetch(url: str, file: RemoteFile, shown_as: Path, out: IO[bytes]) -> None:
     with _opened(url) as response:
         length = response.headers.get("Content-Length")
         digests = _Digests(file)
-        _copy(response, out, digests, int(length) if length and length.isdigit() else None)
+        _copy(response, out, digests, parse_count(length.strip()) if length else None)
     verified = digests.verify()
     print(f"  {file.name}: {digests.size:,} bytes, {verified}", file=sys.stderr, flush=True)
 

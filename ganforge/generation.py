@@ -20,9 +20,10 @@ from ganforge.checkpoints.fields import SavedGenerator
 from ganforge.checkpoints.format import CheckpointError, load_checkpoint
 from ganforge.contracts import DataSpec, GANModels, synthesize
 from ganforge.devices import resolve_device
-from ganforge.errors import GanforgeError, UsageError, first_line
+from ganforge.errors import GanforgeError, UsageError, first_line, quote
 from ganforge.exports import MANIFEST, WEIGHTS, ExportError, is_export, non_finite_tensor, read_export
 from ganforge.guards.memory import check_request_fits
+from ganforge.parsing import parse_count
 from ganforge.registry import Component, Kind, Registry
 
 # Images made by one call of the generator: the device holds one chunk at a time.
@@ -149,9 +150,10 @@ class CheckpointGenerator:
         by_name = [index for index, name in enumerate(names) if name.lower() == wanted.lower()]
         if by_name:
             return by_name
-        if wanted.isdigit() and int(wanted) < self.num_classes:
-            return [int(wanted)]
-        accepted = f"an index from 0 to {self.num_classes - 1}"
+        index = parse_count(wanted)
+        if index is not None and index < self.num_classes:
+            return [index]
+        accepted = f"an index from 0 to {self.num_classes - 1} (digits 0-9)"
         if names:
             accepted += ", a name (" + ", ".join(names) + ")"
         raise UsageError(f"--class {text!r}: {self.path} has {self.num_classes} classes; give {accepted} or all")
@@ -219,7 +221,7 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
         saved = SavedGenerator.model_validate(state)
         uses_ema = bool(use_ema and state.get("ema_generator"))
         which = "ema_generator" if uses_ema else "generator"
-        weights, declared_latent_dim = state[which], None
+        weights, declared_latent_dim = state[which], state.get("latent_dim")
         bad = non_finite_tensor(weights)
         if bad is not None:
             raise CheckpointError(f"{path}: its {which} tensor {bad!r} holds NaN or infinite values")
@@ -236,9 +238,10 @@ def load_generator(path: Path, registry: Registry, *, use_ema: bool = True) -> C
     assert models is not None
     _load_weights(path, which, component, models.generator, weights)
     if declared_latent_dim not in (None, models.latent_dim):
-        raise ExportError(
-            f"{path / MANIFEST}: latent_dim is {declared_latent_dim}, but the {component.name} architecture its "
-            f"config describes reads noise of dimension {models.latent_dim}"
+        where, error = (path / MANIFEST, ExportError) if is_export(path) else (path, CheckpointError)
+        raise error(
+            f"{where}: latent_dim {quote(declared_latent_dim)} contradicts its own config, whose {component.name} "
+            f"architecture draws noise of dimension {models.latent_dim}"
         )
     return CheckpointGenerator(path, saved, models.generator, models.latent_dim, spec, uses_ema, models.num_classes)
 

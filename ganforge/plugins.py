@@ -14,7 +14,6 @@ apart: when one arrived while a plugin's code ran, loading stops, whatever that 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from typing import Any
 import pluggy
 
 from ganforge import hookspecs
+from ganforge.environment import flag_setting, text_setting
 from ganforge.errors import PluginError, RegistrationError
 from ganforge.guards.third_party import PluginExit, third_party_code
 from ganforge.registry import ComponentCollector, Kind, Provider, Registry
@@ -99,6 +99,7 @@ class PluginStatus:
     phase: Phase | None = None
     error: str | None = None
     import_seconds: float | None = None
+    refusals: tuple[str, ...] = ()  # what ganforge refused the loaded plugin, e.g. a command name already taken
 
     @property
     def plugin_id(self) -> str:
@@ -135,17 +136,27 @@ class Plugins:
     def failed(self) -> list[PluginStatus]:
         return [status for status in self.statuses if status.state is PluginState.FAILED]
 
-    def register_commands(self, app: Any) -> None:
-        """Let every loaded plugin add its commands to ``app``; a plugin that raises is skipped."""
-        for status in self.statuses:
-            if status.state is not PluginState.LOADED or "register_commands" not in status.hooks:
-                continue
-            plugin = self.manager.get_plugin(status.plugin_id)
-            try:
-                with third_party_code():
-                    _call_for_plugin(self.manager, "register_commands", plugin, app=app)
-            except Exception as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
-                _record_failure(status, Phase.COMMANDS, error, self.strict_reason, self.on_failure)
+    def call_hook(self, status: PluginStatus, hook_name: str, phase: Phase, **kwargs: Any) -> bool:
+        """Call one loaded plugin's hook as third-party code; False when it failed (recorded, raised if strict)."""
+        plugin = self.manager.get_plugin(status.plugin_id)
+        try:
+            with third_party_code():
+                _call_for_plugin(self.manager, hook_name, plugin, **kwargs)
+        except Exception as error:  # a plugin's bug, sys.exit() included, must not take the CLI down
+            _record_failure(status, phase, error, self.strict_reason, self.on_failure)
+            return False
+        return True
+
+    def refuse(self, status: PluginStatus, what: str) -> None:
+        """A plugin asked for something ganforge does not allow (``what`` says what, and what stays instead).
+
+        The plugin stays loaded; the refusal is one warning on stderr, or a PluginError in strict mode.
+        """
+        message = f"plugin {status.name!r} from {status.distribution}=={status.version} {what}"
+        status.refusals = (*status.refusals, what)
+        if self.strict_reason:
+            raise PluginError(f"{message} ({self.strict_reason})")
+        print(f"ganforge: warning: {message}", file=sys.stderr)
 
 
 def load_plugins(
@@ -167,9 +178,9 @@ def load_plugins(
     if sources is None:
         sources = [PluginSource.from_entry_point(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if disabled is None:
-        disabled = [token.strip() for token in os.environ.get(DISABLE_ENV, "").split(",") if token.strip()]
+        disabled = [token.strip() for token in text_setting(DISABLE_ENV).split(",") if token.strip()]
     if strict is None:
-        strict = os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        strict = flag_setting(STRICT_ENV)
         strict_reason = f"{STRICT_ENV} is set" if strict else ""
     else:
         strict_reason = "strict mode: load_plugins(strict=True)" if strict else ""

@@ -209,6 +209,7 @@ class CheckpointFields(_Fields):
     epoch: NonNegativeInt
     step: NonNegativeInt
     epoch_step: NonNegativeInt = 0
+    latent_dim: PositiveInt | None = None  # the architecture's, as built from the config: checked against it
     generator: dict[str, Any]
     discriminator: dict[str, Any]
     ema_generator: dict[str, Any] | None = None
@@ -272,10 +273,38 @@ def malformed_fields(state: dict[str, Any]) -> str | None:
             for index, process in enumerate(fields.processes or [])
             for problem in process.running_statistics.check_shapes(f"processes.{index}.running_statistics")
         ]
+        problems += contradictions(fields, state["config"])
     if not problems:
         return None
     more = len(problems) - MAX_REPORTED_PROBLEMS
     return "; ".join(problems[:MAX_REPORTED_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+
+
+def contradictions(fields: CheckpointFields, config: dict[str, Any]) -> list[str]:
+    """Fields that each pass but contradict each other or the checkpoint's own config: a resume from them would
+    train nothing, or other steps than those it says it took."""
+    progress = f"epoch {fields.epoch} and epoch_step {fields.epoch_step}"
+    problems = []
+    if fields.step < fields.epoch + fields.epoch_step:
+        problems.append(
+            f"step: {fields.step} is fewer steps than its {progress} take (each epoch finished took one step at "
+            f"least, and epoch_step counts the steps of the epoch in progress)"
+        )
+    train = config.get("train")
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        if fields.epoch > epochs:
+            problems.append(f"epoch: {fields.epoch} epochs finished, beyond its own config's train.epochs {epochs}")
+        elif fields.epoch == epochs and fields.epoch_step:
+            problems.append(
+                f"epoch_step: {fields.epoch_step} steps into epoch {fields.epoch + 1}, beyond its own config's "
+                f"train.epochs {epochs} (a finished run's epoch_step is 0)"
+            )
+    if fields.best is not None:
+        for name, best, now in (("epoch", fields.best.epoch, fields.epoch), ("step", fields.best.step, fields.step)):
+            if best > now:
+                problems.append(f"best.{name}: {best}, after the checkpoint's own {name} {now}")
+    return problems
 
 
 def _where(problem: Any) -> str:

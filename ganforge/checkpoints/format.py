@@ -17,11 +17,13 @@ from typing import Any
 import torch
 
 from ganforge.checkpoints.fields import malformed_fields
-from ganforge.errors import GanforgeError, first_line
+from ganforge.errors import GanforgeError, first_line, quote
 from ganforge.files import RunDiskFullError, describe_write_failure, is_disk_full, write_atomically
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint"
 CHECKPOINT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # the local file header a zip archive begins with
+ACCEPTED_CHECKPOINTS = "give a checkpoint a run saved (runs/NAME/checkpoints/*.pt) or a folder ganforge export wrote"
 
 
 class CheckpointError(GanforgeError):
@@ -50,8 +52,7 @@ def save_checkpoint(state: dict[str, Any], path: Path, *, inside: Path | None = 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """Load tensors and plain data only (weights_only): a checkpoint can never run code."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    check_zip_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -71,6 +72,29 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if problem is not None:
         raise CheckpointError(f"{path} is not a usable ganforge checkpoint: {problem}")
     return state
+
+
+def check_zip_archive(path: Path) -> None:
+    """``path`` is a file in the zip format torch.save writes, or a CheckpointError says what it is instead.
+
+    Anything else would reach torch's older pickle reader, whose refusals of a text file (a GLOBAL, an
+    unknown opcode) read as a checkpoint that would run code.
+    """
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        what = "a folder, not a checkpoint file nor an export" if path.is_dir() else "not a regular file"
+        raise CheckpointError(f"{path} is {what}; {ACCEPTED_CHECKPOINTS}")
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(ZIP_MAGIC))
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
+    if head != ZIP_MAGIC:
+        raise CheckpointError(
+            f"{path} is not a ganforge checkpoint: a checkpoint is the zip archive torch.save writes, and this file "
+            f"begins {quote(head)}; {ACCEPTED_CHECKPOINTS}"
+        )
 
 
 def check_saved_format(

@@ -112,3 +112,44 @@ def load_checkpoint_state(parts: Sequence[Stateful], state: dict[str, Any]) -> N
     """Each part takes its own keys of ``state``, in the order given (a later part may reseed what an earlier set)."""
     for part in parts:
         part.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What the config being resumed makes of an epoch: its images, batch size and steps, and how many epochs."""
+
+    images: int
+    batch_size: int
+    steps: int
+    epochs: int
+
+
+def position_contradiction(state: dict[str, Any], plan: EpochPlan) -> str | None:
+    """Where a checkpoint says the run stands, against the config it is resumed with; None when they agree.
+
+    Its fields agree with each other already (fields.py); the config may have changed since: a resume that
+    trained nothing, or went on from other images than the ones the checkpoint's epoch_step counted, is
+    refused instead. ``state`` is a checked checkpoint's.
+    """
+    epoch, epoch_step = state["epoch"], state.get("epoch_step", 0)
+    train = state["config"].get("train")
+    saved_batch = train.get("batch_size") if isinstance(train, dict) else None
+    if epoch > plan.epochs or (epoch == plan.epochs and epoch_step):
+        where = f"epoch: {epoch} epochs finished" + (f" and {epoch_step} steps of the next" if epoch_step else "")
+        return (
+            f"{where}, beyond train.epochs {plan.epochs} of the config being resumed: nothing would be trained; "
+            f"to train on, resume with --set train.epochs=N, N above {epoch}"
+        )
+    if epoch_step and isinstance(saved_batch, int) and saved_batch != plan.batch_size:
+        return (
+            f"epoch_step: saved {epoch_step} steps into epoch {epoch + 1} at train.batch_size {saved_batch}; going on "
+            f"at train.batch_size {plan.batch_size} would skip other images than those trained; resume this "
+            f"checkpoint with --set train.batch_size={saved_batch} (or one saved at an epoch's end, epoch_NNNN.pt)"
+        )
+    # epoch_step == steps: a timed save after an epoch's last step, before its end; the resume ends that epoch.
+    if epoch_step > plan.steps:
+        return (
+            f"epoch_step: {epoch_step} steps of the epoch in progress, but an epoch of {plan.images} images at "
+            f"train.batch_size {plan.batch_size} has {plan.steps} steps"
+        )
+    return None

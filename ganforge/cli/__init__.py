@@ -1,7 +1,8 @@
 """The ``ganforge`` command line: typer commands, rich output, errors on stderr with an exit code.
 
 Each group of commands lives in a module of its own (components, run, evaluate, sample, check, export, report);
-``create_app`` only puts them together, then lets plugins add theirs. A command reaches the loaded
+``create_app`` only puts them together, then lets plugins add theirs
+(beside the built-ins, never over one: see plugin_commands). A command reaches the loaded
 plugins (and their registry) through ``ctx.obj``.
 """
 
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 
 from ganforge import __version__
 from ganforge.cli import check, components, data, evaluate, export, report, run, sample
+from ganforge.cli.plugin_commands import add_plugin_commands
 from ganforge.cli.render import console, err_console
 from ganforge.errors import GanforgeError
 from ganforge.guards import startup
@@ -83,7 +85,7 @@ def create_app(plugins: Plugins) -> typer.Typer:
             app.add_typer(command, name=name)
         else:
             app.command(name)(command)
-    plugins.register_commands(app)
+    add_plugin_commands(plugins, app)
     return app
 
 

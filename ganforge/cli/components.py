@@ -97,7 +97,8 @@ def list_plugins(ctx: typer.Context, as_json: AsJson = False) -> None:
 
 def state(status: PluginStatus) -> str:
     """Whether a plugin loaded, as rich markup; a failure says at which phase and why."""
-    return {PluginState.LOADED: "[green]loaded[/]", PluginState.DISABLED: "[dim]disabled[/]"}.get(
+    refused = "".join(f"; [yellow]refused[/]: {escape(what)}" for what in status.refusals)
+    return {PluginState.LOADED: f"[green]loaded[/]{refused}", PluginState.DISABLED: "[dim]disabled[/]"}.get(
         status.state, f"[red]failed at {status.phase}[/]: {escape(status.error or '')}"
     )
 

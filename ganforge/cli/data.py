@@ -40,6 +40,7 @@ from ganforge.imagesets.doctor import DoctorReport
 from ganforge.imagesets.prepare import IMAGE_EXTENSIONS, examine_source, prepare_dataset
 from ganforge.imagesets.prepare import Progress as ProgressCallback
 from ganforge.imagesets.prepared import MANIFEST_FILE, MAX_SIZE, Manifest
+from ganforge.parsing import parse_count
 from ganforge.plugins import Plugins
 from ganforge.registry import Kind
 
@@ -121,12 +122,12 @@ DEFAULT_EXTENSIONS = ",".join(IMAGE_EXTENSIONS)
 
 def parse_background(value: str) -> Colour:
     """``R,G,B``, ``#rrggbb`` or a colour name as an RGB triple; a UsageError naming --background otherwise."""
-    accepted = "give R,G,B (each 0-255), #rrggbb or a colour name such as white or black"
+    accepted = "give R,G,B (each 0-255 in the digits 0-9), #rrggbb or a colour name such as white or black"
     text = value.strip()
     try:
         if "," in text:
-            parts = tuple(int(part) for part in text.split(","))
-            if len(parts) != 3 or not all(0 <= part <= 255 for part in parts):
+            parts = tuple(parse_count(part.strip()) for part in text.split(","))
+            if len(parts) != 3 or not all(part is not None and part <= 255 for part in parts):
                 raise ValueError(text)
             return parts  # type: ignore[return-value]
         colour = ImageColor.getrgb(text)

@@ -20,6 +20,7 @@ from ganforge.data_root import default_cache_dir, default_data_root
 from ganforge.devices import resolve_device
 from ganforge.errors import UsageError
 from ganforge.exports import is_export
+from ganforge.guards.memory import naming_allocation_failures
 from ganforge.plugins import Plugins
 from ganforge.training.run_folder import RunFolder
 
@@ -74,18 +75,19 @@ def evaluate(
     chosen_metrics = metrics_to_score(plugins.registry, metrics, n)
     params = apply_overrides({}, parse_overrides(data_param or [], option="--data-param"), option="--data-param")
     scoring = offline_scoring(chosen_metrics, n, resolve_device(device, option="--device"))
-    result = score_source(
-        plugins.registry,
-        scoring,
-        params,
-        target=target,
-        samples=samples,
-        data=data,
-        real=real,
-        seed=seed,
-        use_ema=ema,
-        per_class=per_class,
-    )
+    with naming_allocation_failures(f"scoring {n:,} images (--n) on {scoring.device}", "score fewer with --n"):
+        result = score_source(
+            plugins.registry,
+            scoring,
+            params,
+            target=target,
+            samples=samples,
+            data=data,
+            real=real,
+            seed=seed,
+            use_ema=ema,
+            per_class=per_class,
+        )
     report(result, as_json=as_json, floor_only=real is not None)
 
 

@@ -63,6 +63,7 @@ def status_json(status: PluginStatus) -> dict[str, Any]:
         "hooks": list(status.hooks),
         "phase": status.phase.value if status.phase else None,
         "error": status.error,
+        "refused": list(status.refusals),
     }
 
 

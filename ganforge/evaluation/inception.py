@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ import torch
 
 from ganforge.contracts import FeatureSet
 from ganforge.downloads import DownloadError, RemoteFile, download, file_url, mirrors
-from ganforge.errors import UsageError, first_line
+from ganforge.environment import path_setting, text_setting
+from ganforge.errors import UsageError, first_line, quote
 from ganforge.evaluation.domain_classifier import numerics
 from ganforge.evaluation.domain_split import ImageSet
 
@@ -74,11 +74,11 @@ def require_torch_fidelity(purpose: str) -> Any:
 def expected_sha256() -> str:
     """The SHA-256 the weights must have: ``$GANFORGE_INCEPTION_SHA256`` where set (another file of one's own
     making, whose scores compare with no paper's), else the standard file's."""
-    configured = os.environ.get(SHA256_ENV, "").strip().lower()
+    configured = text_setting(SHA256_ENV).lower()
     if not configured:
         return str(STANDARD_WEIGHTS.sha256)
     if len(configured) != 64 or any(digit not in "0123456789abcdef" for digit in configured):
-        raise InceptionWeightsError(f"${SHA256_ENV} is {configured!r}: expected a SHA-256, 64 hexadecimal digits")
+        raise InceptionWeightsError(f"${SHA256_ENV} is {quote(configured)}: expected a SHA-256, 64 hexadecimal digits")
     return configured
 
 
@@ -105,9 +105,8 @@ def find_weights(cache_dir: Path, log: Callable[[str], None] | None = None) -> I
 def weights_on_disk(cache_dir: Path) -> tuple[Path | None, str]:
     """The weights file ganforge would use, not yet checked, and how it was found: the one
     ``$GANFORGE_INCEPTION_WEIGHTS`` names, else the first found of ``weights_places``; (None, "") for none."""
-    configured = os.environ.get(WEIGHTS_ENV, "").strip()
-    if configured:
-        path = Path(configured).expanduser()
+    path = path_setting(WEIGHTS_ENV)
+    if path is not None:
         if not path.is_file():
             raise InceptionWeightsError(
                 f"${WEIGHTS_ENV} names {path}, which is not a file; point it at {STANDARD_WEIGHTS.name} "

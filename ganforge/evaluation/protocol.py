@@ -29,6 +29,7 @@ from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.evaluation.channels import classified_domain, domain_features
 from ganforge.evaluation.domain_split import Domain, ImageSet, load_domain, to_uint8
 from ganforge.evaluation.floor_cache import FloorCache, FloorProtocol
+from ganforge.guards.memory import is_allocation_failure
 from ganforge.registry import Chosen, Kind, Registry
 
 REFERENCE_SEED = 0  # the held-out images generated ones are compared with
@@ -187,6 +188,8 @@ class Evaluation:
             except GanforgeError:
                 raise
             except Exception as error:  # a metric's own failure is named, never a traceback
+                if is_allocation_failure(error):
+                    raise  # no bug of the metric's: the caller names it with the setting to lower
                 raise GanforgeError(
                     f"metric {chosen.component.qualified_name} ({chosen.component.provider}) failed on "
                     f"{len(seen)} generated and {len(self.reference)} real images: "

@@ -11,8 +11,10 @@ breaking a command, kept out of the core it guards.
 - ``preflight.py``: the pre-flight check, one small batch through the run's own components before
   the run folder exists.
 - ``blame.py``: the note on an exception that names the component it was raised inside.
+- ``allocation.py``: an allocation that fails while a run trains or evaluates, named like the memory
+  estimate's refusal, with the setting to lower.
 
 This ``__init__`` imports nothing: ``startup`` must be importable before torch (it imports the
 standard library alone), and ``third_party`` and ``memory`` sit below the registry, while
-``machine``, ``preflight`` and ``blame`` read a resolved config and the run's components.
+``machine``, ``preflight``, ``blame`` and ``allocation`` read a resolved config and the run's components.
 """

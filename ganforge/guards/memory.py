@@ -8,13 +8,52 @@ from its config, is :func:`ganforge.guards.machine.check_memory`, built on what 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from ganforge.errors import UsageError
+from ganforge.errors import GanforgeError, UsageError
 
 MEMINFO = Path("/proc/meminfo")
+# What torch's allocators say when they fail, where they raise a plain RuntimeError: the CPU's and Apple's GPU's.
+ALLOCATOR_FAILURES = ("DefaultCPUAllocator: can't allocate memory", "MPS backend out of memory")
+ASKED_FOR = re.compile(r"tried to allocate ([0-9]+) bytes|Tried to allocate ([0-9.]+ [KMGTP]?i?B)", re.ASCII)
+
+
+class OutOfMemory(GanforgeError):
+    """An allocation that failed while the run trained or evaluated: the batch did not fit after all."""
+
+
+def is_allocation_failure(error: BaseException) -> bool:
+    """Whether ``error`` is an allocator's refusal (CUDA's, the CPU's, Apple's GPU's, Python's), not a bug."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in ALLOCATOR_FAILURES)
+
+
+@contextmanager
+def naming_allocation_failures(what: str, advice: str) -> Iterator[None]:
+    """An allocation failing inside the block is an :class:`OutOfMemory` saying ``what`` failed and ``advice``."""
+    try:
+        yield
+    except Exception as error:
+        if not is_allocation_failure(error):
+            raise
+        raise OutOfMemory(
+            f"not enough memory: {what} failed to allocate {allocation_asked(error)} (the estimate before it leaves "
+            f"out activations); {advice}"
+        ) from None
+
+
+def allocation_asked(error: BaseException) -> str:
+    """How much the failed allocation asked for, as the allocator said it ("2.0 GiB"); "memory" where it did not."""
+    match = ASKED_FOR.search(str(error))
+    if match is None:
+        return "memory"
+    return readable_bytes(int(match.group(1))) if match.group(1) else match.group(2)
 
 
 def available_bytes() -> int | None:

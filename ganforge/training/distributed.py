@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from ganforge.devices import distributed_device, resolve_device
+from ganforge.environment import EnvironmentVariableError, count_setting, text_setting
 from ganforge.errors import GanforgeError, UsageError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # enough for training a domain classifier on a CPU, short enough that a lost peer is noticed.
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,29 @@ class Processes:
 
 
 def launched_rank() -> tuple[int, int, int] | None:
-    """(rank, world size, local rank) when torchrun started this process, else None."""
-    if not all(name in os.environ for name in LAUNCH_VARIABLES):
-        return None
+    """(rank, world size, local rank) when torchrun started this process, else None (and None for variables
+    ``launch_from_environment`` refuses: this one only labels messages and chooses how a process ends)."""
     try:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
-    except ValueError:
+        return launch_from_environment()
+    except EnvironmentVariableError:
         return None
+
+
+def launch_from_environment() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when every launch variable is set, else None; a rank that is no rank of
+    the world size is named with its variable."""
+    if not all(text_setting(name) for name in LAUNCH_VARIABLES):
+        return None
+    rank, world_size, local_rank = (count_setting(name) or 0 for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    if world_size < 1:
+        raise EnvironmentVariableError("WORLD_SIZE", text_setting("WORLD_SIZE"), "expected 1 or more processes")
+    for name, value in (("RANK", rank), ("LOCAL_RANK", local_rank)):
+        if value >= world_size:
+            accepted = f"expected a rank from 0 to {world_size - 1} of $WORLD_SIZE {world_size}"
+            raise EnvironmentVariableError(name, text_setting(name), accepted)
+    if not 1 <= (count_setting("MASTER_PORT") or 0) <= MAX_PORT:
+        raise EnvironmentVariableError("MASTER_PORT", text_setting("MASTER_PORT"), f"expected a port, 1 to {MAX_PORT}")
+    return rank, world_size, local_rank
 
 
 def leave_launch() -> NoReturn:
@@ -125,7 +143,7 @@ def rank_label() -> str:
 @contextmanager
 def join_processes(device_setting: str) -> Iterator[Processes]:
     """This process's part in the launch: joins the process group when there is more than one process."""
-    launch = launched_rank()
+    launch = launch_from_environment()
     if launch is None or launch[1] == 1:
         yield Processes(resolve_device(device_setting))
         return

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ganforge.checkpoints.format import checkpoint_metrics_records
+from ganforge.checkpoints.state import EpochPlan, position_contradiction
 from ganforge.config import ResolvedRun
 from ganforge.contracts import GANModels
 from ganforge.errors import GanforgeError, UsageError, first_line
 from ganforge.files import remove_inside
 from ganforge.guards import startup
+from ganforge.guards.allocation import naming_run_allocation_failures
 from ganforge.guards.blame import Blame
 from ganforge.guards.preflight import check_components, own_copies
 from ganforge.training.distributed import Processes
@@ -57,7 +60,8 @@ def start_run(
                 with startup.interrupts_deferred():  # a Ctrl-C waits: a folder half replaced could not be overwritten
                     folder.create(overwrite)
                     folder.write_config(trainer.resolved_config)
-            trainer.fit()
+            with naming_run_allocation_failures(trainer):
+                trainer.fit()
         except Exception as error:
             if folder.lock is not None and not isinstance(error, GanforgeError):
                 discard_unfinished_run(folder, made)
@@ -90,6 +94,7 @@ def resume_run(
             if problems:
                 trainer.reporter.note(f"warning: resuming from {path}, the newest checkpoint that loads")
             state = trainer.processes.from_main(state)
+            check_position(state, path, trainer)
             try:
                 trainer.load_state(state)
             except (KeyError, RuntimeError, ValueError) as error:  # shapes or optimiser groups that do not fit
@@ -101,10 +106,32 @@ def resume_run(
                 with startup.interrupts_deferred():  # a Ctrl-C waits until metrics and config agree with the checkpoint
                     folder.metrics.cut_back(trainer.progress.step, records=metrics_records)
                     folder.write_config(trainer.resolved_config)
-            trainer.fit()
+            with naming_run_allocation_failures(trainer):
+                trainer.fit()
         finally:
             folder.release()
     return trainer
+
+
+def check_position(state: dict[str, Any], path: Path | None, trainer: Trainer) -> None:
+    """Where the checkpoint says the run stands fits the config it is resumed with, or the resume is refused;
+    a finished run is told it has nothing left to train."""
+    train = trainer.config.train
+    plan = EpochPlan(trainer.order.count, train.batch_size, trainer.order.steps, train.epochs)
+    problem = position_contradiction(state, plan)
+    if problem is not None:
+        raise UsageError(f"cannot resume from {path or 'the checkpoint'}: {problem}")
+    best, chosen_by = state.get("best"), trainer.config.eval.best
+    if best is not None and trainer.config.eval.every and chosen_by is not None and best["metric"] != chosen_by:
+        trainer.reporter.note(
+            f"note: best.pt was chosen by {best['metric']} (at epoch {best['epoch']}); eval.best is now {chosen_by}: "
+            f"the next evaluation starts a new best.pt"
+        )
+    if state["epoch"] == train.epochs:
+        trainer.reporter.note(
+            f"note: the run has finished its train.epochs {train.epochs} epochs: nothing to train; to train on, "
+            f"resume with --set train.epochs=N, N above {train.epochs}"
+        )
 
 
 def check_before_writing(run: ResolvedRun, trainer: Trainer, blame: Blame) -> None:

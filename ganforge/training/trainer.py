@@ -92,7 +92,7 @@ class Trainer:
         self.description = run_description(self.resolved_config, self.spec, self.latent_dim)
         self.stop = StopRequest()  # fit() installs the signal handlers that fill it
         self._last_saved = time.monotonic()
-        self._last_good: str | None = None  # the last checkpoint saved and where it stands, for a divergence message
+        self.last_good: str | None = None  # the last checkpoint saved, and where it stood: for messages
         self.loggers = RunLoggers(run if self.is_main else None, self.reporter.note)
         if self.processes.distributed:  # each process draws its own noise and dropout
             torch.manual_seed(rank_seed(config.seed, self.processes.rank))
@@ -230,7 +230,8 @@ class Trainer:
         if key is None:
             return False
         goal = self.evaluation.goals()[key]
-        if progress.best is not None and not goal.improves(values[key], progress.best["value"]):
+        kept = progress.best if progress.best is not None and progress.best["metric"] == key else None  # eval.best
+        if kept is not None and not goal.improves(values[key], kept["value"]):  # may change on a resume
             return False
         progress.best = {"metric": key, "value": values[key], "epoch": progress.epoch, "step": progress.step}
         return True
@@ -251,7 +252,7 @@ class Trainer:
         if not finite:
             losses = "every step was skipped for non-finite losses" if self.skip_nonfinite else "non-finite losses"
             what = f"{losses} in the steps up to step {step} (epoch {self.progress.epoch_in_progress})"
-            raise divergence_error(what, self._last_good, self.skip_nonfinite)
+            raise divergence_error(what, self.last_good, self.skip_nonfinite)
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
@@ -264,7 +265,7 @@ class Trainer:
         """Before a checkpoint: never save non-finite weights over a good checkpoint."""
         if not weights_finite(self.gan_step.generator, self.gan_step.discriminator):
             what = f"non-finite weights at step {self.progress.step} (epoch {self.progress.epoch_in_progress})"
-            raise divergence_error(what, self._last_good, self.skip_nonfinite)
+            raise divergence_error(what, self.last_good, self.skip_nonfinite)
 
     def _pause_if_asked(self, at_logged_line: bool) -> None:
         """Between steps: save last.pt on a stop signal or when train.checkpoint_minutes have passed; then stop."""
@@ -289,7 +290,7 @@ class Trainer:
 
     def _saved(self) -> None:
         self._last_saved = time.monotonic()
-        self._last_good = f"{self.folder.checkpoint_path()} ({self._position()})"
+        self.last_good = f"{self.folder.checkpoint_path()} ({self._position()})"
 
     def _position(self) -> str:
         if self.order.steps_taken:

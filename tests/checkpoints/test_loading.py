@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from ganforge.checkpoints.format import load_checkpoint
-from tests.cli_results import invoke
+from tests.cli_results import invoke, refused
 from tests.runs import SMOKE, craft, metrics, run, train
 
 ROOT = Path(__file__).parents[2]
@@ -138,6 +138,24 @@ MALFORMED = {
         lambda s: s["processes"][0]["running_statistics"].update(sums=torch.zeros(2, 5, dtype=torch.int64)),
         "processes.0.running_statistics.sums: expected floating point values, got torch.int64",
     ),
+    "a step below its epochs": (setting("step", 0), "step: 0 is fewer steps than its epoch 1 and epoch_step 0 take"),
+    "an epoch_step beyond its step": (
+        setting("epoch_step", 9),
+        "step: 8 is fewer steps than its epoch 1 and epoch_step 9 take",
+    ),
+    "an epoch beyond its own train.epochs": (
+        setting("epoch", 4),
+        "epoch: 4 epochs finished, beyond its own config's train.epochs 1",
+    ),
+    "a finished run's epoch under way": (
+        setting("epoch_step", 2),
+        "epoch_step: 2 steps into epoch 2, beyond its own config's train.epochs 1",
+    ),
+    "a best from a later epoch": (
+        setting("best", {"metric": "fid", "value": 3.0, "epoch": 2, "step": 8}),
+        "best.epoch: 2, after the checkpoint's own epoch 1",
+    ),
+    "a latent_dim of text": (setting("latent_dim", "16"), "latent_dim: input should be a valid integer"),
     "class statistics of another shape": (
         lambda s: s["processes"][0]["running_statistics"].update(class_sums=torch.zeros(2, 2)),
         "processes.0.running_statistics.class_sums: expected shape [2, 3], got [2, 2]",
@@ -197,3 +215,31 @@ def test_resume_refuses_optimizer_moments_of_another_shape_instead_of_corrupting
     assert result.returncode == 2, result.stderr
     assert "generator optimizer state 'exp_avg' of parameter 0 has shape [3], the parameter [64, 16]" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_latent_dim_that_contradicts_the_architecture_is_named(app, checkpoint):
+    bad = craft(checkpoint, Path("bad.pt"), setting("latent_dim", 99))
+    for command in (["sample", bad, "--out", "grid.png"], ["eval", bad, "--n", 10], ["export", bad, "--out", "ex"]):
+        result = invoke(app, *command, exit_code=1)
+        assert "bad.pt: latent_dim 99 contradicts its own config, whose mlp architecture draws noise of dimension" in (
+            result.stderr
+        )
+    assert not Path("grid.png").exists() and not Path("ex").exists()
+
+
+@pytest.mark.parametrize("content", [b"ok", b"hi", b"c\n", b"{}", b"", b"\x80\x02"], ids=repr)
+def test_a_file_that_is_no_checkpoint_is_named_so_not_called_code_running(app, workdir, content):
+    notes = workdir / "notes.txt"
+    notes.write_bytes(content)
+    for command in (["sample", notes, "--out", "x.png"], ["eval", notes, "--n", 10], ["export", notes, "--out", "ex"]):
+        output = refused(CliRunner().invoke(app, [str(part) for part in command]))
+        assert f"{notes} is not a ganforge checkpoint: a checkpoint is the zip archive torch.save writes" in output
+        assert "give a checkpoint a run saved (runs/NAME/checkpoints/*.pt) or a folder ganforge export wrote" in output
+        assert "run code" not in output
+    assert not Path("x.png").exists() and not Path("ex").exists()
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_as_a_folder(app, workdir):
+    (workdir / "folder.pt").mkdir()
+    output = refused(CliRunner().invoke(app, ["sample", "folder.pt", "--out", "x.png"]))
+    assert "folder.pt is a folder, not a checkpoint file nor an export; give a checkpoint a run saved" in output

@@ -195,6 +195,20 @@ def test_a_server_that_stops_answering_times_out(tmp_path, monkeypatch):
     assert everything_in(tmp_path / "data") == []
 
 
+@pytest.mark.parametrize("length", ["²", "+7", "1_0"])
+def test_a_content_length_that_is_not_ascii_digits_is_taken_as_unknown(tmp_path, length):
+    def odd_length(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", length)  # str.isdigit() accepts '²', int() does not
+        handler.end_headers()
+        handler.wfile.write(b"content")
+        handler.close_connection = True
+
+    with serving(tmp_path / "served", special={"x.bin": odd_length}) as mirror:
+        path = download(RemoteFile("x.bin", md5(b"content"), 7), [mirror.url], tmp_path / "data")
+    assert path.read_bytes() == b"content"
+
+
 def test_ctrl_c_during_a_download_leaves_nothing(tmp_path):
     started, release = threading.Event(), threading.Event()
 

@@ -85,12 +85,12 @@ def test_a_photo_whose_exif_says_rotated_comes_out_upright(app, tmp_path):
     assert np.abs(bottom - BLUE).max() < 40, bottom
 
 
-@pytest.mark.parametrize("value", ["nope", "1,2", "0,0,256", "#12345", "#11223344", "-1,0,0"])
+@pytest.mark.parametrize("value", ["nope", "1,2", "0,0,256", "#12345", "#11223344", "-1,0,0", "٣,0,0", "²,0,0"])
 def test_a_background_that_is_not_a_colour_is_refused_by_name(app, tmp_path, value):
     write(tmp_path / "source" / "image.png", encoded(columns(FOUR_COLUMNS, height=2)))
 
     prepare = ["data", "prepare", tmp_path / "source", "--size", 2, "--out", tmp_path / "out"]
     result = invoke(app, *prepare, "--background", value, exit_code=2)
 
-    assert f"--background {value!r}" in result.stderr and "R,G,B" in result.stderr
+    assert f"--background {value!r}" in result.stderr and "R,G,B (each 0-255 in the digits 0-9)" in result.stderr
     assert not (tmp_path / "out").exists()

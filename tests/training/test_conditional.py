@@ -480,7 +480,10 @@ def test_sample_draws_the_class_asked_from_the_same_noise(app, conditional_check
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--class", "4"], "has 4 classes; give an index from 0 to 3 or all"),
+        (["--class", "4"], "has 4 classes; give an index from 0 to 3 (digits 0-9) or all"),
+        (["--class", "²"], "--class '²': "),  # str.isdigit() says yes, int() says no
+        (["--class", "٣"], "--class '٣': "),  # an Arabic-Indic 3: int() reads it, ganforge does not
+        (["--class", "+1"], "--class '+1': "),
         (["--class", "Sneaker"], "--class 'Sneaker':"),
         (["--class", "0,1,2", "--n", "8"], "--n 8 with 3 classes: --n must be a multiple of the number of classes"),
         (["--class", " , "], "--class: name at least one class"),
@@ -533,7 +536,7 @@ def test_sample_takes_the_class_names_of_the_dataset(app, tmp_path):
     assert torch.equal(by_name, by_index)
     refused = CliRunner().invoke(app, ["sample", str(checkpoint), "--out", str(tmp_path / "x.png"), "--class", "cow"])
     assert refused.exit_code == 2
-    assert "give an index from 0 to 1, a name (cats, dogs) or all" in refused.output
+    assert "give an index from 0 to 1 (digits 0-9), a name (cats, dogs) or all" in refused.output
 
 
 # -- evaluation class by class --------------------------------------------------------------------
